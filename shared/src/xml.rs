@@ -1,0 +1,411 @@
+//! Typed inbound XML: the encrypted envelope and the component pushes (quick-xml + serde).
+//!
+//! Every document goes through [`check_safe`] first: DOCTYPE (and with it entity declarations)
+//! is refused, nesting is bounded, and malformed XML is an error, never a panic.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Deepest nesting accepted. Real pushes are two levels deep (three for fast-register notices).
+pub const MAX_DEPTH: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    #[error("XML is malformed")]
+    Malformed,
+    #[error("DOCTYPE and entity declarations are not accepted")]
+    Doctype,
+    #[error("XML nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("required field {0} is missing or empty")]
+    MissingField(&'static str),
+}
+
+/// Rejects DOCTYPE/entity declarations and deep nesting; checks well-formedness.
+pub fn check_safe(xml: &str) -> Result<(), XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut depth = 0usize;
+    let mut roots = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::DocType(_)) => return Err(XmlError::Doctype),
+            Ok(Event::Start(_)) => {
+                if depth == 0 {
+                    roots += 1;
+                }
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(XmlError::TooDeep);
+                }
+            }
+            Ok(Event::Empty(_)) if depth == 0 => roots += 1,
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Text(t)) if depth == 0 => {
+                if !t.trim().is_empty() {
+                    return Err(XmlError::Malformed);
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(_) => return Err(XmlError::Malformed),
+        }
+    }
+    if depth != 0 || roots != 1 {
+        return Err(XmlError::Malformed);
+    }
+    Ok(())
+}
+
+/// Safety check, then serde.
+pub fn from_str<'de, T: Deserialize<'de>>(xml: &'de str) -> Result<T, XmlError> {
+    check_safe(xml)?;
+    quick_xml::de::from_str(xml).map_err(|_| XmlError::Malformed)
+}
+
+fn required(value: Option<String>, name: &'static str) -> Result<String, XmlError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        _ => Err(XmlError::MissingField(name)),
+    }
+}
+
+/// The outer, still-encrypted document WeChat posts to either callback URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope {
+    /// Component appid (authorization event URL).
+    #[serde(rename = "AppId")]
+    pub app_id: Option<String>,
+    /// The authorizer's `gh_` id (message URL).
+    #[serde(rename = "ToUserName")]
+    pub to_user_name: Option<String>,
+    #[serde(rename = "Encrypt")]
+    encrypt: Option<String>,
+}
+
+impl Envelope {
+    pub fn parse(xml: &str) -> Result<Self, XmlError> {
+        let env: Envelope = from_str(xml)?;
+        required(env.encrypt.clone(), "Encrypt")?;
+        Ok(env)
+    }
+
+    /// The `Encrypt` text (present: checked by [`Envelope::parse`]).
+    pub fn encrypt(&self) -> &str {
+        self.encrypt.as_deref().unwrap_or_default().trim()
+    }
+}
+
+/// An `authorized` or `updateauthorized` push.
+#[derive(Debug, Clone)]
+pub struct AuthorizationEvent {
+    pub component_appid: String,
+    pub create_time: i64,
+    pub authorizer_appid: String,
+    pub authorization_code: SecretString,
+    pub code_expires_at: Option<i64>,
+}
+
+/// Result of a third-party quick mini-program registration (`notify_third_fasteregister`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct FastRegisterInfo {
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub code_type: Option<i64>,
+    pub legal_persona_wechat: Option<String>,
+    pub legal_persona_name: Option<String>,
+    pub component_phone: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FastRegisterNotice {
+    pub component_appid: String,
+    pub create_time: i64,
+    /// The new mini program's appid (absent on failure).
+    pub appid: Option<String>,
+    pub status: i64,
+    pub auth_code: Option<SecretString>,
+    pub msg: Option<String>,
+    pub info: FastRegisterInfo,
+}
+
+/// A decrypted push to the authorization event URL.
+#[derive(Debug, Clone)]
+pub enum ComponentPush {
+    VerifyTicket {
+        component_appid: String,
+        create_time: i64,
+        ticket: SecretString,
+    },
+    Authorized(AuthorizationEvent),
+    UpdateAuthorized(AuthorizationEvent),
+    Unauthorized {
+        component_appid: String,
+        create_time: i64,
+        authorizer_appid: String,
+    },
+    FastRegister(FastRegisterNotice),
+    /// An InfoType wxopen does not act on: accepted and ignored.
+    Other {
+        component_appid: String,
+        create_time: i64,
+        info_type: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawComponentPush {
+    #[serde(rename = "AppId")]
+    app_id: Option<String>,
+    #[serde(rename = "CreateTime")]
+    create_time: Option<String>,
+    #[serde(rename = "InfoType")]
+    info_type: Option<String>,
+    #[serde(rename = "ComponentVerifyTicket")]
+    ticket: Option<String>,
+    #[serde(rename = "AuthorizerAppid")]
+    authorizer_appid: Option<String>,
+    #[serde(rename = "AuthorizationCode")]
+    authorization_code: Option<String>,
+    #[serde(rename = "AuthorizationCodeExpiredTime")]
+    code_expired_time: Option<String>,
+    appid: Option<String>,
+    status: Option<String>,
+    auth_code: Option<String>,
+    msg: Option<String>,
+    info: Option<FastRegisterInfo>,
+}
+
+fn number(value: Option<String>, name: &'static str) -> Result<i64, XmlError> {
+    required(value, name)?
+        .parse()
+        .map_err(|_| XmlError::MissingField(name))
+}
+
+fn optional_number(value: Option<String>) -> Option<i64> {
+    value.and_then(|v| v.trim().parse().ok())
+}
+
+impl ComponentPush {
+    pub fn parse(xml: &str) -> Result<Self, XmlError> {
+        let raw: RawComponentPush = from_str(xml)?;
+        let component_appid = required(raw.app_id, "AppId")?;
+        let create_time = number(raw.create_time, "CreateTime")?;
+        let info_type = required(raw.info_type, "InfoType")?;
+        let authorization = |raw_appid, raw_code, raw_exp| -> Result<AuthorizationEvent, XmlError> {
+            Ok(AuthorizationEvent {
+                component_appid: component_appid.clone(),
+                create_time,
+                authorizer_appid: required(raw_appid, "AuthorizerAppid")?,
+                authorization_code: required(raw_code, "AuthorizationCode")?.into(),
+                code_expires_at: optional_number(raw_exp),
+            })
+        };
+        Ok(match info_type.as_str() {
+            "component_verify_ticket" => ComponentPush::VerifyTicket {
+                ticket: required(raw.ticket, "ComponentVerifyTicket")?.into(),
+                component_appid,
+                create_time,
+            },
+            "authorized" => ComponentPush::Authorized(authorization(
+                raw.authorizer_appid,
+                raw.authorization_code,
+                raw.code_expired_time,
+            )?),
+            "updateauthorized" => ComponentPush::UpdateAuthorized(authorization(
+                raw.authorizer_appid,
+                raw.authorization_code,
+                raw.code_expired_time,
+            )?),
+            "unauthorized" => ComponentPush::Unauthorized {
+                authorizer_appid: required(raw.authorizer_appid, "AuthorizerAppid")?,
+                component_appid,
+                create_time,
+            },
+            "notify_third_fasteregister" => ComponentPush::FastRegister(FastRegisterNotice {
+                component_appid,
+                create_time,
+                appid: raw.appid.filter(|a| !a.trim().is_empty()),
+                status: number(raw.status, "status")?,
+                auth_code: raw.auth_code.filter(|c| !c.is_empty()).map(Into::into),
+                msg: raw.msg,
+                info: raw.info.unwrap_or_default(),
+            }),
+            _ => ComponentPush::Other {
+                component_appid,
+                create_time,
+                info_type,
+            },
+        })
+    }
+
+    /// The InfoType, for logs and push records (never a secret).
+    pub fn info_type(&self) -> &str {
+        match self {
+            ComponentPush::VerifyTicket { .. } => "component_verify_ticket",
+            ComponentPush::Authorized(_) => "authorized",
+            ComponentPush::UpdateAuthorized(_) => "updateauthorized",
+            ComponentPush::Unauthorized { .. } => "unauthorized",
+            ComponentPush::FastRegister(_) => "notify_third_fasteregister",
+            ComponentPush::Other { info_type, .. } => info_type,
+        }
+    }
+
+    /// The component appid stated inside the push.
+    pub fn component_appid(&self) -> &str {
+        match self {
+            ComponentPush::VerifyTicket {
+                component_appid, ..
+            }
+            | ComponentPush::Unauthorized {
+                component_appid, ..
+            }
+            | ComponentPush::Other {
+                component_appid, ..
+            } => component_appid,
+            ComponentPush::Authorized(a) | ComponentPush::UpdateAuthorized(a) => &a.component_appid,
+            ComponentPush::FastRegister(f) => &f.component_appid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const TICKET: &str = "<xml><AppId><![CDATA[wx1234567890abcdef]]></AppId><CreateTime>1763856000</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[ticket@@@example-ticket-value]]></ComponentVerifyTicket></xml>";
+
+    #[test]
+    fn parses_ticket() {
+        match ComponentPush::parse(TICKET).unwrap() {
+            ComponentPush::VerifyTicket {
+                component_appid,
+                create_time,
+                ticket,
+            } => {
+                assert_eq!(component_appid, "wx1234567890abcdef");
+                assert_eq!(create_time, 1763856000);
+                assert_eq!(ticket.expose_secret(), "ticket@@@example-ticket-value");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let push = ComponentPush::parse(TICKET).unwrap();
+        assert!(!format!("{push:?}").contains("example-ticket-value"));
+    }
+
+    #[test]
+    fn parses_authorized_and_update() {
+        for (kind, is_update) in [("authorized", false), ("updateauthorized", true)] {
+            let xml = format!(
+                "<xml><AppId>wxc</AppId><CreateTime>1413192760</CreateTime><InfoType>{kind}</InfoType><AuthorizerAppid>wxa</AuthorizerAppid><AuthorizationCode>code-1</AuthorizationCode><AuthorizationCodeExpiredTime>1413196360</AuthorizationCodeExpiredTime><PreAuthCode>pre</PreAuthCode></xml>"
+            );
+            let push = ComponentPush::parse(&xml).unwrap();
+            assert_eq!(push.info_type(), kind);
+            let a = match push {
+                ComponentPush::Authorized(a) if !is_update => a,
+                ComponentPush::UpdateAuthorized(a) if is_update => a,
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(a.authorizer_appid, "wxa");
+            assert_eq!(a.authorization_code.expose_secret(), "code-1");
+            assert_eq!(a.code_expires_at, Some(1413196360));
+        }
+    }
+
+    #[test]
+    fn parses_unauthorized() {
+        let xml = "<xml><AppId>wxc</AppId><CreateTime>1413192760</CreateTime><InfoType>unauthorized</InfoType><AuthorizerAppid>wxa</AuthorizerAppid></xml>";
+        assert!(matches!(
+            ComponentPush::parse(xml).unwrap(),
+            ComponentPush::Unauthorized { authorizer_appid, create_time: 1413192760, .. } if authorizer_appid == "wxa"
+        ));
+    }
+
+    #[test]
+    fn parses_fast_register() {
+        let xml = "<xml><AppId><![CDATA[wxc]]></AppId><CreateTime>1535442403</CreateTime><InfoType><![CDATA[notify_third_fasteregister]]></InfoType><appid>wxnew</appid><status>0</status><auth_code>xxx</auth_code><msg>OK</msg><info><name><![CDATA[company]]></name><code><![CDATA[123]]></code><code_type>1</code_type><legal_persona_wechat><![CDATA[wx]]></legal_persona_wechat><legal_persona_name><![CDATA[name]]></legal_persona_name><component_phone><![CDATA[1234567]]></component_phone></info></xml>";
+        match ComponentPush::parse(xml).unwrap() {
+            ComponentPush::FastRegister(f) => {
+                assert_eq!(f.appid.as_deref(), Some("wxnew"));
+                assert_eq!(f.status, 0);
+                assert_eq!(f.info.code_type, Some(1));
+                assert_eq!(f.info.name.as_deref(), Some("company"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_info_type_is_other() {
+        let xml = "<xml><AppId>wxc</AppId><CreateTime>1</CreateTime><InfoType>notify_third_fastverifybetaapp</InfoType><Extra><Nested>1</Nested></Extra></xml>";
+        assert!(matches!(
+            ComponentPush::parse(xml).unwrap(),
+            ComponentPush::Other { info_type, .. } if info_type == "notify_third_fastverifybetaapp"
+        ));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let xml = "<xml><AppId>wxc</AppId><CreateTime>1</CreateTime><InfoType>component_verify_ticket</InfoType></xml>";
+        assert_eq!(
+            ComponentPush::parse(xml).unwrap_err(),
+            XmlError::MissingField("ComponentVerifyTicket")
+        );
+        let xml = "<xml><AppId>wxc</AppId><InfoType>unauthorized</InfoType></xml>";
+        assert_eq!(
+            ComponentPush::parse(xml).unwrap_err(),
+            XmlError::MissingField("CreateTime")
+        );
+        let xml = "<xml><AppId>wxc</AppId><CreateTime>x</CreateTime><InfoType>unauthorized</InfoType></xml>";
+        assert_eq!(
+            ComponentPush::parse(xml).unwrap_err(),
+            XmlError::MissingField("CreateTime")
+        );
+    }
+
+    #[test]
+    fn envelope_parses_both_shapes() {
+        let e = Envelope::parse("<xml><AppId><![CDATA[wxc]]></AppId><Encrypt><![CDATA[abc]]></Encrypt></xml>").unwrap();
+        assert_eq!(e.app_id.as_deref(), Some("wxc"));
+        assert_eq!(e.encrypt(), "abc");
+        let e = Envelope::parse("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[abc]]></Encrypt></xml>").unwrap();
+        assert_eq!(e.to_user_name.as_deref(), Some("gh_1"));
+        assert_eq!(
+            Envelope::parse("<xml><AppId>wxc</AppId></xml>").unwrap_err(),
+            XmlError::MissingField("Encrypt")
+        );
+    }
+
+    #[test]
+    fn rejects_doctype_and_entities() {
+        let lol = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><xml><Encrypt>&lol2;</Encrypt></xml>"#;
+        assert_eq!(Envelope::parse(lol).unwrap_err(), XmlError::Doctype);
+        let ext = r#"<!DOCTYPE xml SYSTEM "file:///etc/passwd"><xml><Encrypt>a</Encrypt></xml>"#;
+        assert_eq!(Envelope::parse(ext).unwrap_err(), XmlError::Doctype);
+        // An undeclared entity reference without a DOCTYPE is malformed, not expanded.
+        let undeclared = "<xml><Encrypt>&xxe;</Encrypt></xml>";
+        assert_eq!(Envelope::parse(undeclared).unwrap_err(), XmlError::Malformed);
+    }
+
+    #[test]
+    fn rejects_malformed_and_deep() {
+        for bad in [
+            "",
+            "not xml",
+            "<xml><Encrypt>a</Encrypt>",
+            "<xml><Encrypt>a</Wrong></xml>",
+            "<xml><Encrypt>a</Encrypt></xml><xml/>",
+            "junk<xml><Encrypt>a</Encrypt></xml>",
+        ] {
+            assert!(Envelope::parse(bad).is_err(), "{bad:?}");
+        }
+        let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        assert_eq!(check_safe(&deep).unwrap_err(), XmlError::TooDeep);
+    }
+}
