@@ -139,7 +139,9 @@ fn strip_padding(plain: &[u8]) -> Result<&[u8], CryptoError> {
 
 /// Splits `random(16) | len(4) | msg | receive_id` into (msg, receive_id).
 fn split_plaintext(content: &[u8]) -> Result<(&[u8], &[u8]), CryptoError> {
-    let header = content.get(RANDOM_LEN..HEADER_LEN).ok_or(CryptoError::BadLength)?;
+    let header = content
+        .get(RANDOM_LEN..HEADER_LEN)
+        .ok_or(CryptoError::BadLength)?;
     let mut len_bytes = [0u8; 4];
     len_bytes.copy_from_slice(header);
     let len = usize::try_from(u32::from_be_bytes(len_bytes)).map_err(|_| CryptoError::BadLength)?;
@@ -268,7 +270,10 @@ mod tests {
             hex::encode(key_a().0),
             "69b71d79f8218a39259a7a29aabb2dbafc31cb3d35db7e39ebbf3d0010831051"
         );
-        assert_eq!(hex::encode(key_a().iv()), "69b71d79f8218a39259a7a29aabb2dba");
+        assert_eq!(
+            hex::encode(key_a().iv()),
+            "69b71d79f8218a39259a7a29aabb2dba"
+        );
     }
 
     #[test]
@@ -276,8 +281,7 @@ mod tests {
         assert_eq!(msg_signature(A_TOKEN, A_TS, A_NONCE, A_ENCRYPT), A_MSG_SIG);
         assert_eq!(url_signature(A_TOKEN, A_TS, A_NONCE), A_SIG);
         verify_msg_signature(A_TOKEN, A_TS, A_NONCE, A_ENCRYPT, A_MSG_SIG).unwrap();
-        verify_msg_signature(A_TOKEN, A_TS, A_NONCE, A_ENCRYPT, &A_MSG_SIG.to_uppercase())
-            .unwrap();
+        verify_msg_signature(A_TOKEN, A_TS, A_NONCE, A_ENCRYPT, &A_MSG_SIG.to_uppercase()).unwrap();
         verify_url_signature(A_TOKEN, A_TS, A_NONCE, A_SIG).unwrap();
     }
 
@@ -358,7 +362,10 @@ mod tests {
             key_a().decrypt(&B64.encode(&raw[..raw.len() - 1]), A_APPID),
             Err(CryptoError::BadCiphertextLength)
         );
-        assert_eq!(key_a().decrypt("", A_APPID), Err(CryptoError::BadCiphertextLength));
+        assert_eq!(
+            key_a().decrypt("", A_APPID),
+            Err(CryptoError::BadCiphertextLength)
+        );
     }
 
     /// Encrypts raw content bytes (already padded as the test wants) to exercise the decrypter.
@@ -385,10 +392,16 @@ mod tests {
         let pad = PAD_BLOCK - c.len() % PAD_BLOCK;
         c.resize(c.len() + pad - 1, pad as u8);
         c.push(33); // pad value above the 32-byte block
-        assert_eq!(key.decrypt(&encrypt_raw(&key, c.clone()), A_APPID), Err(CryptoError::BadPadding));
+        assert_eq!(
+            key.decrypt(&encrypt_raw(&key, c.clone()), A_APPID),
+            Err(CryptoError::BadPadding)
+        );
         let last = c.len() - 1;
         c[last] = 0;
-        assert_eq!(key.decrypt(&encrypt_raw(&key, c), A_APPID), Err(CryptoError::BadPadding));
+        assert_eq!(
+            key.decrypt(&encrypt_raw(&key, c), A_APPID),
+            Err(CryptoError::BadPadding)
+        );
     }
 
     #[test]
@@ -398,7 +411,10 @@ mod tests {
         let mut c = content(b"<xml/>", A_APPID.as_bytes(), 6);
         let pad = AES_BLOCK - c.len() % AES_BLOCK;
         c.resize(c.len() + pad, pad as u8);
-        assert_eq!(key.decrypt(&encrypt_raw(&key, c), A_APPID).unwrap(), "<xml/>");
+        assert_eq!(
+            key.decrypt(&encrypt_raw(&key, c), A_APPID).unwrap(),
+            "<xml/>"
+        );
     }
 
     #[test]
@@ -430,7 +446,10 @@ mod tests {
         let key = key_a();
         // 16 bytes of padding only: nothing left for the header.
         let c = vec![16u8; 32];
-        assert_eq!(key.decrypt(&encrypt_raw(&key, c), A_APPID), Err(CryptoError::BadLength));
+        assert_eq!(
+            key.decrypt(&encrypt_raw(&key, c), A_APPID),
+            Err(CryptoError::BadLength)
+        );
     }
 
     #[test]
@@ -439,12 +458,18 @@ mod tests {
         let mut c = content(&[0xff, 0xfe], A_APPID.as_bytes(), 2);
         let pad = PAD_BLOCK - c.len() % PAD_BLOCK;
         c.resize(c.len() + pad, pad as u8);
-        assert_eq!(key.decrypt(&encrypt_raw(&key, c), A_APPID), Err(CryptoError::BadUtf8));
+        assert_eq!(
+            key.decrypt(&encrypt_raw(&key, c), A_APPID),
+            Err(CryptoError::BadUtf8)
+        );
     }
 
     #[test]
     fn bad_keys_rejected() {
-        assert_eq!(AesKey::from_encoding_aes_key("short"), Err(CryptoError::BadKey));
+        assert_eq!(
+            AesKey::from_encoding_aes_key("short"),
+            Err(CryptoError::BadKey)
+        );
         assert_eq!(
             AesKey::from_encoding_aes_key(&"!".repeat(43)),
             Err(CryptoError::BadKey)
@@ -457,7 +482,10 @@ mod tests {
         let key = key_a();
         let sealed = seal(&key, A_TOKEN, A_APPID, "<xml>hi</xml>", "1", "n").unwrap();
         verify_msg_signature(A_TOKEN, "1", "n", &sealed.encrypt, &sealed.msg_signature).unwrap();
-        assert_eq!(key.decrypt(&sealed.encrypt, A_APPID).unwrap(), "<xml>hi</xml>");
+        assert_eq!(
+            key.decrypt(&sealed.encrypt, A_APPID).unwrap(),
+            "<xml>hi</xml>"
+        );
         let env = reply_envelope(&sealed.encrypt, &sealed.msg_signature, "1", "n");
         assert!(env.starts_with("<xml><Encrypt><![CDATA["));
     }

@@ -1,2 +1,9 @@
+pub mod clock;
+pub mod component;
+pub mod config;
 pub mod crypto;
+pub mod http;
+pub mod push;
+pub mod secrets;
+pub mod store;
 pub mod xml;

@@ -193,15 +193,16 @@ impl ComponentPush {
         let component_appid = required(raw.app_id, "AppId")?;
         let create_time = number(raw.create_time, "CreateTime")?;
         let info_type = required(raw.info_type, "InfoType")?;
-        let authorization = |raw_appid, raw_code, raw_exp| -> Result<AuthorizationEvent, XmlError> {
-            Ok(AuthorizationEvent {
-                component_appid: component_appid.clone(),
-                create_time,
-                authorizer_appid: required(raw_appid, "AuthorizerAppid")?,
-                authorization_code: required(raw_code, "AuthorizationCode")?.into(),
-                code_expires_at: optional_number(raw_exp),
-            })
-        };
+        let authorization =
+            |raw_appid, raw_code, raw_exp| -> Result<AuthorizationEvent, XmlError> {
+                Ok(AuthorizationEvent {
+                    component_appid: component_appid.clone(),
+                    create_time,
+                    authorizer_appid: required(raw_appid, "AuthorizerAppid")?,
+                    authorization_code: required(raw_code, "AuthorizationCode")?.into(),
+                    code_expires_at: optional_number(raw_exp),
+                })
+            };
         Ok(match info_type.as_str() {
             "component_verify_ticket" => ComponentPush::VerifyTicket {
                 ticket: required(raw.ticket, "ComponentVerifyTicket")?.into(),
@@ -371,7 +372,10 @@ mod tests {
 
     #[test]
     fn envelope_parses_both_shapes() {
-        let e = Envelope::parse("<xml><AppId><![CDATA[wxc]]></AppId><Encrypt><![CDATA[abc]]></Encrypt></xml>").unwrap();
+        let e = Envelope::parse(
+            "<xml><AppId><![CDATA[wxc]]></AppId><Encrypt><![CDATA[abc]]></Encrypt></xml>",
+        )
+        .unwrap();
         assert_eq!(e.app_id.as_deref(), Some("wxc"));
         assert_eq!(e.encrypt(), "abc");
         let e = Envelope::parse("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[abc]]></Encrypt></xml>").unwrap();
@@ -390,7 +394,10 @@ mod tests {
         assert_eq!(Envelope::parse(ext).unwrap_err(), XmlError::Doctype);
         // An undeclared entity reference without a DOCTYPE is malformed, not expanded.
         let undeclared = "<xml><Encrypt>&xxe;</Encrypt></xml>";
-        assert_eq!(Envelope::parse(undeclared).unwrap_err(), XmlError::Malformed);
+        assert_eq!(
+            Envelope::parse(undeclared).unwrap_err(),
+            XmlError::Malformed
+        );
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! Test support for wxopen: moto-backed AWS clients, unique tables and secrets, signed push
+//! requests, and the wechatpy interop shim.
+//!
+//! moto is required: `make test` starts it and sets `AWS_ENDPOINT_URL`. A test that needs it and
+//! does not find it fails; it never passes silently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request, RequestExt};
+use wxopen::crypto::{self, AesKey};
+use wxopen::store::DynamoStore;
+
+pub const APPID: &str = "wx1234567890abcdef";
+pub const APPSECRET: &str = "component-appsecret-for-tests";
+pub const TOKEN: &str = "wxopen-test-token";
+pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// The credentials secret JSON for the test component.
+pub fn credentials_json() -> String {
+    serde_json::json!({
+        "component_appid": APPID,
+        "component_appsecret": APPSECRET,
+        "token": TOKEN,
+        "encoding_aes_key": AES_KEY,
+    })
+    .to_string()
+}
+
+/// Shared AWS config pointed at moto. Panics (fails the test) if moto is not configured.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}); run `make test`, which starts moto"
+    );
+    aws_config::load_from_env().await
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call, so parallel tests never collide.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A fresh table (as template.yaml declares it) on moto.
+pub async fn fresh_store() -> DynamoStore {
+    let config = aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("wxopen-test");
+    wxopen::store::dynamo::create_table(&client, &table)
+        .await
+        .expect("create table on moto");
+    DynamoStore::new(client, table)
+}
+
+/// A fresh secret on moto holding `json`; returns its ARN.
+pub async fn fresh_secret(json: &str) -> (aws_sdk_secretsmanager::Client, String) {
+    let config = aws_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let out = client
+        .create_secret()
+        .name(unique("wxopen-test-secret"))
+        .secret_string(json)
+        .send()
+        .await
+        .expect("create secret on moto");
+    let arn = out.arn().expect("secret ARN").to_string();
+    (client, arn)
+}
+
+/// Every item of the table, keyed by (pk, sk), as debug text: for "nothing changed" checks.
+pub async fn scan_all(store: &DynamoStore) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        for item in page.items.unwrap_or_default() {
+            let key = |k: &str| match item.get(k) {
+                Some(AttributeValue::S(s)) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            let sorted: BTreeMap<_, _> = item
+                .iter()
+                .map(|(k, v)| (k.clone(), format!("{v:?}")))
+                .collect();
+            out.insert((key("pk"), key("sk")), format!("{sorted:?}"));
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Builds the XML of a component push.
+pub fn ticket_xml(ticket: &str, create_time: i64) -> String {
+    format!(
+        "<xml><AppId><![CDATA[{APPID}]]></AppId><CreateTime>{create_time}</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[{ticket}]]></ComponentVerifyTicket></xml>"
+    )
+}
+
+pub fn authorized_xml(kind: &str, authorizer: &str, code: &str, create_time: i64) -> String {
+    format!(
+        "<xml><AppId><![CDATA[{APPID}]]></AppId><CreateTime>{create_time}</CreateTime><InfoType><![CDATA[{kind}]]></InfoType><AuthorizerAppid><![CDATA[{authorizer}]]></AuthorizerAppid><AuthorizationCode><![CDATA[{code}]]></AuthorizationCode><AuthorizationCodeExpiredTime>{}</AuthorizationCodeExpiredTime><PreAuthCode><![CDATA[preauthcode@@@x]]></PreAuthCode></xml>",
+        create_time + 3600
+    )
+}
+
+pub fn unauthorized_xml(authorizer: &str, create_time: i64) -> String {
+    format!(
+        "<xml><AppId><![CDATA[{APPID}]]></AppId><CreateTime>{create_time}</CreateTime><InfoType><![CDATA[unauthorized]]></InfoType><AuthorizerAppid><![CDATA[{authorizer}]]></AuthorizerAppid></xml>"
+    )
+}
+
+/// A push as WeChat would send it: encrypted body plus signed query parameters.
+#[derive(Debug, Clone)]
+pub struct SignedPush {
+    pub query: HashMap<String, String>,
+    pub body: String,
+}
+
+impl SignedPush {
+    /// Encrypts `plain` for `appid` with the test key and signs it with the test token.
+    pub fn new(plain: &str, appid: &str, timestamp: i64, nonce: &str) -> Self {
+        let key = AesKey::from_encoding_aes_key(AES_KEY).expect("test key");
+        let ts = timestamp.to_string();
+        let sealed = crypto::seal(&key, TOKEN, appid, plain, &ts, nonce).expect("seal");
+        let body = format!(
+            "<xml><AppId><![CDATA[{appid}]]></AppId><Encrypt><![CDATA[{}]]></Encrypt></xml>",
+            sealed.encrypt
+        );
+        let query = HashMap::from([
+            ("timestamp".to_string(), ts.clone()),
+            ("nonce".to_string(), nonce.to_string()),
+            ("encrypt_type".to_string(), "aes".to_string()),
+            ("msg_signature".to_string(), sealed.msg_signature),
+            (
+                "signature".to_string(),
+                crypto::url_signature(TOKEN, &ts, nonce),
+            ),
+        ]);
+        Self { query, body }
+    }
+
+    pub fn component(plain: &str, timestamp: i64, nonce: &str) -> Self {
+        Self::new(plain, APPID, timestamp, nonce)
+    }
+
+    pub fn request(&self) -> Request {
+        request(
+            "POST",
+            "/wechat/component",
+            &self.query,
+            Body::from(self.body.clone()),
+        )
+    }
+}
+
+/// A lambda_http request as API Gateway would hand it to a handler.
+pub fn request(method: &str, path: &str, query: &HashMap<String, String>, body: Body) -> Request {
+    let req = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(body)
+        .expect("static request parts");
+    req.with_query_string_parameters(query.clone())
+}
+
+/// Runs the wechatpy shim with one JSON request. Fails the test if Python or wechatpy is missing.
+pub fn wechatpy(req: &serde_json::Value) -> serde_json::Value {
+    let python = std::env::var("WXOPEN_PYTHON").unwrap_or_else(|_| {
+        panic!("WXOPEN_PYTHON must name the venv's python with wechatpy installed; run `make test`")
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/wechatpy_interop.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(req.to_string().as_bytes())
+        .expect("write request");
+    let out = child.wait_with_output().expect("python finished");
+    assert!(
+        out.status.success(),
+        "wechatpy shim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("shim JSON")
+}
+
+/// Body of a handler response as text.
+pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
+    match resp.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
+}

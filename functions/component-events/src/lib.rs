@@ -1,0 +1,102 @@
+//! `POST /wechat/component`: the authorization event URL (授权事件接收URL).
+//!
+//! Verifies, decrypts, dedupes and records each push, and answers `success` for every accepted
+//! push (duplicates and unknown InfoTypes included). Bad input gets the JSON error shape and
+//! changes nothing.
+
+use std::time::Duration;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Error, Request, Response};
+use secrecy::ExposeSecret;
+use wxopen::clock::Clock;
+use wxopen::component::apply_push;
+use wxopen::http::{ApiError, body_bytes, push_query, require_method, wechat_success};
+use wxopen::push;
+use wxopen::secrets::{CredentialsProvider, SecretsError};
+use wxopen::store::ComponentEventStore;
+use wxopen::xml::ComponentPush;
+
+/// The ports this function needs.
+pub struct App<S, C, K> {
+    pub store: S,
+    pub credentials: C,
+    pub clock: K,
+    pub push_window: Duration,
+}
+
+pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
+where
+    S: ComponentEventStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    Ok(match process(app, &req).await {
+        Ok(()) => wechat_success(),
+        Err(e) => e.into_response(),
+    })
+}
+
+async fn process<S, C, K>(app: &App<S, C, K>, req: &Request) -> Result<(), ApiError>
+where
+    S: ComponentEventStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    require_method(req, Method::POST)?;
+    let creds = app.credentials.credentials().await.map_err(|e| {
+        tracing::error!(error = %e, "component credentials unavailable");
+        match e {
+            SecretsError::NotConfigured => ApiError::new(
+                503,
+                "not_configured",
+                "the component credentials are not configured yet",
+            ),
+            _ => ApiError::new(
+                503,
+                "credentials_unavailable",
+                "the component credentials could not be loaded",
+            ),
+        }
+    })?;
+    let now = app.clock.now();
+    let opened = push::open(
+        &creds,
+        &push_query(req),
+        body_bytes(req),
+        now,
+        app.push_window,
+    )
+    .map_err(|e| {
+        tracing::warn!(reason = %e, "rejected push");
+        ApiError::from(&e)
+    })?;
+    let parsed = ComponentPush::parse(opened.plaintext.expose_secret()).map_err(|e| {
+        tracing::warn!(reason = %e, "rejected push plaintext");
+        ApiError::from(&push::PushError::Xml(e))
+    })?;
+    if parsed.component_appid() != creds.component_appid {
+        tracing::warn!("push names another component appid");
+        return Err(ApiError::new(
+            401,
+            "wrong_appid",
+            "the push is addressed to another component",
+        ));
+    }
+    let outcome = apply_push(&app.store, &parsed, &opened.dedupe_key, now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, info_type = parsed.info_type(), "could not record push");
+            ApiError::new(
+                503,
+                "store_unavailable",
+                "the push could not be recorded; WeChat will retry",
+            )
+        })?;
+    tracing::info!(
+        info_type = parsed.info_type(),
+        outcome = outcome.as_str(),
+        "push accepted"
+    );
+    Ok(())
+}

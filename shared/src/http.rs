@@ -1,0 +1,161 @@
+//! The HTTP edge: JSON responses, the one error shape, request helpers for lambda_http.
+//!
+//! Error body: `{"error": "<snake_case_code>", "message": "<for a human>"}` plus
+//! `"wechat_errcode"` when WeChat said no. Messages never carry internal error text or secrets.
+
+use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::push::{PushError, PushQuery};
+use crate::xml::XmlError;
+
+/// An error as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub wechat_errcode: Option<i64>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            wechat_errcode: None,
+        }
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            "internal_error",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!("this route accepts {allowed} only"),
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"error": self.code, "message": self.message});
+        if let (Some(code), Some(obj)) = (self.wechat_errcode, v.as_object_mut()) {
+            obj.insert("wechat_errcode".into(), code.into());
+        }
+        v
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json_response(self.status, &self.body())
+    }
+}
+
+fn response(status: u16, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    response(status, "application/json", Body::from(body.to_string()))
+}
+
+pub fn text_response(status: u16, text: impl Into<String>) -> Response<Body> {
+    response(status, "text/plain; charset=utf-8", Body::from(text.into()))
+}
+
+/// `success`: what WeChat expects from a callback that accepted a push.
+pub fn wechat_success() -> Response<Body> {
+    text_response(200, "success")
+}
+
+/// The raw body bytes, however lambda_http delivered them.
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_string)
+}
+
+/// The push query parameters of a callback request.
+pub fn push_query(req: &Request) -> PushQuery {
+    PushQuery {
+        timestamp: query_param(req, "timestamp"),
+        nonce: query_param(req, "nonce"),
+        msg_signature: query_param(req, "msg_signature"),
+        encrypt_type: query_param(req, "encrypt_type"),
+    }
+}
+
+/// Rejects any method but `allowed`.
+pub fn require_method(req: &Request, allowed: Method) -> Result<(), ApiError> {
+    if req.method() == allowed {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(allowed.as_str()))
+    }
+}
+
+impl From<&PushError> for ApiError {
+    fn from(e: &PushError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PushError::TooLarge => ApiError::new(413, "body_too_large", msg),
+            PushError::EmptyBody => ApiError::new(400, "empty_body", msg),
+            PushError::MissingParameter(_) => ApiError::new(400, "missing_parameter", msg),
+            PushError::InvalidParameter(_) => ApiError::new(400, "invalid_parameter", msg),
+            PushError::StaleTimestamp => ApiError::new(401, "stale_timestamp", msg),
+            PushError::Xml(XmlError::Doctype) => ApiError::new(400, "forbidden_xml", msg),
+            PushError::Xml(XmlError::MissingField(_)) => ApiError::new(400, "missing_field", msg),
+            PushError::Xml(_) => ApiError::new(400, "malformed_xml", msg),
+            PushError::Crypto(crate::crypto::CryptoError::BadSignature) => {
+                ApiError::new(401, "invalid_signature", msg)
+            }
+            PushError::Crypto(crate::crypto::CryptoError::WrongAppId) => {
+                ApiError::new(401, "wrong_appid", msg)
+            }
+            PushError::Crypto(_) => ApiError::new(
+                400,
+                "decrypt_failed",
+                format!("the message could not be decrypted: {msg}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_shape() {
+        let mut e = ApiError::new(409, "already_bound", "bound elsewhere");
+        assert_eq!(
+            e.body(),
+            serde_json::json!({"error": "already_bound", "message": "bound elsewhere"})
+        );
+        e.wechat_errcode = Some(89000);
+        assert_eq!(e.body()["wechat_errcode"], 89000);
+        let r = e.into_response();
+        assert_eq!(r.status(), 409);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+    }
+}
