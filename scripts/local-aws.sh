@@ -15,7 +15,7 @@ case "${1:-}" in
     echo $! >"$STATE/moto.pid"
     for _ in $(seq 1 200); do
       port=$(sed -n 's#.*Running on http://127.0.0.1:\([0-9]*\).*#\1#p' "$STATE/moto.log" | head -1)
-      if [ -n "$port" ] && curl -fs -o /dev/null "http://127.0.0.1:$port/moto-api/"; then
+      if [ -n "$port" ] && "$VENV/bin/python" -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
         echo "$port" >"$STATE/moto.port"
         echo "moto_server pid $(cat "$STATE/moto.pid") on 127.0.0.1:$port"
         exit 0

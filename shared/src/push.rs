@@ -78,10 +78,11 @@ pub fn open(
     let timestamp = param(&query.timestamp, "timestamp")?;
     let nonce = param(&query.nonce, "nonce")?;
     let msg_signature = param(&query.msg_signature, "msg_signature")?;
-    if let Some(t) = query.encrypt_type.as_deref().map(str::trim) {
-        if !t.is_empty() && t != "aes" {
-            return Err(PushError::InvalidParameter("encrypt_type"));
-        }
+    if let Some(t) = query.encrypt_type.as_deref().map(str::trim)
+        && !t.is_empty()
+        && t != "aes"
+    {
+        return Err(PushError::InvalidParameter("encrypt_type"));
     }
     let ts: i64 = timestamp
         .parse()
