@@ -6,4 +6,5 @@ pub mod http;
 pub mod push;
 pub mod secrets;
 pub mod store;
+pub mod wechat;
 pub mod xml;

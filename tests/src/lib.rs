@@ -219,3 +219,4 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
         _ => String::new(),
     }
 }
+pub mod sandbox;
