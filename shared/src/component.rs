@@ -1,6 +1,12 @@
 //! What the authorization event URL does with a verified push.
 
+use std::time::Duration;
+
 use secrecy::ExposeSecret;
+
+use crate::clock::Clock;
+use crate::secrets::CredentialsProvider;
+use crate::tokens::{Exchange, TokenError, TokenService};
 
 use crate::store::{
     AuthorizationKind, ComponentEventStore, EventApplied, PendingAuthorization, PushClaim,
@@ -106,4 +112,32 @@ pub async fn apply_push<S: ComponentEventStore>(
     };
     store.complete_push(dedupe_key).await?;
     Ok(outcome)
+}
+
+/// For an `authorized`/`updateauthorized` push: exchanges the code now if it can be done within
+/// `budget` (WeChat waits 5 s for the answer). `None` when there is nothing to do or the budget
+/// ran out: the pending authorization stays and the refresher completes it.
+pub async fn complete_within<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    push: &ComponentPush,
+    now: i64,
+    budget: Duration,
+) -> Option<Result<Exchange, TokenError>>
+where
+    S: ComponentEventStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let pending = match push {
+        ComponentPush::Authorized(a) => pending(AuthorizationKind::Authorized, a, now),
+        ComponentPush::UpdateAuthorized(a) => pending(AuthorizationKind::UpdateAuthorized, a, now),
+        _ => return None,
+    };
+    match tokio::time::timeout(budget, svc.complete_pending(&pending)).await {
+        Ok(result) => Some(result),
+        Err(_) => {
+            tracing::warn!(authorizer = %pending.authorizer_appid, "authorization not completed within the callback budget; left pending");
+            None
+        }
+    }
 }

@@ -21,10 +21,24 @@ pub struct Config {
     pub push_window: Duration,
     /// How long fetched credentials are reused (`SECRET_CACHE_TTL_SECONDS`, default 300).
     pub secret_ttl: Duration,
+    /// WeChat API host (`WECHAT_API_BASE`, default `https://api.weixin.qq.com`).
+    pub wechat_api_base: String,
+    /// Authorization page host (`WECHAT_MP_BASE`, default `https://mp.weixin.qq.com`).
+    pub wechat_mp_base: String,
+    /// Mobile authorization host (`WECHAT_OPEN_BASE`, default `https://open.weixin.qq.com`).
+    pub wechat_open_base: String,
+    /// Per-request timeout for WeChat calls (`WECHAT_TIMEOUT_MS`, default 4000).
+    pub wechat_timeout: Duration,
+    /// Tokens expiring within this window are refreshed by the scheduled refresher
+    /// (`REFRESH_WINDOW_SECONDS`, default 900; the schedule runs every 5 minutes).
+    pub refresh_window: Duration,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
 pub const DEFAULT_SECRET_TTL_SECS: u64 = 300;
+pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+pub const DEFAULT_WECHAT_MP_BASE: &str = "https://mp.weixin.qq.com";
+pub const DEFAULT_WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -50,6 +64,17 @@ impl Config {
                 0,
                 86_400,
             )?,
+            wechat_api_base: base_url(&get, "WECHAT_API_BASE", DEFAULT_WECHAT_API_BASE)?,
+            wechat_mp_base: base_url(&get, "WECHAT_MP_BASE", DEFAULT_WECHAT_MP_BASE)?,
+            wechat_open_base: base_url(&get, "WECHAT_OPEN_BASE", DEFAULT_WECHAT_OPEN_BASE)?,
+            wechat_timeout: Duration::from_millis(number(
+                &get,
+                "WECHAT_TIMEOUT_MS",
+                4000,
+                100,
+                60_000,
+            )?),
+            refresh_window: seconds(&get, "REFRESH_WINDOW_SECONDS", 900, 60, 7000)?,
         })
     }
 }
@@ -64,6 +89,22 @@ fn required(
     }
 }
 
+fn base_url(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let value = get(key)
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let parsed =
+        url::Url::parse(value.trim()).map_err(|_| ConfigError::Invalid(key, "not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::Invalid(key, "must be an http(s) URL"));
+    }
+    Ok(value.trim().trim_end_matches('/').to_string())
+}
+
 fn seconds(
     get: &impl Fn(&str) -> Option<String>,
     key: &'static str,
@@ -71,18 +112,28 @@ fn seconds(
     min: u64,
     max: u64,
 ) -> Result<Duration, ConfigError> {
+    number(get, key, default, min, max).map(Duration::from_secs)
+}
+
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let value = match get(key) {
         None => default,
         Some(v) if v.trim().is_empty() => default,
         Some(v) => v
             .trim()
             .parse::<u64>()
-            .map_err(|_| ConfigError::Invalid(key, "not a whole number of seconds"))?,
+            .map_err(|_| ConfigError::Invalid(key, "not a whole number"))?,
     };
     if !(min..=max).contains(&value) {
         return Err(ConfigError::Invalid(key, "out of range"));
     }
-    Ok(Duration::from_secs(value))
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -103,6 +154,28 @@ mod tests {
         let c = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("SECRET_ID", "s")])).unwrap();
         assert_eq!(c.push_window, Duration::from_secs(300));
         assert_eq!(c.secret_ttl, Duration::from_secs(300));
+        assert_eq!(c.wechat_api_base, "https://api.weixin.qq.com");
+        assert_eq!(c.wechat_timeout, Duration::from_millis(4000));
+        assert_eq!(c.refresh_window, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn base_urls_are_validated() {
+        let c = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("SECRET_ID", "s"),
+            ("WECHAT_API_BASE", "http://127.0.0.1:9/"),
+        ]))
+        .unwrap();
+        assert_eq!(c.wechat_api_base, "http://127.0.0.1:9");
+        assert!(matches!(
+            Config::from_lookup(lookup(&[
+                ("TABLE_NAME", "t"),
+                ("SECRET_ID", "s"),
+                ("WECHAT_API_BASE", "ftp://x")
+            ])),
+            Err(ConfigError::Invalid("WECHAT_API_BASE", _))
+        ));
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub fn sorted_sha1(parts: &mut [&str]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Hex SHA-1 of one string (used to key single-use codes without storing them as keys).
+pub fn sha1_hex(value: &str) -> String {
+    hex::encode(Sha1::digest(value.as_bytes()))
+}
+
 /// `msg_signature` over token, timestamp, nonce and the `Encrypt` text.
 pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
     sorted_sha1(&mut [token, timestamp, nonce, encrypt])

@@ -8,6 +8,10 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::push::{PushError, PushQuery};
+use crate::secrets::SecretsError;
+use crate::store::AuthorizerState;
+use crate::tokens::TokenError;
+use crate::wechat::{ErrorKind, WeChatError};
 use crate::xml::XmlError;
 
 /// An error as the caller sees it.
@@ -89,6 +93,40 @@ pub fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+}
+
+/// An appid as WeChat issues them: `wx` and 16 characters (hex in practice; lowercase
+/// alphanumerics are accepted to stay on the safe side).
+pub fn valid_appid(appid: &str) -> bool {
+    appid.strip_prefix("wx").is_some_and(|rest| {
+        rest.len() == 16
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+/// The `{appid}` path parameter, validated.
+pub fn appid_param(req: &Request) -> Result<String, ApiError> {
+    match path_param(req, "appid") {
+        Some(a) if valid_appid(&a) => Ok(a),
+        Some(_) => Err(ApiError::new(
+            400,
+            "invalid_appid",
+            "appid must be \"wx\" followed by 16 lowercase letters or digits",
+        )),
+        None => Err(ApiError::new(
+            400,
+            "missing_parameter",
+            "the appid path parameter is missing",
+        )),
+    }
+}
+
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
@@ -111,6 +149,74 @@ pub fn require_method(req: &Request, allowed: Method) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::method_not_allowed(allowed.as_str()))
+    }
+}
+
+impl From<&TokenError> for ApiError {
+    fn from(e: &TokenError) -> Self {
+        match e {
+            TokenError::NoTicket => ApiError::new(
+                503,
+                "no_ticket",
+                "no component_verify_ticket has been received from WeChat yet; tickets arrive every 10 minutes",
+            ),
+            TokenError::UnknownAuthorizer => {
+                ApiError::new(404, "unknown_authorizer", "no authorizer with this appid")
+            }
+            TokenError::NotAuthorized(AuthorizerState::NeedsReauth) => {
+                ApiError::new(409, "authorizer_needs_reauth", e.to_string())
+            }
+            TokenError::NotAuthorized(_) => {
+                ApiError::new(409, "authorizer_unauthorized", e.to_string())
+            }
+            TokenError::Busy => ApiError::new(503, "busy", e.to_string()),
+            TokenError::WeChat(w) => ApiError::from(w),
+            TokenError::Store(_) => ApiError::new(
+                503,
+                "store_unavailable",
+                "the state store failed; try again",
+            ),
+            TokenError::Secrets(SecretsError::NotConfigured) => ApiError::new(
+                503,
+                "not_configured",
+                "the component credentials are not configured yet",
+            ),
+            TokenError::Secrets(_) => ApiError::new(
+                503,
+                "credentials_unavailable",
+                "the component credentials could not be loaded",
+            ),
+        }
+    }
+}
+
+impl From<&WeChatError> for ApiError {
+    fn from(e: &WeChatError) -> Self {
+        let mut api = match e.kind() {
+            Some(ErrorKind::QuotaReached) => ApiError::new(
+                503,
+                "wechat_quota_reached",
+                "WeChat's daily quota for this API is used up",
+            ),
+            Some(ErrorKind::IpNotWhitelisted) => ApiError::new(
+                502,
+                "wechat_ip_not_whitelisted",
+                "WeChat refused the caller IP: add the egress IP to the platform's whitelist",
+            ),
+            Some(ErrorKind::TicketInvalid) => ApiError::new(
+                503,
+                "ticket_invalid",
+                "WeChat rejected the component ticket; a new one was requested",
+            ),
+            _ => match e {
+                WeChatError::Timeout { .. } => {
+                    ApiError::new(504, "wechat_timeout", "WeChat did not answer in time")
+                }
+                _ => ApiError::new(502, "wechat_error", e.to_string()),
+            },
+        };
+        api.wechat_errcode = e.errcode();
+        api
     }
 }
 

@@ -10,11 +10,13 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::clock::Clock;
-use wxopen::component::apply_push;
+use wxopen::component::{PushOutcome, apply_push, complete_within};
 use wxopen::http::{ApiError, body_bytes, push_query, require_method, wechat_success};
 use wxopen::push;
 use wxopen::secrets::{CredentialsProvider, SecretsError};
 use wxopen::store::ComponentEventStore;
+use wxopen::tokens::{TokenService, TokenSettings};
+use wxopen::wechat::WeChatClient;
 use wxopen::xml::ComponentPush;
 
 /// The ports this function needs.
@@ -22,8 +24,14 @@ pub struct App<S, C, K> {
     pub store: S,
     pub credentials: C,
     pub clock: K,
+    pub wechat: WeChatClient,
     pub push_window: Duration,
+    /// Time allowed to complete an authorization before answering WeChat (which waits 5 s).
+    pub completion_budget: Duration,
 }
+
+/// Leaves room within WeChat's 5 s for verification, storage and the answer.
+pub const DEFAULT_COMPLETION_BUDGET: Duration = Duration::from_millis(3000);
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where
@@ -98,5 +106,26 @@ where
         outcome = outcome.as_str(),
         "push accepted"
     );
+    if outcome == PushOutcome::AuthorizationPending {
+        let svc = TokenService::new(
+            &app.store,
+            &app.wechat,
+            &app.credentials,
+            &app.clock,
+            TokenSettings::default(),
+        );
+        match complete_within(&svc, &parsed, now, app.completion_budget).await {
+            Some(Ok(exchange)) => {
+                tracing::info!(
+                    authorizer = exchange.authorizer_appid(),
+                    "authorization completed in the callback"
+                )
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "authorization left pending for the refresher")
+            }
+            None => {}
+        }
+    }
     Ok(())
 }

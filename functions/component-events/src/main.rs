@@ -1,22 +1,18 @@
 use lambda_http::{Error, run, service_fn, tracing};
 use wxopen::clock::SystemClock;
-use wxopen::config::Config;
-use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
-use wxopen::store::DynamoStore;
+use wxopen::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let rt = Runtime::load().await?;
     let app = component_events::App {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
-        credentials: CachedCredentials::new(
-            SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws), &config.secret_id),
-            config.secret_ttl,
-        ),
+        store: rt.store,
+        credentials: rt.credentials,
         clock: SystemClock,
-        push_window: config.push_window,
+        wechat: rt.wechat,
+        push_window: rt.config.push_window,
+        completion_budget: component_events::DEFAULT_COMPLETION_BUDGET,
     };
     run(service_fn(|req| component_events::handle(&app, req))).await
 }

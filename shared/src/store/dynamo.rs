@@ -4,10 +4,10 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_item};
 
@@ -18,6 +18,11 @@ const TICKET_SK: &str = "TICKET";
 const PUSH_SK: &str = "PUSH";
 const PENDING_PK: &str = "PENDING";
 const AUTHORIZER_SK: &str = "AUTHORIZER";
+const TOKEN_SK: &str = "TOKEN";
+/// The sparse index of refreshable tokens (and of authorizers awaiting refresh-token recovery).
+pub const REFRESH_INDEX: &str = "refresh-index";
+const DUE_PARTITION: &str = "TOKENS";
+const REAUTH_PARTITION: &str = "REAUTH";
 
 fn push_pk(key: &str) -> String {
     format!("PUSH#{key}")
@@ -134,20 +139,34 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .key_type(kind)
             .build()
     };
-    let attr = |name: &str| {
+    let attr = |name: &str, kind: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
+            .attribute_type(kind)
             .build()
     };
+    let refresh_index = GlobalSecondaryIndex::builder()
+        .index_name(REFRESH_INDEX)
+        .key_schema(key("refresh_pk", KeyType::Hash)?)
+        .key_schema(key("due_at", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("version")
+                .build(),
+        )
+        .build()?;
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("refresh_pk", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("due_at", ScalarAttributeType::N)?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(refresh_index)
         .send()
         .await?;
     client
@@ -329,7 +348,8 @@ impl AuthorizerStore for DynamoStore {
             .key("pk", s(authorizer_pk(appid)))
             .key("sk", s(AUTHORIZER_SK))
             .update_expression(
-                "SET appid = :appid, #state = :state, last_event_at = :t, updated_at = :now",
+                "SET appid = :appid, #state = :state, last_event_at = :t, updated_at = :now \
+                 REMOVE access_token, refresh_token, refresh_pk, due_at, lease_owner, lease_until",
             )
             .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
             .expression_attribute_names("#state", "state")
@@ -366,6 +386,478 @@ impl AuthorizerStore for DynamoStore {
         match self.get(authorizer_pk(appid), AUTHORIZER_SK).await? {
             Some(item) => Ok(Some(from_item(item)?)),
             None => Ok(None),
+        }
+    }
+}
+
+fn token_key(key: &TokenKey) -> (String, &'static str) {
+    match key {
+        TokenKey::Component => (TICKET_PK.to_string(), TOKEN_SK),
+        TokenKey::Authorizer(appid) => (authorizer_pk(appid), AUTHORIZER_SK),
+    }
+}
+
+fn key_from_pk(pk: &str) -> Option<TokenKey> {
+    if pk == TICKET_PK {
+        Some(TokenKey::Component)
+    } else {
+        pk.strip_prefix("AUTHORIZER#")
+            .map(|a| TokenKey::Authorizer(a.to_string()))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenItem {
+    access_token: Option<String>,
+    expires_at: Option<i64>,
+    version: Option<u64>,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+    refresh_token: Option<String>,
+    state: Option<AuthorizerState>,
+}
+
+#[derive(Deserialize)]
+struct IndexItem {
+    pk: String,
+    due_at: i64,
+    version: Option<u64>,
+}
+
+fn version_condition(expected: u64) -> &'static str {
+    if expected == 0 {
+        "attribute_not_exists(version)"
+    } else {
+        "version = :v"
+    }
+}
+
+impl DynamoStore {
+    async fn query_index(
+        &self,
+        partition: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexItem>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(REFRESH_INDEX)
+                .key_condition_expression("refresh_pk = :p AND due_at <= :before")
+                .expression_attribute_values(":p", s(partition))
+                .expression_attribute_values(":before", n(before))
+                .set_limit(i32::try_from(limit.saturating_sub(out.len()).clamp(1, 1000)).ok())
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<_, IndexItem>(item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || out.len() >= limit {
+                out.truncate(limit);
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl TokenStore for DynamoStore {
+    async fn get_token(&self, key: &TokenKey) -> Result<Option<TokenRecord>, StoreError> {
+        let (pk, sk) = token_key(key);
+        let Some(item) = self.get(pk, sk).await? else {
+            return Ok(None);
+        };
+        let t: TokenItem = from_item(item)?;
+        Ok(Some(TokenRecord {
+            access_token: t.access_token.map(Into::into),
+            expires_at: t.expires_at.unwrap_or(0),
+            version: t.version.unwrap_or(0),
+            lease_owner: t.lease_owner,
+            lease_until: t.lease_until.unwrap_or(0),
+            refresh_token: t.refresh_token.map(Into::into),
+            state: t.state,
+        }))
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &TokenKey,
+        expected_version: u64,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let (pk, sk) = token_key(key);
+        let mut condition = format!(
+            "{} AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+            version_condition(expected_version)
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET lease_owner = :o, lease_until = :until")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now));
+        if expected_version != 0 {
+            req = req.expression_attribute_values(":v", n(expected_version as i64));
+        }
+        if let TokenKey::Authorizer(_) = key {
+            condition.push_str(" AND #state = :authorized");
+            req = req
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":authorized", s("authorized"));
+        }
+        match req.condition_expression(condition).send().await {
+            Ok(_) => Ok(LeaseOutcome::Acquired),
+            Err(e) if condition_failed(&e) => Ok(LeaseOutcome::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn commit_token(
+        &self,
+        key: &TokenKey,
+        owner: &str,
+        expected_version: u64,
+        token: &NewToken,
+    ) -> Result<CommitOutcome, StoreError> {
+        let (pk, sk) = token_key(key);
+        let new_version = expected_version + 1;
+        let mut update = String::from(
+            "SET access_token = :t, expires_at = :e, version = :nv, refresh_pk = :rp, due_at = :e",
+        );
+        let mut condition = format!(
+            "lease_owner = :o AND {}",
+            version_condition(expected_version)
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .expression_attribute_values(":t", s(token.access_token.expose_secret()))
+            .expression_attribute_values(":e", n(token.expires_at))
+            .expression_attribute_values(":nv", n(new_version as i64))
+            .expression_attribute_values(":rp", s(DUE_PARTITION))
+            .expression_attribute_values(":o", s(owner));
+        if expected_version != 0 {
+            req = req.expression_attribute_values(":v", n(expected_version as i64));
+        }
+        if let Some(refresh) = &token.refresh_token {
+            update.push_str(", refresh_token = :r");
+            req = req.expression_attribute_values(":r", s(refresh.expose_secret()));
+        }
+        if let TokenKey::Authorizer(_) = key {
+            condition.push_str(" AND #state = :authorized");
+            req = req
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":authorized", s("authorized"));
+        }
+        update.push_str(" REMOVE lease_owner, lease_until");
+        match req
+            .update_expression(update)
+            .condition_expression(condition)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(CommitOutcome::Committed(new_version)),
+            Err(e) if condition_failed(&e) => Ok(CommitOutcome::LostLease),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn release_lease(&self, key: &TokenKey, owner: &str) -> Result<(), StoreError> {
+        let (pk, sk) = token_key(key);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("REMOVE lease_owner, lease_until")
+            .condition_expression("lease_owner = :o")
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn due_tokens(&self, before: i64, limit: usize) -> Result<Vec<DueToken>, StoreError> {
+        Ok(self
+            .query_index(DUE_PARTITION, before, limit)
+            .await?
+            .into_iter()
+            .filter_map(|i| {
+                Some(DueToken {
+                    key: key_from_pk(&i.pk)?,
+                    version: i.version.unwrap_or(0),
+                    due_at: i.due_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn mark_needs_reauth(
+        &self,
+        appid: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<CommitOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression(
+                "SET #state = :needs, refresh_pk = :rp, due_at = :now, updated_at = :now \
+                 REMOVE access_token, lease_owner, lease_until",
+            )
+            .condition_expression("lease_owner = :o AND #state = :authorized")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":needs", s("needs_reauth"))
+            .expression_attribute_values(":authorized", s("authorized"))
+            .expression_attribute_values(":rp", s(REAUTH_PARTITION))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Committed(0)),
+            Err(e) if condition_failed(&e) => Ok(CommitOutcome::LostLease),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn restore_refresh_token(
+        &self,
+        appid: &str,
+        refresh_token: &SecretString,
+        now: i64,
+    ) -> Result<EventApplied, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression(
+                "SET #state = :authorized, refresh_token = :r, refresh_pk = :rp, due_at = :now, updated_at = :now",
+            )
+            .condition_expression("#state = :needs")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":needs", s("needs_reauth"))
+            .expression_attribute_values(":authorized", s("authorized"))
+            .expression_attribute_values(":r", s(refresh_token.expose_secret()))
+            .expression_attribute_values(":rp", s(DUE_PARTITION))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EventApplied::Applied),
+            Err(e) if condition_failed(&e) => Ok(EventApplied::Superseded),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn needs_reauth(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query_index(REAUTH_PARTITION, i64::MAX, 10_000)
+            .await?
+            .into_iter()
+            .filter_map(|i| match key_from_pk(&i.pk) {
+                Some(TokenKey::Authorizer(appid)) => Some(appid),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn record_authorization(
+        &self,
+        g: &AuthorizationGrant,
+    ) -> Result<EventApplied, StoreError> {
+        let mut update = String::from(
+            "SET appid = :appid, #state = :authorized, last_event_at = :t, updated_at = :now, \
+             authorized_at = :now, func_info = :f, access_token = :at, expires_at = :e, \
+             refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e",
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(&g.appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":appid", s(&g.appid))
+            .expression_attribute_values(":authorized", s("authorized"))
+            .expression_attribute_values(":t", n(g.event_time))
+            .expression_attribute_values(":now", n(g.now))
+            .expression_attribute_values(":f", serde_dynamo::to_attribute_value(&g.func_info)?)
+            .expression_attribute_values(":at", s(g.token.access_token.expose_secret()))
+            .expression_attribute_values(":e", n(g.token.expires_at))
+            .expression_attribute_values(
+                ":r",
+                s(g.token
+                    .refresh_token
+                    .as_ref()
+                    .map(|r| r.expose_secret())
+                    .unwrap_or_default()),
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":rp", s(DUE_PARTITION));
+        if let Some(profile) = &g.profile {
+            update.push_str(", profile = :profile");
+            req = req.expression_attribute_values(
+                ":profile",
+                serde_dynamo::to_attribute_value(profile)?,
+            );
+        }
+        update.push_str(" REMOVE lease_owner, lease_until");
+        let result = req
+            .update_expression(update)
+            .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EventApplied::Applied),
+            Err(e) if condition_failed(&e) => Ok(EventApplied::Superseded),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+const CODE_SK: &str = "CLAIM";
+/// Code claims are kept a day (codes live an hour).
+const CODE_CLAIM_TTL_SECS: i64 = 86_400;
+
+fn code_pk(code_id: &str) -> String {
+    format!("AUTHCODE#{code_id}")
+}
+
+#[derive(Deserialize)]
+struct CodeItem {
+    done_for: Option<String>,
+}
+
+impl AuthCodeStore for DynamoStore {
+    async fn claim_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<CodeClaim, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(code_pk(code_id)))
+            .key("sk", s(CODE_SK))
+            .update_expression("SET lease_owner = :o, lease_until = :until, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(pk) OR (attribute_not_exists(done_for) AND lease_until < :now)")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ttl", n(now + CODE_CLAIM_TTL_SECS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CodeClaim::Claimed),
+            Err(e) if condition_failed(&e) => {
+                let item = self.get(code_pk(code_id), CODE_SK).await?;
+                let done = item
+                    .map(from_item::<_, CodeItem>)
+                    .transpose()?
+                    .and_then(|c| c.done_for);
+                Ok(match done {
+                    Some(authorizer_appid) => CodeClaim::Done { authorizer_appid },
+                    None => CodeClaim::Busy,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn finish_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+        authorizer_appid: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(code_pk(code_id)))
+            .key("sk", s(CODE_SK))
+            .update_expression("SET done_for = :a, done_at = :now REMOVE lease_owner, lease_until")
+            .condition_expression("lease_owner = :o")
+            .expression_attribute_values(":a", s(authorizer_appid))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn release_code(&self, code_id: &str, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(code_pk(code_id)))
+            .key("sk", s(CODE_SK))
+            .condition_expression("lease_owner = :o AND attribute_not_exists(done_for)")
+            .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn remove_pending_authorization(
+        &self,
+        appid: &str,
+        create_time: i64,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(PENDING_PK))
+            .key("sk", s(pending_sk(appid)))
+            .condition_expression("create_time = :t")
+            .expression_attribute_values(":t", n(create_time))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -3,14 +3,44 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+use secrecy::ExposeSecret;
+
 use super::*;
+
+#[derive(Debug, Default)]
+struct AuthorizerEntry {
+    record: Option<AuthorizerRecord>,
+    token: TokenRecord,
+}
 
 #[derive(Debug, Default)]
 struct State {
     ticket: Option<StoredTicket>,
     pushes: HashMap<String, PushRecord>,
     pending: BTreeMap<String, PendingAuthorization>,
-    authorizers: HashMap<String, AuthorizerRecord>,
+    component_token: Option<TokenRecord>,
+    authorizers: HashMap<String, AuthorizerEntry>,
+    codes: HashMap<String, CodeEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct CodeEntry {
+    owner: String,
+    until: i64,
+    done_for: Option<String>,
+}
+
+impl State {
+    fn token_mut(&mut self, key: &TokenKey) -> Option<&mut TokenRecord> {
+        match key {
+            TokenKey::Component => self.component_token.as_mut(),
+            TokenKey::Authorizer(appid) => self
+                .authorizers
+                .get_mut(appid)
+                .filter(|e| e.record.is_some())
+                .map(|e| &mut e.token),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -31,8 +61,19 @@ impl MemoryStore {
     /// A count of items, for "nothing changed" assertions.
     pub fn item_count(&self) -> usize {
         let s = self.lock();
-        usize::from(s.ticket.is_some()) + s.pushes.len() + s.pending.len() + s.authorizers.len()
+        usize::from(s.ticket.is_some())
+            + s.pushes.len()
+            + s.pending.len()
+            + usize::from(s.component_token.is_some())
+            + s.authorizers
+                .values()
+                .filter(|e| e.record.is_some())
+                .count()
     }
+}
+
+fn clone_secret(s: &SecretString) -> SecretString {
+    s.expose_secret().into()
 }
 
 impl TicketStore for MemoryStore {
@@ -115,26 +156,34 @@ impl AuthorizerStore for MemoryStore {
         now: i64,
     ) -> Result<EventApplied, StoreError> {
         let mut s = self.lock();
-        if s.authorizers
-            .get(appid)
+        let entry = s.authorizers.entry(appid.to_string()).or_default();
+        if entry
+            .record
+            .as_ref()
             .is_some_and(|a| a.last_event_at > event_time)
         {
             return Ok(EventApplied::Superseded);
         }
-        let record = s
-            .authorizers
-            .entry(appid.to_string())
-            .or_insert_with(|| AuthorizerRecord {
-                appid: appid.to_string(),
-                state: AuthorizerState::Unauthorized,
-                last_event_at: event_time,
-                updated_at: now,
-                func_info: Vec::new(),
-                open_appid: None,
-            });
+        let record = entry.record.get_or_insert_with(|| AuthorizerRecord {
+            appid: appid.to_string(),
+            state: AuthorizerState::Unauthorized,
+            last_event_at: event_time,
+            updated_at: now,
+            func_info: Vec::new(),
+            open_appid: None,
+            authorized_at: None,
+            profile: None,
+        });
         record.state = AuthorizerState::Unauthorized;
         record.last_event_at = event_time;
         record.updated_at = now;
+        let version = entry.token.version;
+        entry.token = TokenRecord {
+            version,
+            expires_at: entry.token.expires_at,
+            state: Some(AuthorizerState::Unauthorized),
+            ..TokenRecord::default()
+        };
         if s.pending
             .get(appid)
             .is_some_and(|p| p.create_time <= event_time)
@@ -145,6 +194,288 @@ impl AuthorizerStore for MemoryStore {
     }
 
     async fn get_authorizer(&self, appid: &str) -> Result<Option<AuthorizerRecord>, StoreError> {
-        Ok(self.lock().authorizers.get(appid).cloned())
+        Ok(self
+            .lock()
+            .authorizers
+            .get(appid)
+            .and_then(|e| e.record.clone()))
+    }
+}
+
+fn is_authorizer(key: &TokenKey) -> bool {
+    matches!(key, TokenKey::Authorizer(_))
+}
+
+impl TokenStore for MemoryStore {
+    async fn get_token(&self, key: &TokenKey) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.lock().token_mut(key).map(|t| t.clone()))
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &TokenKey,
+        expected_version: u64,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let mut s = self.lock();
+        if *key == TokenKey::Component && s.component_token.is_none() && expected_version == 0 {
+            s.component_token = Some(TokenRecord::default());
+        }
+        let Some(t) = s.token_mut(key) else {
+            return Ok(LeaseOutcome::Conflict);
+        };
+        let authorized_ok = !is_authorizer(key) || t.state == Some(AuthorizerState::Authorized);
+        if t.version != expected_version
+            || t.lease_until >= now && t.lease_owner.is_some()
+            || !authorized_ok
+        {
+            return Ok(LeaseOutcome::Conflict);
+        }
+        t.lease_owner = Some(owner.to_string());
+        t.lease_until = until;
+        Ok(LeaseOutcome::Acquired)
+    }
+
+    async fn commit_token(
+        &self,
+        key: &TokenKey,
+        owner: &str,
+        expected_version: u64,
+        token: &NewToken,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut s = self.lock();
+        let Some(t) = s.token_mut(key) else {
+            return Ok(CommitOutcome::LostLease);
+        };
+        let authorized_ok = !is_authorizer(key) || t.state == Some(AuthorizerState::Authorized);
+        if t.lease_owner.as_deref() != Some(owner)
+            || t.version != expected_version
+            || !authorized_ok
+        {
+            return Ok(CommitOutcome::LostLease);
+        }
+        t.access_token = Some(clone_secret(&token.access_token));
+        t.expires_at = token.expires_at;
+        t.version = expected_version + 1;
+        if let Some(r) = &token.refresh_token {
+            t.refresh_token = Some(clone_secret(r));
+        }
+        t.lease_owner = None;
+        t.lease_until = 0;
+        Ok(CommitOutcome::Committed(expected_version + 1))
+    }
+
+    async fn release_lease(&self, key: &TokenKey, owner: &str) -> Result<(), StoreError> {
+        if let Some(t) = self.lock().token_mut(key)
+            && t.lease_owner.as_deref() == Some(owner)
+        {
+            t.lease_owner = None;
+            t.lease_until = 0;
+        }
+        Ok(())
+    }
+
+    async fn due_tokens(&self, before: i64, limit: usize) -> Result<Vec<DueToken>, StoreError> {
+        let s = self.lock();
+        let component = s
+            .component_token
+            .iter()
+            .filter(|t| t.access_token.is_some())
+            .map(|t| (TokenKey::Component, t));
+        let authorizers = s
+            .authorizers
+            .iter()
+            .filter(|(_, e)| {
+                e.record.is_some() && e.token.state == Some(AuthorizerState::Authorized)
+            })
+            .map(|(appid, e)| (TokenKey::Authorizer(appid.clone()), &e.token));
+        let mut due: Vec<DueToken> = component
+            .chain(authorizers)
+            .filter(|(_, t)| t.expires_at <= before)
+            .map(|(key, t)| DueToken {
+                key,
+                version: t.version,
+                due_at: t.expires_at,
+            })
+            .collect();
+        due.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn mark_needs_reauth(
+        &self,
+        appid: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut s = self.lock();
+        let Some(e) = s.authorizers.get_mut(appid) else {
+            return Ok(CommitOutcome::LostLease);
+        };
+        if e.token.lease_owner.as_deref() != Some(owner)
+            || e.token.state != Some(AuthorizerState::Authorized)
+        {
+            return Ok(CommitOutcome::LostLease);
+        }
+        e.token.state = Some(AuthorizerState::NeedsReauth);
+        e.token.access_token = None;
+        e.token.lease_owner = None;
+        e.token.lease_until = 0;
+        e.token.expires_at = now;
+        if let Some(r) = e.record.as_mut() {
+            r.state = AuthorizerState::NeedsReauth;
+            r.updated_at = now;
+        }
+        Ok(CommitOutcome::Committed(0))
+    }
+
+    async fn restore_refresh_token(
+        &self,
+        appid: &str,
+        refresh_token: &SecretString,
+        now: i64,
+    ) -> Result<EventApplied, StoreError> {
+        let mut s = self.lock();
+        let Some(e) = s.authorizers.get_mut(appid) else {
+            return Ok(EventApplied::Superseded);
+        };
+        if e.token.state != Some(AuthorizerState::NeedsReauth) {
+            return Ok(EventApplied::Superseded);
+        }
+        e.token.state = Some(AuthorizerState::Authorized);
+        e.token.refresh_token = Some(clone_secret(refresh_token));
+        e.token.expires_at = now;
+        if let Some(r) = e.record.as_mut() {
+            r.state = AuthorizerState::Authorized;
+            r.updated_at = now;
+        }
+        Ok(EventApplied::Applied)
+    }
+
+    async fn needs_reauth(&self) -> Result<Vec<String>, StoreError> {
+        let s = self.lock();
+        let mut out: Vec<String> = s
+            .authorizers
+            .iter()
+            .filter(|(_, e)| e.token.state == Some(AuthorizerState::NeedsReauth))
+            .map(|(a, _)| a.clone())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn record_authorization(
+        &self,
+        g: &AuthorizationGrant,
+    ) -> Result<EventApplied, StoreError> {
+        let mut s = self.lock();
+        let entry = s.authorizers.entry(g.appid.clone()).or_default();
+        if entry
+            .record
+            .as_ref()
+            .is_some_and(|r| r.last_event_at > g.event_time)
+        {
+            return Ok(EventApplied::Superseded);
+        }
+        let open_appid = entry.record.as_ref().and_then(|r| r.open_appid.clone());
+        let profile = g
+            .profile
+            .clone()
+            .or_else(|| entry.record.as_ref().and_then(|r| r.profile.clone()));
+        entry.record = Some(AuthorizerRecord {
+            appid: g.appid.clone(),
+            state: AuthorizerState::Authorized,
+            last_event_at: g.event_time,
+            updated_at: g.now,
+            func_info: g.func_info.clone(),
+            open_appid,
+            authorized_at: Some(g.now),
+            profile,
+        });
+        entry.token = TokenRecord {
+            access_token: Some(clone_secret(&g.token.access_token)),
+            expires_at: g.token.expires_at,
+            version: entry.token.version + 1,
+            lease_owner: None,
+            lease_until: 0,
+            refresh_token: g.token.refresh_token.as_ref().map(clone_secret),
+            state: Some(AuthorizerState::Authorized),
+        };
+        Ok(EventApplied::Applied)
+    }
+}
+
+impl AuthCodeStore for MemoryStore {
+    async fn claim_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<CodeClaim, StoreError> {
+        let mut s = self.lock();
+        if let Some(c) = s.codes.get(code_id) {
+            if let Some(appid) = &c.done_for {
+                return Ok(CodeClaim::Done {
+                    authorizer_appid: appid.clone(),
+                });
+            }
+            if c.until >= now {
+                return Ok(CodeClaim::Busy);
+            }
+        }
+        s.codes.insert(
+            code_id.to_string(),
+            CodeEntry {
+                owner: owner.to_string(),
+                until,
+                done_for: None,
+            },
+        );
+        Ok(CodeClaim::Claimed)
+    }
+
+    async fn finish_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+        authorizer_appid: &str,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(c) = self.lock().codes.get_mut(code_id)
+            && c.owner == owner
+        {
+            c.done_for = Some(authorizer_appid.to_string());
+        }
+        Ok(())
+    }
+
+    async fn release_code(&self, code_id: &str, owner: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.codes
+            .get(code_id)
+            .is_some_and(|c| c.owner == owner && c.done_for.is_none())
+        {
+            s.codes.remove(code_id);
+        }
+        Ok(())
+    }
+
+    async fn remove_pending_authorization(
+        &self,
+        appid: &str,
+        create_time: i64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.pending
+            .get(appid)
+            .is_some_and(|p| p.create_time == create_time)
+        {
+            s.pending.remove(appid);
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,12 @@
 //! | component ticket | `COMPONENT` | `TICKET` |
 //! | push record | `PUSH#<timestamp>:<nonce>:<msg_signature>` | `PUSH` |
 //! | pending authorization | `PENDING` | `AUTH#<authorizer appid>` |
-//! | authorizer | `AUTHORIZER#<appid>` | `AUTHORIZER` |
+//! | component token | `COMPONENT` | `TOKEN` |
+//! | authorizer (state, profile, refresh token, access token) | `AUTHORIZER#<appid>` | `AUTHORIZER` |
+//!
+//! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
+//! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
+//! find due tokens without a scan.
 
 use std::future::Future;
 
@@ -152,6 +157,32 @@ pub struct AuthorizerRecord {
     pub func_info: Vec<u32>,
     #[serde(default)]
     pub open_appid: Option<String>,
+    #[serde(default)]
+    pub authorized_at: Option<i64>,
+    #[serde(default)]
+    pub profile: Option<AuthorizerProfileRecord>,
+}
+
+/// What `api_get_authorizer_info` said of the account, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizerProfileRecord {
+    pub kind: AccountKind,
+    pub nick_name: String,
+    /// The `gh_` original id (the `ToUserName` of its messages).
+    pub user_name: String,
+    #[serde(default)]
+    pub principal_name: Option<String>,
+    pub service_type: i64,
+    pub verify_type: i64,
+    #[serde(default)]
+    pub head_img: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    OfficialAccount,
+    MiniProgram,
 }
 
 /// Whether an authorization-state change was applied.
@@ -185,6 +216,210 @@ pub trait AuthorizerStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<AuthorizerRecord>, StoreError>> + Send;
 }
 
+/// Which token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TokenKey {
+    Component,
+    Authorizer(String),
+}
+
+impl TokenKey {
+    pub fn label(&self) -> &str {
+        match self {
+            TokenKey::Component => "component",
+            TokenKey::Authorizer(appid) => appid,
+        }
+    }
+}
+
+/// The token part of the component-token item or of an authorizer item. `Debug` is redacted.
+#[derive(Clone, Default)]
+pub struct TokenRecord {
+    pub access_token: Option<SecretString>,
+    pub expires_at: i64,
+    /// Bumped by every write of a new access token.
+    pub version: u64,
+    pub lease_owner: Option<String>,
+    pub lease_until: i64,
+    /// Authorizers only.
+    pub refresh_token: Option<SecretString>,
+    /// Authorizers only: tokens are usable only while `Authorized`.
+    pub state: Option<AuthorizerState>,
+}
+
+impl std::fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("has_access_token", &self.access_token.is_some())
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version)
+            .field("lease_owner", &self.lease_owner)
+            .field("lease_until", &self.lease_until)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// A new access token to commit.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub access_token: SecretString,
+    pub expires_at: i64,
+    /// Authorizers: written in the same conditional update as the access token.
+    pub refresh_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// This worker holds the lease until the given time.
+    Acquired,
+    /// Another worker holds a live lease, the version moved on, or the authorizer is not
+    /// authorized: read again.
+    Conflict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Written with this new version.
+    Committed(u64),
+    /// The lease was lost (taken over, or the authorizer changed): nothing written.
+    LostLease,
+}
+
+/// A token the refresher should renew (read from the refresh index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueToken {
+    pub key: TokenKey,
+    pub version: u64,
+    pub due_at: i64,
+}
+
+/// Everything an authorization (or re-authorization) writes, in one conditional update.
+#[derive(Debug, Clone)]
+pub struct AuthorizationGrant {
+    pub appid: String,
+    /// `CreateTime` of the authorization event (or the time of the redirect): newer wins.
+    pub event_time: i64,
+    pub func_info: Vec<u32>,
+    pub token: NewToken,
+    pub profile: Option<AuthorizerProfileRecord>,
+    pub now: i64,
+}
+
+pub trait TokenStore: Send + Sync {
+    fn get_token(
+        &self,
+        key: &TokenKey,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+    /// Takes the refresh lease if no live lease exists and the stored version is `expected_version`
+    /// (0 = no token yet). For authorizers the record must exist and be `authorized`.
+    fn acquire_lease(
+        &self,
+        key: &TokenKey,
+        expected_version: u64,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<LeaseOutcome, StoreError>> + Send;
+    /// Writes the new token (and refresh token) with `version + 1`, only if `owner` still holds
+    /// the lease and the version is still `expected_version`; clears the lease.
+    fn commit_token(
+        &self,
+        key: &TokenKey,
+        owner: &str,
+        expected_version: u64,
+        token: &NewToken,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+    /// Gives the lease up without writing (WeChat failed).
+    fn release_lease(
+        &self,
+        key: &TokenKey,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Tokens whose `due_at` is at or before `before`, oldest first, at most `limit`.
+    fn due_tokens(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DueToken>, StoreError>> + Send;
+    /// 61023: the refresh token is dead. Marks the authorizer `needs_reauth` (it leaves the
+    /// refresh index) if `owner` holds the lease.
+    fn mark_needs_reauth(
+        &self,
+        appid: &str,
+        owner: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+    /// A refresh token recovered from `api_get_authorizer_list` for a `needs_reauth` authorizer:
+    /// back to `authorized`, due for refresh at once.
+    fn restore_refresh_token(
+        &self,
+        appid: &str,
+        refresh_token: &SecretString,
+        now: i64,
+    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
+    /// Authorizers in `needs_reauth` (few; found through the refresh index's sibling partition).
+    fn needs_reauth(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Records an authorization with its tokens in one conditional update (newer event wins).
+    fn record_authorization(
+        &self,
+        grant: &AuthorizationGrant,
+    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
+}
+
+/// The claim on one authorization code: whoever claims it first exchanges it (push or redirect);
+/// the other finds it done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeClaim {
+    /// This worker holds the claim until the lease runs out.
+    Claimed,
+    /// Another worker holds a live claim.
+    Busy,
+    /// Already exchanged, for this authorizer.
+    Done { authorizer_appid: String },
+}
+
+pub trait AuthCodeStore: Send + Sync {
+    /// `code_id` is a digest of the code (the code itself is never a key).
+    fn claim_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<CodeClaim, StoreError>> + Send;
+    fn finish_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+        authorizer_appid: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives the claim up (the exchange failed and may be retried).
+    fn release_code(
+        &self,
+        code_id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Drops the pending authorization if it is still the one with `create_time`.
+    fn remove_pending_authorization(
+        &self,
+        appid: &str,
+        create_time: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Everything the component-events function needs.
-pub trait ComponentEventStore: TicketStore + PushStore + AuthorizerStore {}
-impl<T: TicketStore + PushStore + AuthorizerStore> ComponentEventStore for T {}
+pub trait ComponentEventStore:
+    TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore
+{
+}
+impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore> ComponentEventStore
+    for T
+{
+}
+
+/// Everything the token service needs.
+pub trait TokenServiceStore: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore {}
+impl<T: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore> TokenServiceStore for T {}

@@ -1,0 +1,61 @@
+//! The scheduled refresher (EventBridge, every 5 minutes). See `wxopen::refresher`.
+
+use lambda_runtime::{Error, LambdaEvent};
+use wxopen::clock::Clock;
+use wxopen::refresher::{self, RefreshReport, RefreshSettings};
+use wxopen::secrets::CredentialsProvider;
+use wxopen::store::TokenServiceStore;
+use wxopen::tokens::{TokenService, TokenSettings};
+use wxopen::wechat::WeChatClient;
+
+pub struct App<S, C, K> {
+    pub store: S,
+    pub credentials: C,
+    pub clock: K,
+    pub wechat: WeChatClient,
+    pub settings: RefreshSettings,
+}
+
+/// One run. The event's content is not needed (any schedule event starts a run). Metrics go to
+/// stdout as CloudWatch embedded-metric-format lines; the report is the result.
+pub async fn handle<S, C, K>(
+    app: &App<S, C, K>,
+    _event: LambdaEvent<serde_json::Value>,
+) -> Result<RefreshReport, Error>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let report = run(app).await;
+    for line in refresher::emf_lines(&report, app.clock.now().saturating_mul(1000)) {
+        println!("{line}");
+    }
+    Ok(report)
+}
+
+/// The run itself, without the Lambda event (tests, benchmarks).
+pub async fn run<S, C, K>(app: &App<S, C, K>) -> RefreshReport
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let svc = TokenService::new(
+        &app.store,
+        &app.wechat,
+        &app.credentials,
+        &app.clock,
+        TokenSettings::default(),
+    );
+    let report = refresher::run(&svc, &app.settings).await;
+    tracing::info!(
+        due = report.due,
+        refreshed = report.refreshed,
+        skipped = report.skipped,
+        failures = report.failure_count(),
+        recovered = report.recovered,
+        "refresh run finished"
+    );
+    report
+}

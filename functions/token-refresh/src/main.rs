@@ -1,0 +1,21 @@
+use lambda_runtime::{Error, run, service_fn, tracing};
+use wxopen::clock::SystemClock;
+use wxopen::refresher::RefreshSettings;
+use wxopen::runtime::Runtime;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let rt = Runtime::load().await?;
+    let app = token_refresh::App {
+        settings: RefreshSettings {
+            window_secs: i64::try_from(rt.config.refresh_window.as_secs()).unwrap_or(900),
+            ..RefreshSettings::default()
+        },
+        store: rt.store,
+        credentials: rt.credentials,
+        clock: SystemClock,
+        wechat: rt.wechat,
+    };
+    run(service_fn(|event| token_refresh::handle(&app, event))).await
+}

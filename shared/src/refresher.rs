@@ -1,0 +1,288 @@
+//! The scheduled refresher: keeps the component token and every authorizer token fresh, completes
+//! pending authorizations, recovers lost refresh tokens, and watches the ticket's age.
+//!
+//! Work is O(due tokens): the due set comes from the sparse refresh index, never a scan. Safe to
+//! run twice at once: every refresh goes through the lease protocol, and a token another worker
+//! is refreshing is skipped.
+
+use std::collections::BTreeMap;
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::secrets::CredentialsProvider;
+use crate::store::{TokenKey, TokenServiceStore};
+use crate::tokens::{TokenError, TokenService};
+
+/// A ticket is valid 12 hours.
+pub const TICKET_MAX_AGE_SECS: i64 = 12 * 3600;
+/// Tickets come every 10 minutes; an hour without one is worth a warning.
+pub const TICKET_WARN_AGE_SECS: i64 = 3600;
+
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// Tokens expiring within this many seconds are refreshed.
+    pub window_secs: i64,
+    /// WeChat calls in flight at once.
+    pub concurrency: usize,
+    /// Most authorizer tokens refreshed per run (the rest are due next run).
+    pub max_per_run: usize,
+}
+
+impl Default for RefreshSettings {
+    fn default() -> Self {
+        Self {
+            window_secs: 900,
+            concurrency: 16,
+            max_per_run: 20_000,
+        }
+    }
+}
+
+/// What one run did. Also the function's result and the source of its metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshReport {
+    pub ticket_age_secs: Option<i64>,
+    pub ticket_requested: bool,
+    pub component_refreshed: bool,
+    pub pending_completed: u32,
+    pub due: u32,
+    pub refreshed: u32,
+    /// Due tokens another worker was already refreshing.
+    pub skipped: u32,
+    pub recovered: u32,
+    /// Failures by cause (`errcode_61023`, `timeout`, `store`, ...).
+    pub failures: BTreeMap<String, u32>,
+    pub wechat_token_calls: u64,
+}
+
+impl RefreshReport {
+    fn fail(&mut self, e: &TokenError) {
+        *self.failures.entry(failure_label(e)).or_default() += 1;
+    }
+
+    pub fn failure_count(&self) -> u32 {
+        self.failures.values().sum()
+    }
+}
+
+/// A metric label for a failure (never contains secrets).
+pub fn failure_label(e: &TokenError) -> String {
+    match e {
+        TokenError::WeChat(w) => match w.errcode() {
+            Some(code) => format!("errcode_{code}"),
+            None => match w {
+                crate::wechat::WeChatError::Timeout { .. } => "timeout".into(),
+                crate::wechat::WeChatError::Http { status, .. } => format!("http_{status}"),
+                _ => "transport".into(),
+            },
+        },
+        TokenError::NoTicket => "no_ticket".into(),
+        TokenError::UnknownAuthorizer => "unknown_authorizer".into(),
+        TokenError::NotAuthorized(_) => "not_authorized".into(),
+        TokenError::Busy => "busy".into(),
+        TokenError::Store(_) => "store".into(),
+        TokenError::Secrets(_) => "secrets".into(),
+    }
+}
+
+/// One scheduled run.
+pub async fn run<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    settings: &RefreshSettings,
+) -> RefreshReport
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let mut report = RefreshReport::default();
+    let now = svc.clock.now();
+
+    // 1. The ticket: without a fresh one the component token cannot be renewed.
+    match svc.store.get_ticket().await {
+        Ok(ticket) => {
+            let age = ticket.as_ref().map(|t| now - t.create_time);
+            report.ticket_age_secs = age;
+            if age.is_none_or(|a| a > TICKET_MAX_AGE_SECS) {
+                tracing::error!(
+                    ticket_age_secs = age,
+                    "component ticket missing or older than 12 h; asking WeChat to push one"
+                );
+                match svc.credentials.credentials().await {
+                    Ok(creds) => {
+                        svc.ask_for_ticket(&creds).await;
+                        report.ticket_requested = true;
+                    }
+                    Err(e) => report.fail(&e.into()),
+                }
+            } else if age.is_some_and(|a| a > TICKET_WARN_AGE_SECS) {
+                tracing::warn!(ticket_age_secs = age, "no ticket pushed for over an hour");
+            }
+        }
+        Err(e) => report.fail(&e.into()),
+    }
+
+    // 2. The component token, if due.
+    match svc.store.get_token(&TokenKey::Component).await {
+        Ok(record) => {
+            let (version, expires_at) = record.map_or((0, 0), |r| (r.version, r.expires_at));
+            if expires_at <= now + settings.window_secs && report.ticket_age_secs.is_some() {
+                match svc.try_refresh(&TokenKey::Component, version).await {
+                    Ok(Some(_)) => report.component_refreshed = true,
+                    Ok(None) => report.skipped += 1,
+                    Err(e) => {
+                        tracing::error!(error = %e, "component token refresh failed");
+                        report.fail(&e);
+                    }
+                }
+            }
+        }
+        Err(e) => report.fail(&e.into()),
+    }
+
+    // 3. Pending authorizations the callbacks could not finish.
+    match svc.store.list_pending_authorizations().await {
+        Ok(pending) => {
+            let results: Vec<_> = stream::iter(pending.iter())
+                .map(|p| svc.complete_pending(p))
+                .buffer_unordered(settings.concurrency.max(1))
+                .collect()
+                .await;
+            for r in results {
+                match r {
+                    Ok(_) => report.pending_completed += 1,
+                    Err(e) => {
+                        tracing::error!(error = %e, "pending authorization not completed");
+                        report.fail(&e);
+                    }
+                }
+            }
+        }
+        Err(e) => report.fail(&e.into()),
+    }
+
+    // 4. Authorizer tokens due within the window (from the index).
+    match svc
+        .store
+        .due_tokens(
+            now + settings.window_secs,
+            settings.max_per_run.saturating_add(1),
+        )
+        .await
+    {
+        Ok(due) => {
+            let due: Vec<_> = due
+                .into_iter()
+                .filter(|d| matches!(d.key, TokenKey::Authorizer(_)))
+                .take(settings.max_per_run)
+                .collect();
+            report.due = u32::try_from(due.len()).unwrap_or(u32::MAX);
+            let results: Vec<_> = stream::iter(due.iter())
+                .map(|d| async move { (d, svc.try_refresh(&d.key, d.version).await) })
+                .buffer_unordered(settings.concurrency.max(1))
+                .collect()
+                .await;
+            for (d, r) in results {
+                match r {
+                    Ok(Some(_)) => report.refreshed += 1,
+                    Ok(None) => report.skipped += 1,
+                    Err(e) => {
+                        tracing::error!(error = %e, authorizer = d.key.label(), "authorizer token refresh failed");
+                        report.fail(&e);
+                    }
+                }
+            }
+        }
+        Err(e) => report.fail(&e.into()),
+    }
+
+    // 5. Refresh tokens WeChat rejected (61023): recover them from the authorizer list.
+    match svc.recover_refresh_tokens().await {
+        Ok(restored) => {
+            report.recovered = u32::try_from(restored.len()).unwrap_or(u32::MAX);
+            for appid in restored {
+                let key = TokenKey::Authorizer(appid);
+                let version = match svc.store.get_token(&key).await {
+                    Ok(r) => r.map_or(0, |r| r.version),
+                    Err(e) => {
+                        report.fail(&e.into());
+                        continue;
+                    }
+                };
+                match svc.try_refresh(&key, version).await {
+                    Ok(Some(_)) => report.refreshed += 1,
+                    Ok(None) => report.skipped += 1,
+                    Err(e) => report.fail(&e),
+                }
+            }
+        }
+        Err(e) => report.fail(&e),
+    }
+
+    report.wechat_token_calls = svc.counters().wechat_token_calls;
+    report
+}
+
+/// CloudWatch embedded-metric-format lines for a report: one with the counts, one per failure
+/// cause (dimension `cause`).
+pub fn emf_lines(report: &RefreshReport, timestamp_ms: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut main = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "wxopen",
+                "Dimensions": [["Function"]],
+                "Metrics": [
+                    {"Name": "TokensRefreshed", "Unit": "Count"},
+                    {"Name": "TokensDue", "Unit": "Count"},
+                    {"Name": "RefreshFailures", "Unit": "Count"},
+                    {"Name": "RefreshTokensRecovered", "Unit": "Count"},
+                    {"Name": "PendingAuthorizationsCompleted", "Unit": "Count"},
+                    {"Name": "WeChatTokenCalls", "Unit": "Count"},
+                ],
+            }],
+        },
+        "Function": "token-refresh",
+        "TokensRefreshed": report.refreshed + u32::from(report.component_refreshed),
+        "TokensDue": report.due,
+        "RefreshFailures": report.failure_count(),
+        "RefreshTokensRecovered": report.recovered,
+        "PendingAuthorizationsCompleted": report.pending_completed,
+        "WeChatTokenCalls": report.wechat_token_calls,
+    });
+    if let (Some(age), Some(obj)) = (report.ticket_age_secs, main.as_object_mut()) {
+        obj.insert("TicketAgeSeconds".into(), age.into());
+        if let Some(metrics) = obj
+            .get_mut("_aws")
+            .and_then(|a| a.get_mut("CloudWatchMetrics"))
+            .and_then(|m| m.get_mut(0))
+            .and_then(|m| m.get_mut("Metrics"))
+            .and_then(|m| m.as_array_mut())
+        {
+            metrics.push(serde_json::json!({"Name": "TicketAgeSeconds", "Unit": "Seconds"}));
+        }
+    }
+    lines.push(main.to_string());
+    for (cause, count) in &report.failures {
+        lines.push(
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "wxopen",
+                        "Dimensions": [["Function", "Cause"]],
+                        "Metrics": [{"Name": "RefreshFailuresByCause", "Unit": "Count"}],
+                    }],
+                },
+                "Function": "token-refresh",
+                "Cause": cause,
+                "RefreshFailuresByCause": count,
+            })
+            .to_string(),
+        );
+    }
+    lines
+}

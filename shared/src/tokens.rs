@@ -1,0 +1,605 @@
+//! The token lifecycle: read, lease, refresh, compare-and-set, recovery.
+//!
+//! * One writer at a time per token: a refresh takes a lease with a conditional write
+//!   (no live lease, version still `v`), calls WeChat, then writes the new token with version
+//!   `v + 1` on condition that it still holds the lease. A crashed worker's lease just expires.
+//! * Readers read. A caller that saw 40001/42001 with version `v` asks for a refresh *of `v`*: if
+//!   the stored version is already newer it gets that, and WeChat is not called again.
+//! * Refresh tokens are written in the same conditional update as the access token. On 61023 the
+//!   authorizer becomes `needs_reauth` and its refresh token is recovered from
+//!   `api_get_authorizer_list`.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+use crate::clock::Clock;
+use crate::crypto;
+use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
+use crate::store::{
+    AccountKind, AuthorizationGrant, AuthorizerProfileRecord, AuthorizerState, CodeClaim,
+    CommitOutcome, EventApplied, LeaseOutcome, NewToken, PendingAuthorization, StoreError,
+    TokenKey, TokenRecord, TokenServiceStore,
+};
+use crate::wechat::{ErrorKind, WeChatClient, WeChatError};
+
+/// Tuning of the token service.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// A token is served only while it has at least this long to live.
+    pub min_remaining_secs: i64,
+    /// How long a refresh lease lasts (covers one WeChat call with its timeout).
+    pub lease_secs: i64,
+    /// How long a reader waits for another worker's refresh before answering "busy".
+    pub wait_budget: Duration,
+    /// Poll interval while waiting for another worker.
+    pub poll: Duration,
+    /// How long an authorization-code claim lasts.
+    pub code_lease_secs: i64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            min_remaining_secs: 60,
+            lease_secs: 30,
+            wait_budget: Duration::from_secs(3),
+            poll: Duration::from_millis(100),
+            code_lease_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no component_verify_ticket has been received yet")]
+    NoTicket,
+    #[error("the authorizer is not known")]
+    UnknownAuthorizer,
+    #[error("the authorizer is {}", state_name(*.0))]
+    NotAuthorized(AuthorizerState),
+    #[error("another worker is refreshing this token; try again shortly")]
+    Busy,
+    #[error("WeChat refused: {0}")]
+    WeChat(#[from] WeChatError),
+    #[error("state store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("credentials unavailable: {0}")]
+    Secrets(#[from] SecretsError),
+}
+
+fn state_name(s: AuthorizerState) -> &'static str {
+    match s {
+        AuthorizerState::Authorized => "authorized",
+        AuthorizerState::Unauthorized => "unauthorized (the merchant cancelled the authorization)",
+        AuthorizerState::NeedsReauth => {
+            "needs_reauth (its refresh token is invalid; the merchant must authorize again)"
+        }
+    }
+}
+
+/// A token handed to a caller, with the version to quote when WeChat rejects it.
+#[derive(Debug, Clone)]
+pub struct VendedToken {
+    pub token: SecretString,
+    pub version: u64,
+    pub expires_at: i64,
+}
+
+/// How one authorization code exchange ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchange {
+    /// This worker exchanged the code and recorded the authorizer.
+    Recorded { authorizer_appid: String },
+    /// Another worker (the push or the redirect) had already done it.
+    AlreadyDone { authorizer_appid: String },
+    /// A newer authorization event for this authorizer was already recorded.
+    Superseded { authorizer_appid: String },
+}
+
+impl Exchange {
+    pub fn authorizer_appid(&self) -> &str {
+        match self {
+            Exchange::Recorded { authorizer_appid }
+            | Exchange::AlreadyDone { authorizer_appid }
+            | Exchange::Superseded { authorizer_appid } => authorizer_appid,
+        }
+    }
+}
+
+/// Counts kept while the service works (the refresher reports them as metrics).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub wechat_token_calls: u64,
+    pub refreshed: u64,
+    pub lost_leases: u64,
+}
+
+fn new_owner() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The token service over the store, WeChat, the credentials and a clock.
+pub struct TokenService<'a, S, C, K> {
+    pub store: &'a S,
+    pub wechat: &'a WeChatClient,
+    pub credentials: &'a C,
+    pub clock: &'a K,
+    pub settings: TokenSettings,
+    /// The component token as last seen in this invocation (saves a read per authorizer refresh).
+    component_cache: Mutex<Option<VendedToken>>,
+    counters: std::sync::Mutex<Counters>,
+}
+
+impl<'a, S, C, K> TokenService<'a, S, C, K>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    pub fn new(
+        store: &'a S,
+        wechat: &'a WeChatClient,
+        credentials: &'a C,
+        clock: &'a K,
+        settings: TokenSettings,
+    ) -> Self {
+        Self {
+            store,
+            wechat,
+            credentials,
+            clock,
+            settings,
+            component_cache: Mutex::new(None),
+            counters: std::sync::Mutex::new(Counters::default()),
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        if let Ok(mut c) = self.counters.lock() {
+            f(&mut c);
+        }
+    }
+
+    fn usable(&self, t: &TokenRecord) -> Option<VendedToken> {
+        let token = t.access_token.as_ref()?;
+        (t.expires_at > self.clock.now() + self.settings.min_remaining_secs).then(|| VendedToken {
+            token: token.expose_secret().into(),
+            version: t.version,
+            expires_at: t.expires_at,
+        })
+    }
+
+    /// Reads a token, checking the authorizer's state.
+    async fn read(&self, key: &TokenKey) -> Result<Option<TokenRecord>, TokenError> {
+        let record = self.store.get_token(key).await?;
+        if let TokenKey::Authorizer(_) = key {
+            match record.as_ref().and_then(|r| r.state) {
+                None => return Err(TokenError::UnknownAuthorizer),
+                Some(AuthorizerState::Authorized) => {}
+                Some(other) => return Err(TokenError::NotAuthorized(other)),
+            }
+        }
+        Ok(record)
+    }
+
+    /// The current token. With `stale_version = Some(v)` (the caller saw 40001/42001 on version
+    /// `v`): the newer stored token if there is one, else a refresh of `v`.
+    pub async fn token(
+        &self,
+        key: &TokenKey,
+        stale_version: Option<u64>,
+    ) -> Result<VendedToken, TokenError> {
+        let record = self.read(key).await?;
+        let version = record.as_ref().map_or(0, |r| r.version);
+        let rejected = stale_version.is_some_and(|v| v >= version);
+        if let Some(t) = record.as_ref().and_then(|r| self.usable(r))
+            && !rejected
+        {
+            return Ok(t);
+        }
+        self.refresh(key, version).await
+    }
+
+    pub async fn component_token(
+        &self,
+        stale_version: Option<u64>,
+    ) -> Result<VendedToken, TokenError> {
+        if stale_version.is_none()
+            && let Some(t) = self.component_cache.lock().await.as_ref()
+            && t.expires_at > self.clock.now() + self.settings.min_remaining_secs
+        {
+            return Ok(t.clone());
+        }
+        // Boxed: an authorizer refresh needs the component token, which may itself refresh.
+        let t = Box::pin(self.token(&TokenKey::Component, stale_version)).await?;
+        *self.component_cache.lock().await = Some(t.clone());
+        Ok(t)
+    }
+
+    pub async fn authorizer_token(
+        &self,
+        appid: &str,
+        stale_version: Option<u64>,
+    ) -> Result<VendedToken, TokenError> {
+        self.token(&TokenKey::Authorizer(appid.to_string()), stale_version)
+            .await
+    }
+
+    /// Refreshes the token at `version` once: exactly one worker calls WeChat; the others wait
+    /// (within the budget) and get its result.
+    pub async fn refresh(&self, key: &TokenKey, version: u64) -> Result<VendedToken, TokenError> {
+        let deadline = Instant::now() + self.settings.wait_budget;
+        let mut version = version;
+        loop {
+            match self.try_refresh(key, version).await? {
+                Some(t) => return Ok(t),
+                None => {
+                    let record = self.read(key).await?;
+                    let current = record.as_ref().map_or(0, |r| r.version);
+                    if current > version {
+                        if let Some(t) = record.as_ref().and_then(|r| self.usable(r)) {
+                            return Ok(t);
+                        }
+                        version = current;
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(TokenError::Busy);
+                    }
+                    tokio::time::sleep(self.settings.poll).await;
+                }
+            }
+        }
+    }
+
+    /// Refreshes the token at `version` if this worker can take the lease now; `None` when
+    /// another worker holds it or the version moved on (the scheduled refresher skips those).
+    pub async fn try_refresh(
+        &self,
+        key: &TokenKey,
+        version: u64,
+    ) -> Result<Option<VendedToken>, TokenError> {
+        let owner = new_owner();
+        let now = self.clock.now();
+        match self
+            .store
+            .acquire_lease(key, version, &owner, now, now + self.settings.lease_secs)
+            .await?
+        {
+            LeaseOutcome::Acquired => self.refresh_leased(key, version, &owner).await.map(Some),
+            LeaseOutcome::Conflict => Ok(None),
+        }
+    }
+
+    async fn refresh_leased(
+        &self,
+        key: &TokenKey,
+        version: u64,
+        owner: &str,
+    ) -> Result<VendedToken, TokenError> {
+        let result = match key {
+            TokenKey::Component => self.fetch_component_token().await,
+            TokenKey::Authorizer(appid) => self.fetch_authorizer_token(appid, owner).await,
+        };
+        let new = match result {
+            Ok(new) => new,
+            Err(e) => {
+                // Best effort: the lease expires by itself anyway.
+                if let Err(release) = self.store.release_lease(key, owner).await {
+                    tracing::warn!(error = %release, "could not release a refresh lease");
+                }
+                return Err(e);
+            }
+        };
+        match self.store.commit_token(key, owner, version, &new).await? {
+            CommitOutcome::Committed(v) => {
+                self.count(|c| c.refreshed += 1);
+                tracing::info!(token = key.label(), version = v, "token refreshed");
+                Ok(VendedToken {
+                    token: new.access_token,
+                    version: v,
+                    expires_at: new.expires_at,
+                })
+            }
+            CommitOutcome::LostLease => {
+                self.count(|c| c.lost_leases += 1);
+                tracing::warn!(
+                    token = key.label(),
+                    "refresh lease lost before commit; using the stored token"
+                );
+                self.read(key)
+                    .await?
+                    .as_ref()
+                    .and_then(|r| self.usable(r))
+                    .ok_or(TokenError::Busy)
+            }
+        }
+    }
+
+    async fn fetch_component_token(&self) -> Result<NewToken, TokenError> {
+        let creds = self.credentials.credentials().await?;
+        let ticket = self.store.get_ticket().await?.ok_or(TokenError::NoTicket)?;
+        self.count(|c| c.wechat_token_calls += 1);
+        let now = self.clock.now();
+        match self
+            .wechat
+            .component_token(
+                &creds.component_appid,
+                &creds.component_appsecret,
+                &ticket.ticket,
+            )
+            .await
+        {
+            Ok(t) => Ok(NewToken {
+                access_token: t.token,
+                expires_at: now + t.expires_in,
+                refresh_token: None,
+            }),
+            Err(e) => {
+                if e.kind() == Some(ErrorKind::TicketInvalid) {
+                    tracing::error!(
+                        errcode = e.errcode(),
+                        "component ticket rejected; asking WeChat to push a new one"
+                    );
+                    self.ask_for_ticket(&creds).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `api_start_push_ticket`, best effort (the alarm is the log line).
+    pub async fn ask_for_ticket(&self, creds: &ComponentCredentials) {
+        if let Err(e) = self
+            .wechat
+            .start_push_ticket(&creds.component_appid, &creds.component_appsecret)
+            .await
+        {
+            tracing::error!(error = %e, "api_start_push_ticket failed");
+        }
+    }
+
+    async fn fetch_authorizer_token(
+        &self,
+        appid: &str,
+        owner: &str,
+    ) -> Result<NewToken, TokenError> {
+        let key = TokenKey::Authorizer(appid.to_string());
+        let record = self
+            .read(&key)
+            .await?
+            .ok_or(TokenError::UnknownAuthorizer)?;
+        let refresh = record
+            .refresh_token
+            .as_ref()
+            .ok_or(TokenError::NotAuthorized(AuthorizerState::NeedsReauth))?;
+        let creds = self.credentials.credentials().await?;
+        let mut component = self.component_token(None).await?;
+        for attempt in 0..2 {
+            self.count(|c| c.wechat_token_calls += 1);
+            let now = self.clock.now();
+            match self
+                .wechat
+                .authorizer_token(&component.token, &creds.component_appid, appid, refresh)
+                .await
+            {
+                Ok(t) => {
+                    return Ok(NewToken {
+                        access_token: t.authorizer_access_token,
+                        expires_at: now + t.expires_in,
+                        refresh_token: Some(t.authorizer_refresh_token),
+                    });
+                }
+                Err(e) if e.is_token_stale() && attempt == 0 => {
+                    component = self.component_token(Some(component.version)).await?;
+                }
+                Err(e) if e.kind() == Some(ErrorKind::RefreshTokenInvalid) => {
+                    tracing::error!(
+                        authorizer = appid,
+                        "refresh token rejected (61023); marking needs_reauth"
+                    );
+                    self.store
+                        .mark_needs_reauth(appid, owner, self.clock.now())
+                        .await?;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TokenError::Busy)
+    }
+
+    /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the
+    /// refresh tokens WeChat still lists. Returns the appids restored.
+    pub async fn recover_refresh_tokens(&self) -> Result<Vec<String>, TokenError> {
+        let mut missing = self.store.needs_reauth().await?;
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let creds = self.credentials.credentials().await?;
+        let component = self.component_token(None).await?;
+        let mut restored = Vec::new();
+        let mut offset = 0u32;
+        const PAGE: u32 = 500;
+        loop {
+            let page = self
+                .wechat
+                .get_authorizer_list(&component.token, &creds.component_appid, offset, PAGE)
+                .await?;
+            for entry in &page.list {
+                if let Some(pos) = missing.iter().position(|a| *a == entry.authorizer_appid) {
+                    let appid = missing.swap_remove(pos);
+                    if self
+                        .store
+                        .restore_refresh_token(&appid, &entry.refresh_token, self.clock.now())
+                        .await?
+                        == EventApplied::Applied
+                    {
+                        tracing::info!(authorizer = %appid, "refresh token recovered from api_get_authorizer_list");
+                        restored.push(appid);
+                    }
+                }
+            }
+            let fetched = u32::try_from(page.list.len()).unwrap_or(PAGE);
+            offset = offset.saturating_add(fetched);
+            if missing.is_empty() || fetched == 0 || offset >= page.total_count {
+                break;
+            }
+        }
+        for appid in &missing {
+            tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; it stays needs_reauth");
+        }
+        Ok(restored)
+    }
+
+    /// Exchanges an authorization code (from the push or the redirect) exactly once and records
+    /// the authorizer with its tokens, permission sets and profile.
+    pub async fn exchange_code(
+        &self,
+        code: &SecretString,
+        event_time: i64,
+    ) -> Result<Exchange, TokenError> {
+        let code_id = crypto::sha1_hex(code.expose_secret());
+        let deadline = Instant::now() + self.settings.wait_budget;
+        let owner = new_owner();
+        loop {
+            let now = self.clock.now();
+            match self
+                .store
+                .claim_code(&code_id, &owner, now, now + self.settings.code_lease_secs)
+                .await?
+            {
+                CodeClaim::Claimed => break,
+                CodeClaim::Done { authorizer_appid } => {
+                    return Ok(Exchange::AlreadyDone { authorizer_appid });
+                }
+                CodeClaim::Busy if Instant::now() >= deadline => return Err(TokenError::Busy),
+                CodeClaim::Busy => tokio::time::sleep(self.settings.poll).await,
+            }
+        }
+        match self.exchange_claimed(code, event_time).await {
+            Ok(exchange) => {
+                self.store
+                    .finish_code(
+                        &code_id,
+                        &owner,
+                        exchange.authorizer_appid(),
+                        self.clock.now(),
+                    )
+                    .await?;
+                Ok(exchange)
+            }
+            Err(e) => {
+                if let Err(release) = self.store.release_code(&code_id, &owner).await {
+                    tracing::warn!(error = %release, "could not release an authorization-code claim");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn exchange_claimed(
+        &self,
+        code: &SecretString,
+        event_time: i64,
+    ) -> Result<Exchange, TokenError> {
+        let creds = self.credentials.credentials().await?;
+        let mut component = self.component_token(None).await?;
+        let info = match self
+            .wechat
+            .query_auth(&component.token, &creds.component_appid, code)
+            .await
+        {
+            Err(e) if e.is_token_stale() => {
+                component = self.component_token(Some(component.version)).await?;
+                self.wechat
+                    .query_auth(&component.token, &creds.component_appid, code)
+                    .await?
+            }
+            other => other?,
+        };
+        let now = self.clock.now();
+        let profile = match self
+            .wechat
+            .get_authorizer_info(
+                &component.token,
+                &creds.component_appid,
+                &info.authorizer_appid,
+            )
+            .await
+        {
+            Ok(r) => Some(profile_record(r.authorizer_info)),
+            Err(e) => {
+                // The tokens matter more than the profile: record them anyway.
+                tracing::warn!(error = %e, authorizer = %info.authorizer_appid, "api_get_authorizer_info failed");
+                None
+            }
+        };
+        let grant = AuthorizationGrant {
+            appid: info.authorizer_appid.clone(),
+            event_time,
+            func_info: info.func_info,
+            token: NewToken {
+                access_token: info.authorizer_access_token,
+                expires_at: now + info.expires_in,
+                refresh_token: Some(info.authorizer_refresh_token),
+            },
+            profile,
+            now,
+        };
+        let authorizer_appid = info.authorizer_appid;
+        Ok(match self.store.record_authorization(&grant).await? {
+            EventApplied::Applied => {
+                tracing::info!(authorizer = %authorizer_appid, "authorization recorded");
+                Exchange::Recorded { authorizer_appid }
+            }
+            EventApplied::Superseded => Exchange::Superseded { authorizer_appid },
+        })
+    }
+
+    /// Completes a pending `authorized`/`updateauthorized` push and removes it.
+    pub async fn complete_pending(
+        &self,
+        pending: &PendingAuthorization,
+    ) -> Result<Exchange, TokenError> {
+        let outcome = self
+            .exchange_code(&pending.authorization_code, pending.create_time)
+            .await;
+        let done = match &outcome {
+            Ok(_) => true,
+            // A code WeChat no longer accepts will never complete: drop it (the refresher's
+            // authorizer-list recovery still covers a lost refresh token).
+            Err(TokenError::WeChat(e)) => e.kind() == Some(ErrorKind::InvalidCode),
+            Err(_) => false,
+        };
+        if done {
+            self.store
+                .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
+                .await?;
+        }
+        outcome
+    }
+}
+
+/// The stored form of `api_get_authorizer_info`'s profile.
+pub fn profile_record(p: crate::wechat::AuthorizerProfile) -> AuthorizerProfileRecord {
+    AuthorizerProfileRecord {
+        kind: if p.is_mini_program() {
+            AccountKind::MiniProgram
+        } else {
+            AccountKind::OfficialAccount
+        },
+        nick_name: p.nick_name,
+        user_name: p.user_name,
+        principal_name: p.principal_name,
+        service_type: p.service_type_info.id,
+        verify_type: p.verify_type_info.id,
+        head_img: p.head_img,
+    }
+}
