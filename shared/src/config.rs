@@ -27,6 +27,9 @@ pub struct Config {
     pub wechat_mp_base: String,
     /// Mobile authorization host (`WECHAT_OPEN_BASE`, default `https://open.weixin.qq.com`).
     pub wechat_open_base: String,
+    /// Public base URL of the API (`PUBLIC_BASE_URL`, e.g. a custom domain registered with
+    /// WeChat); when unset, taken from each request's Host header.
+    pub public_base_url: Option<String>,
     /// Per-request timeout for WeChat calls (`WECHAT_TIMEOUT_MS`, default 4000).
     pub wechat_timeout: Duration,
     /// Tokens expiring within this window are refreshed by the scheduled refresher
@@ -67,6 +70,10 @@ impl Config {
             wechat_api_base: base_url(&get, "WECHAT_API_BASE", DEFAULT_WECHAT_API_BASE)?,
             wechat_mp_base: base_url(&get, "WECHAT_MP_BASE", DEFAULT_WECHAT_MP_BASE)?,
             wechat_open_base: base_url(&get, "WECHAT_OPEN_BASE", DEFAULT_WECHAT_OPEN_BASE)?,
+            public_base_url: match get("PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()) {
+                Some(_) => Some(base_url(&get, "PUBLIC_BASE_URL", "")?),
+                None => None,
+            },
             wechat_timeout: Duration::from_millis(number(
                 &get,
                 "WECHAT_TIMEOUT_MS",

@@ -74,6 +74,10 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     response(status, "application/json", Body::from(body.to_string()))
 }
 
+pub fn html_response(status: u16, html: String) -> Response<Body> {
+    response(status, "text/html; charset=utf-8", Body::from(html))
+}
+
 pub fn text_response(status: u16, text: impl Into<String>) -> Response<Body> {
     response(status, "text/plain; charset=utf-8", Body::from(text.into()))
 }

@@ -1,3 +1,4 @@
+pub mod authorization;
 pub mod clock;
 pub mod component;
 pub mod config;

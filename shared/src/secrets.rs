@@ -145,6 +145,12 @@ pub trait CredentialsProvider: Send + Sync {
     ) -> impl Future<Output = Result<Arc<ComponentCredentials>, SecretsError>> + Send;
 }
 
+impl<T: CredentialsProvider> CredentialsProvider for Arc<T> {
+    async fn credentials(&self) -> Result<Arc<ComponentCredentials>, SecretsError> {
+        self.as_ref().credentials().await
+    }
+}
+
 /// Fixed credentials (tests, the local gateway with a known secret).
 #[derive(Debug, Clone)]
 pub struct StaticCredentials(pub Arc<ComponentCredentials>);

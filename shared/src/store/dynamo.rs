@@ -22,6 +22,21 @@ const TOKEN_SK: &str = "TOKEN";
 /// The sparse index of refreshable tokens (and of authorizers awaiting refresh-token recovery).
 pub const REFRESH_INDEX: &str = "refresh-index";
 const DUE_PARTITION: &str = "TOKENS";
+/// The index listing authorizers by appid (no secrets projected).
+pub const AUTHORIZERS_INDEX: &str = "authorizers-index";
+const AUTHORIZER_ENTITY: &str = "AUTHORIZER";
+/// What the authorizers index carries besides its keys: never a token.
+pub const AUTHORIZERS_INDEX_ATTRIBUTES: &[&str] = &[
+    "pk",
+    "sk",
+    "state",
+    "last_event_at",
+    "updated_at",
+    "func_info",
+    "open_appid",
+    "authorized_at",
+    "profile",
+];
 const REAUTH_PARTITION: &str = "REAUTH";
 
 fn push_pk(key: &str) -> String {
@@ -156,6 +171,19 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .build(),
         )
         .build()?;
+    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+    for a in AUTHORIZERS_INDEX_ATTRIBUTES
+        .iter()
+        .filter(|a| !matches!(**a, "pk" | "sk"))
+    {
+        projection = projection.non_key_attributes(*a);
+    }
+    let authorizers_index = GlobalSecondaryIndex::builder()
+        .index_name(AUTHORIZERS_INDEX)
+        .key_schema(key("entity", KeyType::Hash)?)
+        .key_schema(key("appid", KeyType::Range)?)
+        .projection(projection.build())
+        .build()?;
     client
         .create_table()
         .table_name(table)
@@ -164,6 +192,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
         .attribute_definitions(attr("refresh_pk", ScalarAttributeType::S)?)
         .attribute_definitions(attr("due_at", ScalarAttributeType::N)?)
+        .attribute_definitions(attr("entity", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("appid", ScalarAttributeType::S)?)
+        .global_secondary_indexes(authorizers_index)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(refresh_index)
@@ -348,9 +379,10 @@ impl AuthorizerStore for DynamoStore {
             .key("pk", s(authorizer_pk(appid)))
             .key("sk", s(AUTHORIZER_SK))
             .update_expression(
-                "SET appid = :appid, #state = :state, last_event_at = :t, updated_at = :now \
+                "SET appid = :appid, entity = :entity, #state = :state, last_event_at = :t, updated_at = :now \
                  REMOVE access_token, refresh_token, refresh_pk, due_at, lease_owner, lease_until",
             )
+            .expression_attribute_values(":entity", s(AUTHORIZER_ENTITY))
             .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":appid", s(appid))
@@ -691,7 +723,7 @@ impl TokenStore for DynamoStore {
         g: &AuthorizationGrant,
     ) -> Result<EventApplied, StoreError> {
         let mut update = String::from(
-            "SET appid = :appid, #state = :authorized, last_event_at = :t, updated_at = :now, \
+            "SET appid = :appid, entity = :entity, #state = :authorized, last_event_at = :t, updated_at = :now, \
              authorized_at = :now, func_info = :f, access_token = :at, expires_at = :e, \
              refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e",
         );
@@ -703,6 +735,7 @@ impl TokenStore for DynamoStore {
             .key("sk", s(AUTHORIZER_SK))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":appid", s(&g.appid))
+            .expression_attribute_values(":entity", s(AUTHORIZER_ENTITY))
             .expression_attribute_values(":authorized", s("authorized"))
             .expression_attribute_values(":t", n(g.event_time))
             .expression_attribute_values(":now", n(g.now))
@@ -855,6 +888,83 @@ impl AuthCodeStore for DynamoStore {
             .send()
             .await;
         match result {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl AuthorizerListStore for DynamoStore {
+    async fn list_authorizers(
+        &self,
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
+        let mut out = Vec::new();
+        let mut start = after.map(|appid| {
+            std::collections::HashMap::from([
+                ("pk".to_string(), s(authorizer_pk(appid))),
+                ("sk".to_string(), s(AUTHORIZER_SK)),
+                ("entity".to_string(), s(AUTHORIZER_ENTITY)),
+                ("appid".to_string(), s(appid)),
+            ])
+        });
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(AUTHORIZERS_INDEX)
+                .key_condition_expression("entity = :e")
+                .expression_attribute_values(":e", s(AUTHORIZER_ENTITY))
+                .set_limit(i32::try_from((limit - out.len()).clamp(1, 1000)).ok())
+                .set_exclusive_start_key(start.take());
+            if let Some(state) = state {
+                req = req
+                    .filter_expression("#state = :s")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":s", serde_dynamo::to_attribute_value(state)?);
+            }
+            let page = req.send().await?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<_, AuthorizerRecord>(item)?);
+            }
+            start = page.last_evaluated_key;
+            if out.len() >= limit || start.is_none() {
+                let next = if start.is_some() || out.len() > limit {
+                    out.truncate(limit);
+                    out.last().map(|r| r.appid.clone())
+                } else {
+                    None
+                };
+                return Ok((out, next));
+            }
+        }
+    }
+
+    async fn set_open_appid(
+        &self,
+        appid: &str,
+        open_appid: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now));
+        req = match open_appid {
+            Some(o) => req
+                .update_expression("SET open_appid = :o, updated_at = :now")
+                .expression_attribute_values(":o", s(o)),
+            None => req.update_expression("SET updated_at = :now REMOVE open_appid"),
+        };
+        match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(e.into()),

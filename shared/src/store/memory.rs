@@ -479,3 +479,48 @@ impl AuthCodeStore for MemoryStore {
         Ok(())
     }
 }
+
+impl AuthorizerListStore for MemoryStore {
+    async fn list_authorizers(
+        &self,
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
+        let s = self.lock();
+        let mut all: Vec<AuthorizerRecord> = s
+            .authorizers
+            .values()
+            .filter_map(|e| e.record.clone())
+            .filter(|r| after.is_none_or(|a| r.appid.as_str() > a))
+            .filter(|r| state.is_none_or(|st| r.state == st))
+            .collect();
+        all.sort_by(|a, b| a.appid.cmp(&b.appid));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let next = if more {
+            all.last().map(|r| r.appid.clone())
+        } else {
+            None
+        };
+        Ok((all, next))
+    }
+
+    async fn set_open_appid(
+        &self,
+        appid: &str,
+        open_appid: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(r) = self
+            .lock()
+            .authorizers
+            .get_mut(appid)
+            .and_then(|e| e.record.as_mut())
+        {
+            r.open_appid = open_appid.map(str::to_string);
+            r.updated_at = now;
+        }
+        Ok(())
+    }
+}

@@ -410,6 +410,24 @@ pub trait AuthCodeStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+pub trait AuthorizerListStore: Send + Sync {
+    /// Authorizers in appid order after `after`, optionally in one state; returns the page and
+    /// the cursor (last appid) when more may follow.
+    fn list_authorizers(
+        &self,
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<AuthorizerRecord>, Option<String>), StoreError>> + Send;
+    /// Keeps `open_appid` in step with successful open-account operations.
+    fn set_open_appid(
+        &self,
+        appid: &str,
+        open_appid: Option<&str>,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
     TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore
