@@ -21,6 +21,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub wechat_errcode: Option<i64>,
+    /// Extra fields merged into the body (e.g. the bound `open_appid` of a 409).
+    pub extra: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             code,
             message: message.into(),
             wechat_errcode: None,
+            extra: None,
         }
     }
 
@@ -51,8 +54,15 @@ impl ApiError {
 
     pub fn body(&self) -> serde_json::Value {
         let mut v = serde_json::json!({"error": self.code, "message": self.message});
-        if let (Some(code), Some(obj)) = (self.wechat_errcode, v.as_object_mut()) {
-            obj.insert("wechat_errcode".into(), code.into());
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(code) = self.wechat_errcode {
+                obj.insert("wechat_errcode".into(), code.into());
+            }
+            if let Some(serde_json::Value::Object(extra)) = &self.extra {
+                for (k, val) in extra {
+                    obj.entry(k.clone()).or_insert_with(|| val.clone());
+                }
+            }
         }
         v
     }
@@ -144,6 +154,73 @@ pub fn push_query(req: &Request) -> PushQuery {
         nonce: query_param(req, "nonce"),
         msg_signature: query_param(req, "msg_signature"),
         encrypt_type: query_param(req, "encrypt_type"),
+    }
+}
+
+/// Largest JSON body any internal route accepts.
+pub const MAX_JSON_BODY_BYTES: usize = 4096;
+
+/// The request's JSON object body; `None` when the body is empty. Oversize → 413, a non-JSON
+/// content type → 415, invalid JSON or not an object → 400.
+pub fn json_object(
+    req: &Request,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
+    let body = body_bytes(req);
+    if body.len() > MAX_JSON_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!("the body exceeds {MAX_JSON_BODY_BYTES} bytes"),
+        ));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err(ApiError::new(
+            400,
+            "invalid_json",
+            "the body must be a JSON object",
+        )),
+        Err(_) => Err(ApiError::new(
+            400,
+            "invalid_json",
+            "the body is not valid JSON",
+        )),
+    }
+}
+
+/// A string (or number) field of a JSON object body; other types → 400.
+pub fn json_text(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ApiError::new(
+            400,
+            "invalid_parameter",
+            format!("{key} must be a string"),
+        )),
     }
 }
 

@@ -1,9 +1,11 @@
+pub mod app;
 pub mod authorization;
 pub mod clock;
 pub mod component;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod open_account;
 pub mod push;
 pub mod refresher;
 pub mod runtime;

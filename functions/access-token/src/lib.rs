@@ -11,15 +11,8 @@ use wxopen::clock::Clock;
 use wxopen::http::{ApiError, appid_param, json_response, path_param, query_param, require_method};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::{TokenKey, TokenServiceStore};
-use wxopen::tokens::{TokenService, TokenSettings};
-use wxopen::wechat::WeChatClient;
 
-pub struct App<S, C, K> {
-    pub store: S,
-    pub credentials: C,
-    pub clock: K,
-    pub wechat: WeChatClient,
-}
+pub use wxopen::app::Deps as App;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where
@@ -55,13 +48,7 @@ where
             )
         })?),
     };
-    let svc = TokenService::new(
-        &app.store,
-        &app.wechat,
-        &app.credentials,
-        &app.clock,
-        TokenSettings::default(),
-    );
+    let svc = app.tokens();
     let token = svc.token(&key, stale_version).await.map_err(|e| {
         tracing::warn!(error = %e, token = key.label(), "token not vended");
         ApiError::from(&e)

@@ -1,16 +1,9 @@
 use lambda_http::{Error, run, service_fn, tracing};
-use wxopen::clock::SystemClock;
 use wxopen::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let rt = Runtime::load().await?;
-    let app = access_token::App {
-        store: rt.store,
-        credentials: rt.credentials,
-        clock: SystemClock,
-        wechat: rt.wechat,
-    };
+    let app = Runtime::load().await?.deps();
     run(service_fn(|req| access_token::handle(&app, req))).await
 }

@@ -9,15 +9,10 @@ use wxopen::clock::Clock;
 use wxopen::http::{ApiError, html_response, query_param};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::TokenServiceStore;
-use wxopen::tokens::{TokenError, TokenService, TokenSettings};
-use wxopen::wechat::{ErrorKind, WeChatClient};
+use wxopen::tokens::TokenError;
+use wxopen::wechat::ErrorKind;
 
-pub struct App<S, C, K> {
-    pub store: S,
-    pub credentials: C,
-    pub clock: K,
-    pub wechat: WeChatClient,
-}
+pub use wxopen::app::Deps as App;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where
@@ -39,13 +34,7 @@ where
             failure_page("the authorization code is missing"),
         ));
     };
-    let svc = TokenService::new(
-        &app.store,
-        &app.wechat,
-        &app.credentials,
-        &app.clock,
-        TokenSettings::default(),
-    );
+    let svc = app.tokens();
     Ok(
         match svc
             .exchange_code(&code.trim().into(), app.clock.now())

@@ -2,28 +2,21 @@
 //! links made from a fresh single-use pre-auth code.
 
 use lambda_http::http::Method;
-use lambda_http::http::header::{CONTENT_TYPE, HOST};
+use lambda_http::http::header::HOST;
 use lambda_http::{Body, Error, Request, Response};
+use wxopen::app::Deps;
 use wxopen::authorization::{self, LinkHosts, LinkOptions, create_links, failure_page};
 use wxopen::clock::Clock;
-use wxopen::http::{ApiError, body_bytes, html_response, json_response, query_param};
+use wxopen::http::{ApiError, html_response, json_object, json_response, json_text, query_param};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::TokenServiceStore;
-use wxopen::tokens::{TokenService, TokenSettings};
-use wxopen::wechat::WeChatClient;
 
 pub struct App<S, C, K> {
-    pub store: S,
-    pub credentials: C,
-    pub clock: K,
-    pub wechat: WeChatClient,
+    pub deps: Deps<S, C, K>,
     pub hosts: LinkHosts,
     /// `https://<api domain>`; when absent it is taken from the request's Host header.
     pub public_base: Option<String>,
 }
-
-/// Largest JSON body accepted on `POST /authorize/links`.
-pub const MAX_BODY_BYTES: usize = 4096;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where
@@ -70,13 +63,7 @@ where
     let Some(base) = public_base(app, req) else {
         return html_response(400, failure_page("the request has no Host header"));
     };
-    let svc = TokenService::new(
-        &app.store,
-        &app.wechat,
-        &app.credentials,
-        &app.clock,
-        TokenSettings::default(),
-    );
+    let svc = app.deps.tokens();
     match create_links(
         &svc,
         &app.hosts,
@@ -100,47 +87,8 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    let body = body_bytes(req);
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            format!("the body exceeds {MAX_BODY_BYTES} bytes"),
-        ));
-    }
-    let json: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::json!({})
-    } else {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if !is_json {
-            return Err(ApiError::new(
-                415,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ));
-        }
-        serde_json::from_slice(body)
-            .map_err(|_| ApiError::new(400, "invalid_json", "the body is not valid JSON"))?
-    };
-    let obj = json
-        .as_object()
-        .ok_or_else(|| ApiError::new(400, "invalid_json", "the body must be a JSON object"))?;
-    let text = |k: &str| -> Result<Option<String>, ApiError> {
-        match obj.get(k) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(ApiError::new(
-                400,
-                "invalid_parameter",
-                format!("{k} must be a string"),
-            )),
-        }
-    };
+    let obj = json_object(req)?.unwrap_or_default();
+    let text = |k: &str| json_text(&obj, k);
     let options = LinkOptions::parse(
         text("auth_type")?.as_deref(),
         text("biz_appid")?.as_deref(),
@@ -149,13 +97,7 @@ where
     .map_err(|e| ApiError::new(400, "invalid_parameter", e.to_string()))?;
     let base = public_base(app, req)
         .ok_or_else(|| ApiError::new(400, "missing_host", "the request has no Host header"))?;
-    let svc = TokenService::new(
-        &app.store,
-        &app.wechat,
-        &app.credentials,
-        &app.clock,
-        TokenSettings::default(),
-    );
+    let svc = app.deps.tokens();
     let links = create_links(
         &svc,
         &app.hosts,

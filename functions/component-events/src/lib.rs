@@ -9,22 +9,18 @@ use std::time::Duration;
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
+use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::component::{PushOutcome, apply_push, complete_within};
 use wxopen::http::{ApiError, body_bytes, push_query, require_method, wechat_success};
 use wxopen::push;
 use wxopen::secrets::{CredentialsProvider, SecretsError};
 use wxopen::store::ComponentEventStore;
-use wxopen::tokens::{TokenService, TokenSettings};
-use wxopen::wechat::WeChatClient;
 use wxopen::xml::ComponentPush;
 
 /// The ports this function needs.
 pub struct App<S, C, K> {
-    pub store: S,
-    pub credentials: C,
-    pub clock: K,
-    pub wechat: WeChatClient,
+    pub deps: Deps<S, C, K>,
     pub push_window: Duration,
     /// Time allowed to complete an authorization before answering WeChat (which waits 5 s).
     pub completion_budget: Duration,
@@ -52,7 +48,7 @@ where
     K: Clock,
 {
     require_method(req, Method::POST)?;
-    let creds = app.credentials.credentials().await.map_err(|e| {
+    let creds = app.deps.credentials.credentials().await.map_err(|e| {
         tracing::error!(error = %e, "component credentials unavailable");
         match e {
             SecretsError::NotConfigured => ApiError::new(
@@ -67,7 +63,7 @@ where
             ),
         }
     })?;
-    let now = app.clock.now();
+    let now = app.deps.clock.now();
     let opened = push::open(
         &creds,
         &push_query(req),
@@ -91,7 +87,7 @@ where
             "the push is addressed to another component",
         ));
     }
-    let outcome = apply_push(&app.store, &parsed, &opened.dedupe_key, now)
+    let outcome = apply_push(&app.deps.store, &parsed, &opened.dedupe_key, now)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, info_type = parsed.info_type(), "could not record push");
@@ -107,13 +103,7 @@ where
         "push accepted"
     );
     if outcome == PushOutcome::AuthorizationPending {
-        let svc = TokenService::new(
-            &app.store,
-            &app.wechat,
-            &app.credentials,
-            &app.clock,
-            TokenSettings::default(),
-        );
+        let svc = app.deps.tokens();
         match complete_within(&svc, &parsed, now, app.completion_budget).await {
             Some(Ok(exchange)) => {
                 tracing::info!(

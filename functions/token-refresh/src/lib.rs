@@ -1,18 +1,14 @@
 //! The scheduled refresher (EventBridge, every 5 minutes). See `wxopen::refresher`.
 
 use lambda_runtime::{Error, LambdaEvent};
+use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::TokenServiceStore;
-use wxopen::tokens::{TokenService, TokenSettings};
-use wxopen::wechat::WeChatClient;
 
 pub struct App<S, C, K> {
-    pub store: S,
-    pub credentials: C,
-    pub clock: K,
-    pub wechat: WeChatClient,
+    pub deps: Deps<S, C, K>,
     pub settings: RefreshSettings,
 }
 
@@ -28,7 +24,7 @@ where
     K: Clock,
 {
     let report = run(app).await;
-    for line in refresher::emf_lines(&report, app.clock.now().saturating_mul(1000)) {
+    for line in refresher::emf_lines(&report, app.deps.clock.now().saturating_mul(1000)) {
         println!("{line}");
     }
     Ok(report)
@@ -41,13 +37,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    let svc = TokenService::new(
-        &app.store,
-        &app.wechat,
-        &app.credentials,
-        &app.clock,
-        TokenSettings::default(),
-    );
+    let svc = app.deps.tokens();
     let report = refresher::run(&svc, &app.settings).await;
     tracing::info!(
         due = report.due,

@@ -1,5 +1,4 @@
 use lambda_runtime::{Error, run, service_fn, tracing};
-use wxopen::clock::SystemClock;
 use wxopen::refresher::RefreshSettings;
 use wxopen::runtime::Runtime;
 
@@ -12,10 +11,7 @@ async fn main() -> Result<(), Error> {
             window_secs: i64::try_from(rt.config.refresh_window.as_secs()).unwrap_or(900),
             ..RefreshSettings::default()
         },
-        store: rt.store,
-        credentials: rt.credentials,
-        clock: SystemClock,
-        wechat: rt.wechat,
+        deps: rt.deps(),
     };
     run(service_fn(|event| token_refresh::handle(&app, event))).await
 }
