@@ -32,6 +32,10 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Per-request timeout for WeChat calls (`WECHAT_TIMEOUT_MS`, default 4000).
     pub wechat_timeout: Duration,
+    /// Follow-to-log-in QR lifetime (`LOGIN_QR_EXPIRE_SECONDS`, default 300).
+    pub login_qr_expire: Duration,
+    /// Text sent to a user whose scan confirmed a login (`LOGIN_REPLY_TEXT`).
+    pub login_reply_text: Option<String>,
     /// Tokens expiring within this window are refreshed by the scheduled refresher
     /// (`REFRESH_WINDOW_SECONDS`, default 900; the schedule runs every 5 minutes).
     pub refresh_window: Duration,
@@ -82,6 +86,9 @@ impl Config {
                 60_000,
             )?),
             refresh_window: seconds(&get, "REFRESH_WINDOW_SECONDS", 900, 60, 7000)?,
+            login_qr_expire: seconds(&get, "LOGIN_QR_EXPIRE_SECONDS", 300, 30, 2_592_000)?,
+            login_reply_text: get("LOGIN_REPLY_TEXT")
+                .filter(|t| !t.trim().is_empty() && t.len() <= 600),
         })
     }
 }
@@ -93,6 +100,19 @@ fn required(
     match get(key) {
         Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
         _ => Err(ConfigError::Missing(key)),
+    }
+}
+
+impl Config {
+    /// Follow-to-log-in settings from this config.
+    pub fn login_settings(&self) -> crate::login::LoginSettings {
+        let defaults = crate::login::LoginSettings::default();
+        crate::login::LoginSettings {
+            qr_expire_secs: u32::try_from(self.login_qr_expire.as_secs())
+                .unwrap_or(defaults.qr_expire_secs),
+            reply_text: self.login_reply_text.clone().unwrap_or(defaults.reply_text),
+            mp_base: self.wechat_mp_base.clone(),
+        }
     }
 }
 

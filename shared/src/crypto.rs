@@ -236,6 +236,26 @@ pub fn seal(
     })
 }
 
+/// A passive reply as WeChat expects it: encrypted, signed over its own timestamp and a fresh
+/// numeric nonce, in the reply envelope.
+pub fn seal_reply(
+    key: &AesKey,
+    token: &str,
+    appid: &str,
+    reply_xml: &str,
+    now: i64,
+) -> Result<String, CryptoError> {
+    let timestamp = now.to_string();
+    let nonce = (rand::random::<u32>() % 900_000_000 + 100_000_000).to_string();
+    let sealed = seal(key, token, appid, reply_xml, &timestamp, &nonce)?;
+    Ok(reply_envelope(
+        &sealed.encrypt,
+        &sealed.msg_signature,
+        &timestamp,
+        &nonce,
+    ))
+}
+
 /// An encrypted and signed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {

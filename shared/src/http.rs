@@ -7,8 +7,9 @@ use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
+use crate::push::OpenedPush;
 use crate::push::{PushError, PushQuery};
-use crate::secrets::SecretsError;
+use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
 use crate::store::AuthorizerState;
 use crate::tokens::TokenError;
 use crate::wechat::{ErrorKind, WeChatError};
@@ -231,6 +232,49 @@ pub fn require_method(req: &Request, allowed: Method) -> Result<(), ApiError> {
     } else {
         Err(ApiError::method_not_allowed(allowed.as_str()))
     }
+}
+
+impl From<&SecretsError> for ApiError {
+    fn from(e: &SecretsError) -> Self {
+        match e {
+            SecretsError::NotConfigured => ApiError::new(
+                503,
+                "not_configured",
+                "the component credentials are not configured yet",
+            ),
+            _ => ApiError::new(
+                503,
+                "credentials_unavailable",
+                "the component credentials could not be loaded",
+            ),
+        }
+    }
+}
+
+/// Loads the credentials and runs every push check on a callback request.
+pub async fn open_push<C: CredentialsProvider>(
+    req: &Request,
+    credentials: &C,
+    now: i64,
+    window: std::time::Duration,
+) -> Result<(std::sync::Arc<ComponentCredentials>, OpenedPush), ApiError> {
+    require_method(req, Method::POST)?;
+    let creds = credentials.credentials().await.map_err(|e| {
+        tracing::error!(error = %e, "component credentials unavailable");
+        ApiError::from(&e)
+    })?;
+    let opened = crate::push::open(&creds, &push_query(req), body_bytes(req), now, window)
+        .map_err(|e| {
+            tracing::warn!(reason = %e, "rejected push");
+            ApiError::from(&e)
+        })?;
+    Ok((creds, opened))
+}
+
+/// The plaintext of an opened push didn't parse.
+pub fn rejected_plaintext(e: crate::xml::XmlError) -> ApiError {
+    tracing::warn!(reason = %e, "rejected push plaintext");
+    ApiError::from(&PushError::Xml(e))
 }
 
 impl From<&TokenError> for ApiError {

@@ -5,6 +5,8 @@ pub mod component;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod login;
+pub mod messages;
 pub mod open_account;
 pub mod push;
 pub mod refresher;

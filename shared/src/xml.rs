@@ -271,6 +271,62 @@ impl ComponentPush {
     }
 }
 
+/// A decrypted message or event pushed to the message URL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    /// The account's `gh_` id.
+    #[serde(rename = "ToUserName", default)]
+    pub to_user_name: String,
+    /// The user's openid.
+    #[serde(rename = "FromUserName", default)]
+    pub from_user_name: String,
+    #[serde(rename = "CreateTime", default)]
+    pub create_time: Option<String>,
+    #[serde(rename = "MsgType", default)]
+    pub msg_type: String,
+    #[serde(rename = "Content", default)]
+    pub content: Option<String>,
+    #[serde(rename = "MsgId", default)]
+    pub msg_id: Option<String>,
+    #[serde(rename = "Event", default)]
+    pub event: Option<String>,
+    #[serde(rename = "EventKey", default)]
+    pub event_key: Option<String>,
+    #[serde(rename = "Ticket", default)]
+    pub ticket: Option<String>,
+}
+
+impl Message {
+    pub fn parse(xml: &str) -> Result<Self, XmlError> {
+        let m: Message = from_str(xml)?;
+        if m.to_user_name.trim().is_empty() {
+            return Err(XmlError::MissingField("ToUserName"));
+        }
+        if m.from_user_name.trim().is_empty() {
+            return Err(XmlError::MissingField("FromUserName"));
+        }
+        if m.msg_type.trim().is_empty() {
+            return Err(XmlError::MissingField("MsgType"));
+        }
+        Ok(m)
+    }
+}
+
+/// Wraps text in CDATA, splitting any `]]>` inside it.
+pub fn cdata(text: &str) -> String {
+    format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>"))
+}
+
+/// A passive text reply (plaintext; encrypt it before answering).
+pub fn text_reply(to_openid: &str, from_gh_id: &str, create_time: i64, content: &str) -> String {
+    format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content>{}</Content></xml>",
+        cdata(to_openid),
+        cdata(from_gh_id),
+        cdata(content)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +454,23 @@ mod tests {
             Envelope::parse(undeclared).unwrap_err(),
             XmlError::Malformed
         );
+    }
+
+    #[test]
+    fn parses_messages_and_builds_replies() {
+        let m = Message::parse("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_abc]]></EventKey><Ticket><![CDATA[t]]></Ticket></xml>").unwrap();
+        assert_eq!(
+            (m.event.as_deref(), m.event_key.as_deref()),
+            (Some("subscribe"), Some("qrscene_abc"))
+        );
+        assert_eq!(
+            Message::parse("<xml><ToUserName>gh</ToUserName><MsgType>text</MsgType></xml>")
+                .unwrap_err(),
+            XmlError::MissingField("FromUserName")
+        );
+        let reply = text_reply("o1", "gh_1", 5, "a]]>b");
+        assert!(reply.contains("<Content><![CDATA[a]]]]><![CDATA[>b]]></Content>"));
+        check_safe(&reply).unwrap();
     }
 
     #[test]

@@ -6,15 +6,13 @@
 
 use std::time::Duration;
 
-use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::component::{PushOutcome, apply_push, complete_within};
-use wxopen::http::{ApiError, body_bytes, push_query, require_method, wechat_success};
-use wxopen::push;
-use wxopen::secrets::{CredentialsProvider, SecretsError};
+use wxopen::http::{ApiError, open_push, rejected_plaintext, wechat_success};
+use wxopen::secrets::CredentialsProvider;
 use wxopen::store::ComponentEventStore;
 use wxopen::xml::ComponentPush;
 
@@ -47,38 +45,10 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    require_method(req, Method::POST)?;
-    let creds = app.deps.credentials.credentials().await.map_err(|e| {
-        tracing::error!(error = %e, "component credentials unavailable");
-        match e {
-            SecretsError::NotConfigured => ApiError::new(
-                503,
-                "not_configured",
-                "the component credentials are not configured yet",
-            ),
-            _ => ApiError::new(
-                503,
-                "credentials_unavailable",
-                "the component credentials could not be loaded",
-            ),
-        }
-    })?;
     let now = app.deps.clock.now();
-    let opened = push::open(
-        &creds,
-        &push_query(req),
-        body_bytes(req),
-        now,
-        app.push_window,
-    )
-    .map_err(|e| {
-        tracing::warn!(reason = %e, "rejected push");
-        ApiError::from(&e)
-    })?;
-    let parsed = ComponentPush::parse(opened.plaintext.expose_secret()).map_err(|e| {
-        tracing::warn!(reason = %e, "rejected push plaintext");
-        ApiError::from(&push::PushError::Xml(e))
-    })?;
+    let (creds, opened) = open_push(req, &app.deps.credentials, now, app.push_window).await?;
+    let parsed =
+        ComponentPush::parse(opened.plaintext.expose_secret()).map_err(rejected_plaintext)?;
     if parsed.component_appid() != creds.component_appid {
         tracing::warn!("push names another component appid");
         return Err(ApiError::new(

@@ -21,6 +21,8 @@ struct State {
     component_token: Option<TokenRecord>,
     authorizers: HashMap<String, AuthorizerEntry>,
     codes: HashMap<String, CodeEntry>,
+    sessions: HashMap<String, LoginSession>,
+    identities: BTreeMap<(String, String), (String, i64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -522,5 +524,69 @@ impl AuthorizerListStore for MemoryStore {
             r.updated_at = now;
         }
         Ok(())
+    }
+}
+
+impl LoginStore for MemoryStore {
+    async fn create_session(&self, session: &LoginSession) -> Result<(), StoreError> {
+        self.lock()
+            .sessions
+            .entry(session.id.clone())
+            .or_insert_with(|| session.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<LoginSession>, StoreError> {
+        Ok(self.lock().sessions.get(id).cloned())
+    }
+
+    async fn confirm_session(
+        &self,
+        id: &str,
+        appid: &str,
+        c: &LoginConfirmation,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(session) = s.sessions.get_mut(id) else {
+            return Ok(false);
+        };
+        if session.status != LoginStatus::Pending
+            || session.appid != appid
+            || session.expires_at <= c.now
+        {
+            return Ok(false);
+        }
+        session.status = LoginStatus::Confirmed;
+        session.openid = Some(c.openid.clone());
+        session.unionid = c.unionid.clone();
+        session.unionid_missing_reason = c.unionid_missing_reason.clone();
+        session.known_user = c.known_user;
+        session.confirmed_at = Some(c.now);
+        Ok(true)
+    }
+
+    async fn record_identity(
+        &self,
+        unionid: &str,
+        appid: &str,
+        openid: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let known = s.identities.keys().any(|(u, _)| u == unionid);
+        s.identities
+            .entry((unionid.to_string(), appid.to_string()))
+            .or_insert_with(|| (openid.to_string(), now));
+        Ok(known)
+    }
+
+    async fn linked_appids(&self, unionid: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .lock()
+            .identities
+            .keys()
+            .filter(|(u, _)| u == unionid)
+            .map(|(_, a)| a.clone())
+            .collect())
     }
 }

@@ -428,6 +428,77 @@ pub trait AuthorizerListStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginStatus {
+    Pending,
+    Confirmed,
+}
+
+/// A follow-to-log-in session: a parametric QR code waiting for a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginSession {
+    /// Also the QR code's `scene_str`.
+    pub id: String,
+    pub appid: String,
+    pub status: LoginStatus,
+    pub qr_url: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    #[serde(default)]
+    pub openid: Option<String>,
+    #[serde(default)]
+    pub unionid: Option<String>,
+    /// Why `unionid` is null, when it is.
+    #[serde(default)]
+    pub unionid_missing_reason: Option<String>,
+    #[serde(default)]
+    pub known_user: bool,
+    #[serde(default)]
+    pub confirmed_at: Option<i64>,
+}
+
+/// What a scan confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfirmation {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub unionid_missing_reason: Option<String>,
+    pub known_user: bool,
+    pub now: i64,
+}
+
+pub trait LoginStore: Send + Sync {
+    fn create_session(
+        &self,
+        session: &LoginSession,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_session(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<LoginSession>, StoreError>> + Send;
+    /// Confirms a session only if it is pending, belongs to `appid` and has not expired.
+    fn confirm_session(
+        &self,
+        id: &str,
+        appid: &str,
+        confirmation: &LoginConfirmation,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records that `unionid` logged in through `appid`; tells whether the unionid was known before.
+    fn record_identity(
+        &self,
+        unionid: &str,
+        appid: &str,
+        openid: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every authorizer appid the unionid has logged in through.
+    fn linked_appids(
+        &self,
+        unionid: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
     TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore
@@ -437,6 +508,10 @@ impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore> 
     for T
 {
 }
+
+/// Everything the message-events function needs.
+pub trait MessageEventStore: TokenServiceStore + PushStore + LoginStore {}
+impl<T: TokenServiceStore + PushStore + LoginStore> MessageEventStore for T {}
 
 /// Everything the token service needs.
 pub trait TokenServiceStore: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore {}

@@ -1,0 +1,14 @@
+use lambda_http::{Error, run, service_fn, tracing};
+use wxopen::clock::SystemClock;
+use wxopen::runtime::Runtime;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let rt = Runtime::load().await?;
+    let app = login_session_status::App {
+        store: rt.store,
+        clock: SystemClock,
+    };
+    run(service_fn(|req| login_session_status::handle(&app, req))).await
+}

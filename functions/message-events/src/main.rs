@@ -1,0 +1,14 @@
+use lambda_http::{Error, run, service_fn, tracing};
+use wxopen::runtime::Runtime;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let rt = Runtime::load().await?;
+    let app = message_events::App {
+        push_window: rt.config.push_window,
+        login: rt.config.login_settings(),
+        deps: rt.deps(),
+    };
+    run(service_fn(|req| message_events::handle(&app, req))).await
+}
