@@ -211,6 +211,12 @@ pub fn wechatpy(req: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("shim JSON")
 }
 
+/// A WeChat client pointed at a closed loopback port (for tests that must not reach WeChat).
+pub fn unreachable_wechat() -> wxopen::wechat::WeChatClient {
+    wxopen::wechat::WeChatClient::new("http://127.0.0.1:9", std::time::Duration::from_millis(500))
+        .expect("client")
+}
+
 /// Body of a handler response as text.
 pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
     match resp.body() {
@@ -219,4 +225,6 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
         _ => String::new(),
     }
 }
+pub mod gateway;
 pub mod sandbox;
+pub mod stack;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use component_events::{App, handle};
 use lambda_http::Body;
 use secrecy::ExposeSecret;
+use wxopen::app::Deps;
 use wxopen::clock::FixedClock;
 use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
 use wxopen::store::{
@@ -20,13 +21,18 @@ type TestApp = App<DynamoStore, CachedCredentials<SecretsManagerSource>, FixedCl
 async fn app_with_secret(json: &str) -> TestApp {
     let (sm, arn) = fresh_secret(json).await;
     App {
-        store: fresh_store().await,
-        credentials: CachedCredentials::new(
-            SecretsManagerSource::new(sm, arn),
-            Duration::from_secs(60),
-        ),
-        clock: FixedClock::new(NOW),
+        deps: Deps {
+            store: fresh_store().await,
+            credentials: CachedCredentials::new(
+                SecretsManagerSource::new(sm, arn),
+                Duration::from_secs(60),
+            ),
+            clock: FixedClock::new(NOW),
+            // Nothing listens there: authorization completion fails fast and stays pending.
+            wechat: unreachable_wechat(),
+        },
         push_window: Duration::from_secs(300),
+        completion_budget: Duration::from_secs(1),
     }
 }
 
@@ -50,6 +56,7 @@ async fn ticket_push_is_stored_and_answered_success() {
         (200, "success".to_string())
     );
     let stored = app
+        .deps
         .store
         .get_ticket()
         .await
@@ -59,6 +66,7 @@ async fn ticket_push_is_stored_and_answered_success() {
     assert_eq!((stored.create_time, stored.received_at), (NOW - 5, NOW));
     let key = format!("{NOW}:nonce-1:{}", push.query["msg_signature"]);
     let rec = app
+        .deps
         .store
         .get_push(&key)
         .await
@@ -75,7 +83,7 @@ async fn same_push_three_times_stores_once() {
     let app = app().await;
     let push = SignedPush::component(&ticket_xml("ticket@@@dup", NOW), NOW, "nonce-dup");
     assert_eq!(send(&app, push.request()).await.0, 200);
-    let after_first = scan_all(&app.store).await;
+    let after_first = scan_all(&app.deps.store).await;
     assert_eq!(
         after_first.len(),
         2,
@@ -88,7 +96,7 @@ async fn same_push_three_times_stores_once() {
         );
     }
     assert_eq!(
-        scan_all(&app.store).await,
+        scan_all(&app.deps.store).await,
         after_first,
         "retries change nothing"
     );
@@ -104,7 +112,7 @@ async fn older_ticket_after_newer_changes_nothing() {
         send(&app, older.request()).await,
         (200, "success".to_string())
     );
-    let stored = app.store.get_ticket().await.unwrap().unwrap();
+    let stored = app.deps.store.get_ticket().await.unwrap().unwrap();
     assert_eq!(stored.ticket.expose_secret(), "ticket@@@new");
     assert_eq!(stored.create_time, NOW - 10);
 }
@@ -121,7 +129,7 @@ async fn authorization_events_are_recorded() {
         send(&app, auth.request()).await,
         (200, "success".to_string())
     );
-    let pending = app.store.list_pending_authorizations().await.unwrap();
+    let pending = app.deps.store.list_pending_authorizations().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].authorizer_appid, "wxauthorizer01");
     assert_eq!(pending[0].authorization_code.expose_secret(), "code@@@1");
@@ -132,7 +140,7 @@ async fn authorization_events_are_recorded() {
         "a2",
     );
     assert_eq!(send(&app, update.request()).await.0, 200);
-    let pending = app.store.list_pending_authorizations().await.unwrap();
+    let pending = app.deps.store.list_pending_authorizations().await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].authorization_code.expose_secret(), "code@@@2");
 
@@ -142,6 +150,7 @@ async fn authorization_events_are_recorded() {
         (200, "success".to_string())
     );
     let rec = app
+        .deps
         .store
         .get_authorizer("wxauthorizer01")
         .await
@@ -149,7 +158,8 @@ async fn authorization_events_are_recorded() {
         .unwrap();
     assert_eq!(rec.state, AuthorizerState::Unauthorized);
     assert!(
-        app.store
+        app.deps
+            .store
             .list_pending_authorizations()
             .await
             .unwrap()
@@ -174,7 +184,7 @@ async fn unknown_info_type_and_fast_register_are_accepted() {
             (200, "success".to_string())
         );
     }
-    let items = scan_all(&app.store).await;
+    let items = scan_all(&app.deps.store).await;
     assert!(
         items.keys().all(|(pk, _)| pk.starts_with("PUSH#")),
         "only push records: {items:?}"
@@ -197,7 +207,7 @@ async fn bad_input_gets_its_4xx_and_changes_nothing() {
     // A stored ticket, so "unchanged" is checked against a non-empty table.
     let seed = SignedPush::component(&ticket_xml("ticket@@@seed", NOW - 100), NOW, "seed");
     assert_eq!(send(&app, seed.request()).await.0, 200);
-    let before = scan_all(&app.store).await;
+    let before = scan_all(&app.deps.store).await;
 
     let good = SignedPush::component(&ticket_xml("ticket@@@evil", NOW), NOW, "n-bad");
     let with = |f: &dyn Fn(&mut HashMap<String, String>)| {
@@ -376,7 +386,7 @@ async fn bad_input_gets_its_4xx_and_changes_nothing() {
         assert!(!body.contains("ticket@@@"), "{name}: no secret in the body");
     }
     assert_eq!(
-        scan_all(&app.store).await,
+        scan_all(&app.deps.store).await,
         before,
         "bad input stored nothing"
     );
@@ -411,7 +421,7 @@ async fn tampered_ciphertext_is_rejected_as_undecryptable() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(error_code(&body), "decrypt_failed");
-    assert!(scan_all(&app.store).await.is_empty());
+    assert!(scan_all(&app.deps.store).await.is_empty());
 }
 
 #[tokio::test]
@@ -421,7 +431,7 @@ async fn unfilled_secret_answers_503_not_configured() {
     let (status, body) = send(&app, push.request()).await;
     assert_eq!(status, 503);
     assert_eq!(error_code(&body), "not_configured");
-    assert!(scan_all(&app.store).await.is_empty());
+    assert!(scan_all(&app.deps.store).await.is_empty());
 }
 
 #[tokio::test]
@@ -437,5 +447,5 @@ async fn previous_key_is_accepted_during_rotation() {
         send(&app, push.request()).await,
         (200, "success".to_string())
     );
-    assert!(app.store.get_ticket().await.unwrap().is_some());
+    assert!(app.deps.store.get_ticket().await.unwrap().is_some());
 }

@@ -7,6 +7,7 @@ use component_events::{App, handle};
 use lambda_http::Body;
 use secrecy::ExposeSecret;
 use serde_json::json;
+use wxopen::app::Deps;
 use wxopen::clock::FixedClock;
 use wxopen::crypto::{self, AesKey};
 use wxopen::push::{self, PushQuery};
@@ -135,10 +136,14 @@ async fn component_events_accepts_a_wechatpy_ticket_push_end_to_end() {
         ts,
     );
     let app = App {
-        store: fresh_store().await,
-        credentials: StaticCredentials(std::sync::Arc::new(creds())),
-        clock: FixedClock::new(1_763_856_010),
+        deps: Deps {
+            store: fresh_store().await,
+            credentials: StaticCredentials(std::sync::Arc::new(creds())),
+            clock: FixedClock::new(1_763_856_010),
+            wechat: unreachable_wechat(),
+        },
         push_window: Duration::from_secs(300),
+        completion_budget: Duration::from_secs(1),
     };
     let q = [
         ("timestamp", ts),
@@ -159,6 +164,6 @@ async fn component_events_accepts_a_wechatpy_ticket_push_end_to_end() {
         (resp.status().as_u16(), body_text(&resp)),
         (200, "success".to_string())
     );
-    let t = app.store.get_ticket().await.unwrap().unwrap();
+    let t = app.deps.store.get_ticket().await.unwrap().unwrap();
     assert_eq!(t.ticket.expose_secret(), "ticket@@@from-wechatpy");
 }

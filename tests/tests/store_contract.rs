@@ -192,3 +192,363 @@ contract!(ticket_newest_wins);
 contract!(push_written_once);
 contract!(pending_newest_wins);
 contract!(unauthorized_rules);
+
+fn grant(
+    appid: &str,
+    event_time: i64,
+    access: &str,
+    refresh: &str,
+    expires_at: i64,
+) -> AuthorizationGrant {
+    AuthorizationGrant {
+        appid: appid.into(),
+        event_time,
+        func_info: vec![1, 24],
+        token: NewToken {
+            access_token: access.into(),
+            expires_at,
+            refresh_token: Some(refresh.into()),
+        },
+        profile: Some(AuthorizerProfileRecord {
+            kind: AccountKind::OfficialAccount,
+            nick_name: "Acme".into(),
+            user_name: "gh_acme".into(),
+            principal_name: Some("Acme Ltd".into()),
+            service_type: 2,
+            verify_type: 0,
+            head_img: None,
+        }),
+        now: event_time,
+    }
+}
+
+fn new_token(access: &str, expires_at: i64, refresh: Option<&str>) -> NewToken {
+    NewToken {
+        access_token: access.into(),
+        expires_at,
+        refresh_token: refresh.map(Into::into),
+    }
+}
+
+async fn component_token_lease_protocol<S: TokenStore>(store: &S) {
+    use secrecy::ExposeSecret;
+    let key = TokenKey::Component;
+    assert!(store.get_token(&key).await.unwrap().is_none());
+    // GIVEN no token WHEN two workers race for the lease THEN exactly one gets it.
+    assert_eq!(
+        store.acquire_lease(&key, 0, "w1", 100, 130).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert_eq!(
+        store.acquire_lease(&key, 0, "w2", 101, 131).await.unwrap(),
+        LeaseOutcome::Conflict
+    );
+    // The loser cannot commit.
+    assert_eq!(
+        store
+            .commit_token(&key, "w2", 0, &new_token("bad", 7300, None))
+            .await
+            .unwrap(),
+        CommitOutcome::LostLease
+    );
+    assert_eq!(
+        store
+            .commit_token(&key, "w1", 0, &new_token("cat-1", 7300, None))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed(1)
+    );
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (t.version, t.expires_at, t.lease_owner.clone()),
+        (1, 7300, None)
+    );
+    assert_eq!(t.access_token.unwrap().expose_secret(), "cat-1");
+    // A lease for a stale version is refused; the current version works.
+    assert_eq!(
+        store.acquire_lease(&key, 0, "w3", 200, 230).await.unwrap(),
+        LeaseOutcome::Conflict
+    );
+    assert_eq!(
+        store.acquire_lease(&key, 1, "w3", 200, 230).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    // A crashed worker's lease expires by itself: after `until`, another worker takes over.
+    assert_eq!(
+        store.acquire_lease(&key, 1, "w4", 230, 260).await.unwrap(),
+        LeaseOutcome::Conflict
+    );
+    assert_eq!(
+        store.acquire_lease(&key, 1, "w4", 231, 261).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    // The crashed worker coming back late cannot write over the new owner.
+    assert_eq!(
+        store
+            .commit_token(&key, "w3", 1, &new_token("late", 9000, None))
+            .await
+            .unwrap(),
+        CommitOutcome::LostLease
+    );
+    store.release_lease(&key, "w4").await.unwrap();
+    assert_eq!(
+        store.acquire_lease(&key, 1, "w5", 232, 262).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    // The component token shows in the refresh index by its expiry.
+    let due = store.due_tokens(7300, 10).await.unwrap();
+    assert_eq!(
+        due,
+        vec![DueToken {
+            key: TokenKey::Component,
+            version: 1,
+            due_at: 7300
+        }]
+    );
+    assert!(store.due_tokens(7299, 10).await.unwrap().is_empty());
+}
+
+async fn authorizer_token_protocol<S: TokenStore + AuthorizerStore>(store: &S) {
+    use secrecy::ExposeSecret;
+    let key = TokenKey::Authorizer("wx1100000000000001".into());
+    // Unknown authorizers have no token and no lease.
+    assert!(store.get_token(&key).await.unwrap().is_none());
+    assert_eq!(
+        store.acquire_lease(&key, 0, "w", 1, 2).await.unwrap(),
+        LeaseOutcome::Conflict
+    );
+
+    assert_eq!(
+        store
+            .record_authorization(&grant("wx1100000000000001", 100, "at-1", "rt-1", 7300))
+            .await
+            .unwrap(),
+        EventApplied::Applied
+    );
+    let rec = store
+        .get_authorizer("wx1100000000000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rec.state, rec.func_info.clone()),
+        (AuthorizerState::Authorized, vec![1, 24])
+    );
+    assert_eq!(rec.profile.as_ref().unwrap().user_name, "gh_acme");
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert_eq!((t.version, t.state), (1, Some(AuthorizerState::Authorized)));
+    assert_eq!(t.refresh_token.as_ref().unwrap().expose_secret(), "rt-1");
+
+    // Refresh: lease, commit access + refresh token together.
+    assert_eq!(
+        store.acquire_lease(&key, 1, "w1", 200, 230).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert_eq!(
+        store
+            .commit_token(&key, "w1", 1, &new_token("at-2", 7400, Some("rt-2")))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed(2)
+    );
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert_eq!(t.access_token.unwrap().expose_secret(), "at-2");
+    assert_eq!(t.refresh_token.unwrap().expose_secret(), "rt-2");
+
+    // Re-authorization during an in-flight refresh: the refresher's commit must not overwrite
+    // the new refresh token.
+    assert_eq!(
+        store.acquire_lease(&key, 2, "w2", 300, 330).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    store
+        .record_authorization(&grant("wx1100000000000001", 310, "at-3", "rt-3", 7600))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit_token(&key, "w2", 2, &new_token("at-x", 9999, Some("rt-x")))
+            .await
+            .unwrap(),
+        CommitOutcome::LostLease
+    );
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            t.version,
+            t.refresh_token.unwrap().expose_secret().to_string()
+        ),
+        (3, "rt-3".to_string())
+    );
+    // An older authorization event is superseded.
+    assert_eq!(
+        store
+            .record_authorization(&grant("wx1100000000000001", 200, "old", "old", 1))
+            .await
+            .unwrap(),
+        EventApplied::Superseded
+    );
+
+    // 61023: needs_reauth takes it out of the refresh index and into the recovery list.
+    assert_eq!(
+        store.acquire_lease(&key, 3, "w3", 400, 430).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert_eq!(
+        store
+            .mark_needs_reauth("wx1100000000000001", "someone-else", 401)
+            .await
+            .unwrap(),
+        CommitOutcome::LostLease
+    );
+    assert!(matches!(
+        store
+            .mark_needs_reauth("wx1100000000000001", "w3", 401)
+            .await
+            .unwrap(),
+        CommitOutcome::Committed(_)
+    ));
+    assert_eq!(
+        store.needs_reauth().await.unwrap(),
+        vec!["wx1100000000000001".to_string()]
+    );
+    assert!(store.due_tokens(i64::MAX - 1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.acquire_lease(&key, 3, "w4", 500, 530).await.unwrap(),
+        LeaseOutcome::Conflict
+    );
+    assert_eq!(
+        store
+            .get_authorizer("wx1100000000000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        AuthorizerState::NeedsReauth
+    );
+
+    // Recovery restores the refresh token and makes it due at once.
+    assert_eq!(
+        store
+            .restore_refresh_token("wx1100000000000001", &"rt-recovered".into(), 600)
+            .await
+            .unwrap(),
+        EventApplied::Applied
+    );
+    assert_eq!(
+        store
+            .restore_refresh_token("wx1100000000000001", &"again".into(), 601)
+            .await
+            .unwrap(),
+        EventApplied::Superseded
+    );
+    assert!(store.needs_reauth().await.unwrap().is_empty());
+    let due = store.due_tokens(600, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].key, key);
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert_eq!(t.refresh_token.unwrap().expose_secret(), "rt-recovered");
+
+    // Cancellation: tokens unusable at once, out of the index.
+    store
+        .mark_unauthorized("wx1100000000000001", 700, 701)
+        .await
+        .unwrap();
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert!(t.access_token.is_none() && t.refresh_token.is_none());
+    assert_eq!(t.state, Some(AuthorizerState::Unauthorized));
+    assert!(store.due_tokens(i64::MAX - 1, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .acquire_lease(&key, t.version, "w5", 800, 830)
+            .await
+            .unwrap(),
+        LeaseOutcome::Conflict
+    );
+    // Re-authorization brings it back with new tokens.
+    store
+        .record_authorization(&grant("wx1100000000000001", 900, "at-9", "rt-9", 8000))
+        .await
+        .unwrap();
+    let t = store.get_token(&key).await.unwrap().unwrap();
+    assert_eq!(t.state, Some(AuthorizerState::Authorized));
+    assert_eq!(t.access_token.unwrap().expose_secret(), "at-9");
+}
+
+async fn due_tokens_come_from_the_index<S: TokenStore>(store: &S) {
+    for i in 0..30i64 {
+        store
+            .record_authorization(&grant(
+                &format!("wx{:016}", i),
+                1,
+                "at",
+                "rt",
+                1000 + i * 10,
+            ))
+            .await
+            .unwrap();
+    }
+    let due = store.due_tokens(1095, 100).await.unwrap();
+    assert_eq!(due.len(), 10, "expiring at 1000..=1090");
+    assert!(
+        due.windows(2).all(|w| w[0].due_at <= w[1].due_at),
+        "oldest first"
+    );
+    assert_eq!(
+        store.due_tokens(5000, 7).await.unwrap().len(),
+        7,
+        "limit honoured"
+    );
+}
+
+async fn code_claims<S: AuthCodeStore + AuthorizerStore>(store: &S) {
+    assert_eq!(
+        store.claim_code("c1", "w1", 100, 130).await.unwrap(),
+        CodeClaim::Claimed
+    );
+    assert_eq!(
+        store.claim_code("c1", "w2", 101, 131).await.unwrap(),
+        CodeClaim::Busy
+    );
+    store.finish_code("c1", "w1", "wxa", 102).await.unwrap();
+    assert_eq!(
+        store.claim_code("c1", "w3", 500, 530).await.unwrap(),
+        CodeClaim::Done {
+            authorizer_appid: "wxa".into()
+        }
+    );
+    // A released claim can be taken again; an expired one too.
+    assert_eq!(
+        store.claim_code("c2", "w1", 100, 130).await.unwrap(),
+        CodeClaim::Claimed
+    );
+    store.release_code("c2", "w1").await.unwrap();
+    assert_eq!(
+        store.claim_code("c2", "w2", 101, 131).await.unwrap(),
+        CodeClaim::Claimed
+    );
+    assert_eq!(
+        store.claim_code("c2", "w3", 132, 160).await.unwrap(),
+        CodeClaim::Claimed
+    );
+    // Only the current pending authorization is removed.
+    store
+        .put_pending_authorization(&pending("wxp", "code", 50))
+        .await
+        .unwrap();
+    store.remove_pending_authorization("wxp", 49).await.unwrap();
+    assert_eq!(store.list_pending_authorizations().await.unwrap().len(), 1);
+    store.remove_pending_authorization("wxp", 50).await.unwrap();
+    assert!(
+        store
+            .list_pending_authorizations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+contract!(component_token_lease_protocol);
+contract!(authorizer_token_protocol);
+contract!(due_tokens_come_from_the_index);
+contract!(code_claims);

@@ -1,1 +1,309 @@
-//! placeholder
+//! A local stand-in for WeChat's Open Platform service, for end-to-end tests of wxopen and for
+//! providers testing their own integrations.
+//!
+//! One HTTP server plays all three WeChat hosts (API, `mp.weixin.qq.com`, `open.weixin.qq.com`):
+//! the component and authorizer APIs under `/cgi-bin/…` with WeChat's exact paths and JSON, plus a
+//! control API under `/sandbox/…` that drives the other actors (merchants authorizing, users
+//! scanning and messaging, WeChat pushing tickets) and injects faults. State lives in memory; time
+//! is a virtual clock (real time plus an offset the control API moves), used for every expiry.
+//!
+//! Robustness: no input makes a handler panic. WeChat APIs answer `{"errcode", "errmsg"}` (HTTP
+//! 200, as WeChat does); the control API answers `{"error": "…"}` with a 4xx status.
+//!
+//! Pushes are encrypted with wxopen's own crypto (`wxopen::crypto::seal`). The `timestamp` query
+//! parameter of a push is *real* time (it is transport freshness, checked against the receiver's
+//! own clock), while `CreateTime` and every expiry inside the sandbox use sandbox time.
+
+mod api;
+mod control;
+mod http;
+mod push;
+mod state;
+mod util;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::{AES_KEY, APPID, APPSECRET, TOKEN};
+use state::State;
+
+/// Every API name the sandbox serves (as used in the call log, faults and quotas).
+pub const API_NAMES: &[&str] = &[
+    "api_component_token",
+    "api_create_preauthcode",
+    "api_query_auth",
+    "api_authorizer_token",
+    "api_get_authorizer_info",
+    "api_get_authorizer_list",
+    "api_start_push_ticket",
+    "open/create",
+    "open/bind",
+    "open/unbind",
+    "open/get",
+    "qrcode/create",
+    "user/info",
+    "message/custom/send",
+];
+
+/// Per-API daily call limits (per acting account and sandbox day).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyQuota {
+    /// Limit for APIs not named in `per_api`.
+    pub default: u64,
+    pub per_api: BTreeMap<String, u64>,
+}
+
+impl DailyQuota {
+    pub fn limit(&self, api: &str) -> u64 {
+        self.per_api.get(api).copied().unwrap_or(self.default)
+    }
+}
+
+impl Default for DailyQuota {
+    fn default() -> Self {
+        Self {
+            default: 100_000,
+            per_api: BTreeMap::from([("api_component_token".to_string(), 2000)]),
+        }
+    }
+}
+
+/// The sandbox's configuration. `Default` uses the test component's credentials.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub component_appid: String,
+    pub component_appsecret: String,
+    pub token: String,
+    pub encoding_aes_key: String,
+    /// Authorization event URL (tickets and authorization pushes go here).
+    pub component_callback_url: Option<String>,
+    /// Message URL base: pushes for an account go to `{base}/{authorizer_appid}`.
+    pub message_callback_base: Option<String>,
+    pub token_ttl_secs: i64,
+    /// How long the previous token keeps working after a new one is issued.
+    pub token_overlap_secs: i64,
+    pub pre_auth_code_ttl_secs: i64,
+    pub auth_code_ttl_secs: i64,
+    pub ticket_ttl_secs: i64,
+    pub daily_quota: DailyQuota,
+    pub open_account_bind_limit: usize,
+    /// Per-attempt deadline of a push (WeChat: 5 s).
+    pub push_deadline: Duration,
+    pub push_attempts: u32,
+    /// How long a "drop" fault holds the response.
+    pub drop_delay: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            component_appid: APPID.to_string(),
+            component_appsecret: APPSECRET.to_string(),
+            token: TOKEN.to_string(),
+            encoding_aes_key: AES_KEY.to_string(),
+            component_callback_url: None,
+            message_callback_base: None,
+            token_ttl_secs: 7200,
+            token_overlap_secs: 300,
+            pre_auth_code_ttl_secs: 600,
+            auth_code_ttl_secs: 3600,
+            ticket_ttl_secs: 43200,
+            daily_quota: DailyQuota::default(),
+            open_account_bind_limit: 100,
+            push_deadline: Duration::from_secs(5),
+            push_attempts: 3,
+            drop_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One call to a WeChat API, as the sandbox answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// e.g. `"api_component_token"`, `"open/create"`.
+    pub api: String,
+    /// `"component"`, `"authorizer"`, `"none"` (no token sent) or `"unknown"`.
+    pub token_kind: String,
+    pub authorizer_appid: Option<String>,
+    pub errcode: i64,
+    /// Sandbox time.
+    pub at: i64,
+}
+
+/// A customer-service message sent through `message/custom/send`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomMessage {
+    pub appid: String,
+    pub touser: String,
+    pub content: String,
+    pub at: i64,
+}
+
+/// One delivery attempt of a push (component callback or message URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRecord {
+    /// Shared by all attempts of one push.
+    pub push_id: u64,
+    /// `component_verify_ticket`, `authorized`, … or `event:subscribe`, `text`, …
+    pub kind: String,
+    /// `"component"` or `"message"`.
+    pub target: String,
+    pub url: String,
+    /// 1-based.
+    pub attempt: u32,
+    pub status: Option<u16>,
+    pub body: String,
+    pub error: Option<String>,
+    /// This attempt counted as delivered.
+    pub delivered: bool,
+    pub elapsed_ms: u64,
+    /// Sandbox time.
+    pub at: i64,
+    /// The XML before encryption (a test tool: shown for debugging).
+    pub plaintext: String,
+}
+
+/// The outcome of a push after all attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub attempts: u32,
+    /// HTTP status of the last attempt (none on timeout or connection error).
+    pub status: Option<u16>,
+    pub body: String,
+    pub delivered: bool,
+    pub error: Option<String>,
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// For pushes and redirects: no proxy, no redirects followed.
+    http: reqwest::Client,
+}
+
+impl Shared {
+    /// Never poisoned in practice (no handler panics); recover the data if it ever is.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct SandboxHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl SandboxHandle {
+    /// `http://127.0.0.1:PORT` (no trailing slash): the base URL for all three WeChat hosts.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections; requests in flight finish.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Every WeChat API call so far, oldest first.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.shared.lock().calls.iter().cloned().collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.shared.lock().calls.clear();
+    }
+
+    pub fn custom_messages(&self) -> Vec<CustomMessage> {
+        self.shared.lock().custom_messages.iter().cloned().collect()
+    }
+
+    /// Every push attempt so far, oldest first.
+    pub fn pushes(&self) -> Vec<PushRecord> {
+        self.shared.lock().pushes.iter().cloned().collect()
+    }
+
+    /// Sets both callback URLs (`None` clears one).
+    pub fn set_callbacks(&self, component_url: Option<String>, message_base: Option<String>) {
+        let mut st = self.shared.lock();
+        st.config.component_callback_url = component_url;
+        st.config.message_callback_base = message_base;
+    }
+
+    /// Sandbox time (unix seconds).
+    pub fn now(&self) -> i64 {
+        self.shared.lock().now()
+    }
+
+    /// Moves the virtual clock; returns the new sandbox time.
+    pub fn advance_clock(&self, seconds: i64) -> i64 {
+        let mut st = self.shared.lock();
+        st.clock_offset = st.clock_offset.saturating_add(seconds);
+        st.now()
+    }
+
+    /// A copy of the current configuration.
+    pub fn config(&self) -> SandboxConfig {
+        self.shared.lock().config.clone()
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts a sandbox on `127.0.0.1` with an ephemeral port.
+pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
+    start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Starts a sandbox on the given address (port 0 picks a free one).
+pub async fn start_on(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<SandboxHandle> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+    wxopen::crypto::AesKey::from_encoding_aes_key(&config.encoding_aes_key)
+        .map_err(|e| invalid(format!("encoding_aes_key: {e}")))?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| std::io::Error::other(format!("HTTP client: {e}")))?;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::new(config)),
+        http,
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut rx) = watch::channel(false);
+    let app = http::router(shared.clone());
+    tokio::spawn(async move {
+        let signal = async move {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::warn!(error = %e, "wechat sandbox server stopped");
+        }
+    });
+    Ok(SandboxHandle {
+        addr,
+        shared,
+        shutdown,
+    })
+}

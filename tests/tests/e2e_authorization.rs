@@ -1,0 +1,366 @@
+//! Merchant authorization end to end over HTTP: sandbox (WeChat and the merchant), local
+//! gateway (every function), moto (DynamoDB).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use wxopen::store::{TicketStore, TokenKey, TokenStore};
+use wxopen_tests::stack::Stack;
+
+const OA: &str = "wxoa00000000000001";
+const MP: &str = "wxmp00000000000001";
+
+async fn ready() -> Stack {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    assert!(
+        stack.store.get_ticket().await.unwrap().is_some(),
+        "ticket stored"
+    );
+    stack
+}
+
+async fn authorizer(stack: &Stack, appid: &str) -> Value {
+    let (status, body) = stack
+        .api(Method::GET, &format!("/authorizers/{appid}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn permission_ids(a: &Value) -> Vec<u64> {
+    a["permission_sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn no_ticket_means_503_everywhere_it_matters() {
+    let stack = Stack::start().await;
+    let (status, body) = stack
+        .api(Method::GET, "/component/access-token", None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("no_ticket")),
+        "{body}"
+    );
+    let (status, body) = stack
+        .api(Method::POST, "/authorize/links", Some(json!({})))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("no_ticket")),
+        "{body}"
+    );
+    let resp = stack
+        .http
+        .get(format!("{}/authorize", stack.gateway.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("component_verify_ticket")
+    );
+}
+
+#[tokio::test]
+async fn ticket_then_component_token() {
+    let stack = ready().await;
+    let (status, body) = stack
+        .api(Method::GET, "/component/access-token", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 1);
+    let token = body["access_token"].as_str().unwrap().to_string();
+    // A second read is served from the store: no second WeChat call.
+    let (_, again) = stack
+        .api(Method::GET, "/component/access-token", None)
+        .await;
+    assert_eq!(again["access_token"].as_str(), Some(token.as_str()));
+    assert_eq!(stack.calls_to("api_component_token"), 1);
+}
+
+async fn authorize_in_order(order: &str) {
+    let stack = ready().await;
+    let result = stack.authorize(OA, order).await;
+    let a = authorizer(&stack, OA).await;
+    assert_eq!(a["state"], "authorized", "{order}: {a}");
+    assert_eq!(a["type"], "official_account");
+    assert_eq!(a["user_name"], "gh_oa000000000001");
+    assert_eq!(permission_ids(&a), vec![1, 2, 3, 4, 6, 7, 11, 15, 24]);
+    assert_eq!(
+        a["permission_sets"][8]["name"],
+        "open platform account management"
+    );
+    assert!(
+        a.get("refresh_token").is_none() && !a.to_string().contains("refreshtoken"),
+        "no secrets: {a}"
+    );
+    // Exactly one code exchange, whichever path arrived first.
+    assert_eq!(stack.calls_to("api_query_auth"), 1, "{order}: {result}");
+    // The token works.
+    let (status, t) = stack
+        .api(
+            Method::GET,
+            &format!("/authorizers/{OA}/access-token"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let stored = stack
+        .store
+        .get_token(&TokenKey::Authorizer(OA.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.refresh_token.is_some(), "refresh token kept");
+    // The redirect page, when the browser was redirected, says it worked.
+    if let Some(body) = result["redirect"]["body"].as_str() {
+        assert_eq!(result["redirect"]["status"], 200, "{result}");
+        assert!(body.contains(OA), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn authorize_push_first() {
+    authorize_in_order("push_first").await;
+}
+
+#[tokio::test]
+async fn authorize_redirect_first() {
+    authorize_in_order("redirect_first").await;
+}
+
+#[tokio::test]
+async fn authorize_push_and_redirect_at_once() {
+    authorize_in_order("concurrent").await;
+}
+
+#[tokio::test]
+async fn authorize_push_only_and_redirect_only() {
+    authorize_in_order("push_only").await;
+    authorize_in_order("redirect_only").await;
+}
+
+#[tokio::test]
+async fn mini_program_is_listed_as_such() {
+    let stack = ready().await;
+    stack.authorize(MP, "push_first").await;
+    let a = authorizer(&stack, MP).await;
+    assert_eq!(a["type"], "mini_program");
+    assert_eq!(
+        a["permission_sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == 25)
+            .unwrap()["name"],
+        "open platform account management"
+    );
+    let (status, list) = stack
+        .api(Method::GET, "/authorizers?state=authorized", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["authorizers"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn update_cancel_and_reauthorize() {
+    let stack = ready().await;
+    stack.authorize(OA, "push_first").await;
+    let first = stack
+        .store
+        .get_token(&TokenKey::Authorizer(OA.into()))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (status, body) = stack
+        .control(
+            Method::POST,
+            &format!("merchants/{OA}/update"),
+            json!({"func_info": [1, 2, 3]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(permission_ids(&authorizer(&stack, OA).await), vec![1, 2, 3]);
+
+    let (status, body) = stack
+        .control(Method::POST, &format!("merchants/{OA}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a = authorizer(&stack, OA).await;
+    assert_eq!(a["state"], "unauthorized");
+    let (status, t) = stack
+        .api(
+            Method::GET,
+            &format!("/authorizers/{OA}/access-token"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, t["error"].as_str()),
+        (409, Some("authorizer_unauthorized"))
+    );
+    let (_, list) = stack
+        .api(Method::GET, "/authorizers?state=unauthorized", None)
+        .await;
+    assert_eq!(list["authorizers"][0]["appid"], OA, "kept for audit");
+
+    stack.authorize(OA, "redirect_first").await;
+    let a = authorizer(&stack, OA).await;
+    assert_eq!(a["state"], "authorized");
+    let again = stack
+        .store
+        .get_token(&TokenKey::Authorizer(OA.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    use secrecy::ExposeSecret;
+    assert_ne!(
+        again.refresh_token.unwrap().expose_secret(),
+        first.refresh_token.unwrap().expose_secret(),
+        "re-authorization brings a new refresh token"
+    );
+    let (status, _) = stack
+        .api(
+            Method::GET,
+            &format!("/authorizers/{OA}/access-token"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_errors_are_clear() {
+    let stack = ready().await;
+    let link = stack.authorization_link(json!({"auth_type": 1})).await;
+    let (status, first) = stack
+        .control(
+            Method::POST,
+            &format!("merchants/{OA}/authorize"),
+            json!({"link": link, "order": "push_first"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    // The same pre-auth code again: the merchant's WeChat page refuses.
+    let (status, body) = stack
+        .control(
+            Method::POST,
+            &format!("merchants/{OA}/authorize"),
+            json!({"link": link}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // The same auth code again at the redirect: a clear failure page, never a 500.
+    let code = first["auth_code"].as_str().expect("auth_code").to_string();
+    let resp = stack
+        .http
+        .get(format!("{}/authorize/callback", stack.gateway.base_url))
+        .query(&[("auth_code", code.as_str()), ("expires_in", "3600")])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let page = resp.text().await.unwrap();
+    // Already exchanged by this platform: the claim says done, so the page reports success.
+    assert_eq!(status, 200, "{page}");
+    // A code WeChat never issued: a failure page.
+    let resp = stack
+        .http
+        .get(format!(
+            "{}/authorize/callback?auth_code=queryauthcode@@@forged&expires_in=3600",
+            stack.gateway.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("already used or has expired")
+    );
+    let resp = stack
+        .http
+        .get(format!("{}/authorize/callback", stack.gateway.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    // A mini program cannot use an official-account-only link.
+    let link = stack
+        .authorization_link(json!({"auth_type": "official_account"}))
+        .await;
+    let (status, _) = stack
+        .control(
+            Method::POST,
+            &format!("merchants/{MP}/authorize"),
+            json!({"link": link}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn bad_link_options_are_400() {
+    let stack = ready().await;
+    for q in [
+        "auth_type=4",
+        "auth_type=x",
+        "biz_appid=nope",
+        "category_id_list=a%7Cb",
+    ] {
+        let resp = stack
+            .http
+            .get(format!("{}/authorize?{q}", stack.gateway.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{q}");
+    }
+    for body in [
+        json!({"auth_type": 9}),
+        json!({"biz_appid": 12}),
+        json!([1]),
+    ] {
+        let (status, b) = stack
+            .api(Method::POST, "/authorize/links", Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}: {b}");
+    }
+    let resp = stack
+        .http
+        .post(format!("{}/authorize/links", stack.gateway.base_url))
+        .header("content-type", "text/plain")
+        .body("auth_type=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 415);
+    // The page itself carries both links, built from one fresh pre-auth code.
+    let html = stack
+        .http
+        .get(format!("{}/authorize?auth_type=2", stack.gateway.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"authorize-pc\"")
+            && html.contains("componentloginpage")
+            && html.contains("bindcomponent")
+    );
+    assert!(html.contains("auth_type=2"));
+}
