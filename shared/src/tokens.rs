@@ -116,6 +116,10 @@ pub struct Counters {
     pub lost_leases: u64,
 }
 
+/// WeChat calls that failed in a retryable way (-1, timeouts, 5xx) are tried this often in all.
+pub const RETRY_ATTEMPTS: u32 = 2;
+const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
 fn new_owner() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -325,20 +329,32 @@ where
     async fn fetch_component_token(&self) -> Result<NewToken, TokenError> {
         let creds = self.credentials.credentials().await?;
         let ticket = self.store.get_ticket().await?.ok_or(TokenError::NoTicket)?;
-        self.count(|c| c.wechat_token_calls += 1);
-        let now = self.clock.now();
-        match self
-            .wechat
-            .component_token(
-                &creds.component_appid,
-                &creds.component_appsecret,
-                &ticket.ticket,
-            )
-            .await
-        {
+        // Lifetimes count from before the call: conservative.
+        let started = self.clock.now();
+        let mut attempt = 1;
+        let result = loop {
+            self.count(|c| c.wechat_token_calls += 1);
+            match self
+                .wechat
+                .component_token(
+                    &creds.component_appid,
+                    &creds.component_appsecret,
+                    &ticket.ticket,
+                )
+                .await
+            {
+                Err(e) if e.is_retryable() && attempt < RETRY_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, "component token call failed; retrying once");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                other => break other,
+            }
+        };
+        match result {
             Ok(t) => Ok(NewToken {
                 access_token: t.token,
-                expires_at: now + t.expires_in,
+                expires_at: started + t.expires_in,
                 refresh_token: None,
             }),
             Err(e) => {
@@ -381,7 +397,9 @@ where
             .ok_or(TokenError::NotAuthorized(AuthorizerState::NeedsReauth))?;
         let creds = self.credentials.credentials().await?;
         let mut component = self.component_token(None).await?;
-        for attempt in 0..2 {
+        let mut stale_retried = false;
+        let mut busy_retries = 0;
+        loop {
             self.count(|c| c.wechat_token_calls += 1);
             let now = self.clock.now();
             match self
@@ -396,8 +414,14 @@ where
                         refresh_token: Some(t.authorizer_refresh_token),
                     });
                 }
-                Err(e) if e.is_token_stale() && attempt == 0 => {
+                Err(e) if e.is_token_stale() && !stale_retried => {
+                    stale_retried = true;
                     component = self.component_token(Some(component.version)).await?;
+                }
+                Err(e) if e.is_retryable() && busy_retries + 1 < RETRY_ATTEMPTS => {
+                    busy_retries += 1;
+                    tracing::warn!(error = %e, authorizer = appid, "authorizer token call failed; retrying once");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
                 }
                 Err(e) if e.kind() == Some(ErrorKind::RefreshTokenInvalid) => {
                     tracing::error!(
@@ -412,7 +436,6 @@ where
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(TokenError::Busy)
     }
 
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the

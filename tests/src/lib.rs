@@ -51,6 +51,64 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Counts DynamoDB requests by operation name (an SDK interceptor: every real request counts).
+#[derive(Debug, Clone, Default)]
+pub struct OpCounter(std::sync::Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
+
+impl OpCounter {
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+    pub fn reset(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for OpCounter {
+    fn name(&self) -> &'static str {
+        "OpCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let op = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(op).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A fresh table whose client counts every DynamoDB request.
+pub async fn fresh_counted_store() -> (DynamoStore, OpCounter) {
+    let config = aws_config().await;
+    let counter = OpCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let table = unique("wxopen-test");
+    wxopen::store::dynamo::create_table(&client, &table)
+        .await
+        .expect("create table on moto");
+    counter.reset();
+    (DynamoStore::new(client, table), counter)
+}
+
 /// A fresh table (as template.yaml declares it) on moto.
 pub async fn fresh_store() -> DynamoStore {
     let config = aws_config().await;

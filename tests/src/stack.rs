@@ -15,10 +15,12 @@ use wxopen::wechat::WeChatClient;
 
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
-use crate::{AES_KEY, APPID, APPSECRET, TOKEN, fresh_store};
+use crate::{AES_KEY, APPID, APPSECRET, OpCounter, TOKEN, fresh_counted_store};
 
 pub struct Stack {
     pub sandbox: SandboxHandle,
+    /// Every DynamoDB request the stack's store makes, by operation.
+    pub ops: OpCounter,
     pub store: DynamoStore,
     pub wechat: WeChatClient,
     pub credentials: Arc<StaticCredentials>,
@@ -38,7 +40,7 @@ impl Stack {
     }
 
     pub async fn start_with(config: SandboxConfig) -> Self {
-        let store = fresh_store().await;
+        let (store, ops) = fresh_counted_store().await;
         let sandbox = sandbox::start(config).await.expect("sandbox starts");
         let wechat =
             WeChatClient::new(&sandbox.base_url(), Duration::from_secs(2)).expect("client");
@@ -75,6 +77,7 @@ impl Stack {
         );
         Self {
             sandbox,
+            ops,
             store,
             wechat,
             credentials,

@@ -32,35 +32,64 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut host = env("WECHAT_SANDBOX_HOST").unwrap_or_else(|| "127.0.0.1".to_string());
-    let mut port = env("WECHAT_SANDBOX_PORT").unwrap_or_else(|| "0".to_string());
-    let mut config = SandboxConfig {
-        component_callback_url: env("WECHAT_SANDBOX_COMPONENT_CALLBACK"),
-        message_callback_base: env("WECHAT_SANDBOX_MESSAGE_CALLBACK_BASE"),
-        ..SandboxConfig::default()
+/// Flags and environment before validation.
+struct Raw {
+    host: String,
+    port: String,
+    config: SandboxConfig,
+}
+
+type Setter = fn(&mut Raw, String);
+
+fn setter(flag: &str) -> Option<Setter> {
+    let f: Setter = match flag {
+        "--port" => |r, v| r.port = v,
+        "--host" => |r, v| r.host = v,
+        "--component-callback" => |r, v| r.config.component_callback_url = Some(v),
+        "--message-callback-base" => |r, v| r.config.message_callback_base = Some(v),
+        "--component-appid" => |r, v| r.config.component_appid = v,
+        "--component-appsecret" => |r, v| r.config.component_appsecret = v,
+        "--token" => |r, v| r.config.token = v,
+        "--encoding-aes-key" => |r, v| r.config.encoding_aes_key = v,
+        _ => return None,
     };
-    if let Some(v) = env("WECHAT_SANDBOX_COMPONENT_APPID") {
-        config.component_appid = v;
-    }
-    if let Some(v) = env("WECHAT_SANDBOX_COMPONENT_APPSECRET") {
-        config.component_appsecret = v;
-    }
-    if let Some(v) = env("WECHAT_SANDBOX_TOKEN") {
-        config.token = v;
-    }
-    if let Some(v) = env("WECHAT_SANDBOX_ENCODING_AES_KEY") {
-        config.encoding_aes_key = v;
+    Some(f)
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut raw = Raw {
+        host: env("WECHAT_SANDBOX_HOST").unwrap_or_else(|| "127.0.0.1".to_string()),
+        port: env("WECHAT_SANDBOX_PORT").unwrap_or_else(|| "0".to_string()),
+        config: SandboxConfig {
+            component_callback_url: env("WECHAT_SANDBOX_COMPONENT_CALLBACK"),
+            message_callback_base: env("WECHAT_SANDBOX_MESSAGE_CALLBACK_BASE"),
+            ..SandboxConfig::default()
+        },
+    };
+    let from_env = [
+        ("WECHAT_SANDBOX_COMPONENT_APPID", "--component-appid"),
+        (
+            "WECHAT_SANDBOX_COMPONENT_APPSECRET",
+            "--component-appsecret",
+        ),
+        ("WECHAT_SANDBOX_TOKEN", "--token"),
+        ("WECHAT_SANDBOX_ENCODING_AES_KEY", "--encoding-aes-key"),
+    ];
+    for (var, flag) in from_env {
+        if let (Some(value), Some(set)) = (env(var), setter(flag)) {
+            set(&mut raw, value);
+        }
     }
     let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let (name, inline) = match flag.split_once('=') {
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (flag.as_str(), None),
+            _ => (arg.as_str(), None),
         };
         if matches!(name, "-h" | "--help") {
             return Err(String::new());
         }
+        let set = setter(name).ok_or_else(|| format!("unknown option {name}"))?;
         let value = match inline {
             Some(v) => v,
             None => it
@@ -68,18 +97,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 .cloned()
                 .ok_or_else(|| format!("{name} needs a value"))?,
         };
-        match name {
-            "--port" => port = value,
-            "--host" => host = value,
-            "--component-callback" => config.component_callback_url = Some(value),
-            "--message-callback-base" => config.message_callback_base = Some(value),
-            "--component-appid" => config.component_appid = value,
-            "--component-appsecret" => config.component_appsecret = value,
-            "--token" => config.token = value,
-            "--encoding-aes-key" => config.encoding_aes_key = value,
-            other => return Err(format!("unknown option {other}")),
-        }
+        set(&mut raw, value);
     }
+    let config = raw.config;
     for url in [
         &config.component_callback_url,
         &config.message_callback_base,
@@ -90,8 +110,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
         url::Url::parse(url).map_err(|_| format!("not a URL: {url}"))?;
     }
     Ok(Options {
-        host: host.parse().map_err(|_| format!("invalid host {host}"))?,
-        port: port.parse().map_err(|_| format!("invalid port {port}"))?,
+        host: raw
+            .host
+            .parse()
+            .map_err(|_| format!("invalid host {}", raw.host))?,
+        port: raw
+            .port
+            .parse()
+            .map_err(|_| format!("invalid port {}", raw.port))?,
         config,
     })
 }

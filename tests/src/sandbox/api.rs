@@ -184,7 +184,7 @@ fn component_token(st: &mut State, obj: &Map<String, Value>) -> Answer {
     let Some(&pushed_at) = st.tickets.get(&ticket) else {
         return Answer::err(61006, None);
     };
-    if st.now() - pushed_at > st.config.ticket_ttl_secs {
+    if st.now().saturating_sub(pushed_at) > st.config.ticket_ttl_secs {
         return Answer::err(61005, None);
     }
     let token = st.issue_token(Owner::Component);

@@ -15,25 +15,40 @@ use super::state::{Fault, Kind, Merchant, OpenAccount, Owner, State as World};
 use super::util::{func_ids, int_field, json_object, openid, random_from, str_field};
 use super::{API_NAMES, SandboxConfig, Shared};
 
-type Reply = Result<Response, Response>;
+type Reply = Result<Response, Fail>;
+
+/// A control-API error: `{"error": "…"}` with a 4xx status.
+pub struct Fail {
+    status: StatusCode,
+    error: String,
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.error }))).into_response()
+    }
+}
 
 fn ok(value: Value) -> Reply {
     Ok((StatusCode::OK, Json(value)).into_response())
 }
 
-fn bad(status: StatusCode, error: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": error.into() }))).into_response()
+fn bad(status: StatusCode, error: impl Into<String>) -> Fail {
+    Fail {
+        status,
+        error: error.into(),
+    }
 }
 
-fn bad_request(error: impl Into<String>) -> Response {
+fn bad_request(error: impl Into<String>) -> Fail {
     bad(StatusCode::BAD_REQUEST, error)
 }
 
-fn body_object(body: &[u8]) -> Result<Map<String, Value>, Response> {
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, Fail> {
     json_object(body).ok_or_else(|| bad_request("body must be a JSON object"))
 }
 
-fn required(obj: &Map<String, Value>, key: &str) -> Result<String, Response> {
+fn required(obj: &Map<String, Value>, key: &str) -> Result<String, Fail> {
     str_field(obj, key)
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| bad_request(format!("{key} is required")))
@@ -52,7 +67,8 @@ pub async fn handle(
         .trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').collect();
     match route(&shared, &method, &segs, &body).await {
-        Ok(r) | Err(r) => r,
+        Ok(r) => r,
+        Err(f) => f.into_response(),
     }
 }
 
@@ -161,7 +177,7 @@ fn config_json(c: &SandboxConfig) -> Value {
     })
 }
 
-fn callback_url(value: &Value, key: &str) -> Result<Option<String>, Response> {
+fn callback_url(value: &Value, key: &str) -> Result<Option<String>, Fail> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) => match url::Url::parse(s) {
@@ -172,13 +188,13 @@ fn callback_url(value: &Value, key: &str) -> Result<Option<String>, Response> {
     }
 }
 
-fn non_negative(value: &Value, key: &str) -> Result<u64, Response> {
+fn non_negative(value: &Value, key: &str) -> Result<u64, Fail> {
     value
         .as_u64()
         .ok_or_else(|| bad_request(format!("{key} must be a non-negative integer")))
 }
 
-fn secs(value: &Value, key: &str) -> Result<i64, Response> {
+fn secs(value: &Value, key: &str) -> Result<i64, Fail> {
     i64::try_from(non_negative(value, key)?).map_err(|_| bad_request(format!("{key} is too large")))
 }
 
@@ -236,7 +252,7 @@ fn update_config(shared: &Arc<Shared>, obj: Map<String, Value>) -> Reply {
     ok(config_json(&st.config))
 }
 
-fn set_quota(c: &mut SandboxConfig, api: &str, limit: &Value) -> Result<(), Response> {
+fn set_quota(c: &mut SandboxConfig, api: &str, limit: &Value) -> Result<(), Fail> {
     if !API_NAMES.contains(&api) {
         return Err(bad_request(format!("unknown API {api}")));
     }
@@ -420,7 +436,7 @@ fn admits(link: &Link, m: &Merchant) -> Result<(), String> {
     }
 }
 
-fn func_override(obj: &Map<String, Value>) -> Result<Option<Vec<u32>>, Response> {
+fn func_override(obj: &Map<String, Value>) -> Result<Option<Vec<u32>>, Fail> {
     match obj.get("func_info") {
         None | Some(Value::Null) => Ok(None),
         Some(v) => func_ids(v)
@@ -642,7 +658,7 @@ struct MessagePush {
     xml: String,
 }
 
-fn user_name(obj: &Map<String, Value>) -> Result<String, Response> {
+fn user_name(obj: &Map<String, Value>) -> Result<String, Fail> {
     let user = required(obj, "user")?;
     if user.chars().count() > 128 {
         return Err(bad_request("user is too long"));
@@ -659,7 +675,7 @@ fn message_url(st: &World, appid: &str) -> Option<String> {
 
 /// The merchant a user acts on: it must exist and be authorized to the component (otherwise
 /// WeChat would not push to the component's message URL).
-fn acted_on<'a>(st: &'a mut World, appid: &str) -> Result<&'a mut Merchant, Response> {
+fn acted_on<'a>(st: &'a mut World, appid: &str) -> Result<&'a mut Merchant, Fail> {
     match st.merchants.get_mut(appid) {
         None => Err(bad(StatusCode::NOT_FOUND, "unknown merchant")),
         Some(m) if m.authorization.is_none() => Err(bad(StatusCode::CONFLICT, "not_authorized")),

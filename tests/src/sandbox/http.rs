@@ -18,6 +18,9 @@ use super::state::Kind;
 use super::util::html_escape;
 use super::{Shared, push};
 
+/// Longest a fault holds a response (latency or drop).
+const MAX_HOLD: Duration = Duration::from_secs(3600);
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/cgi-bin/{*rest}", any(cgi_bin))
@@ -80,7 +83,7 @@ async fn cgi_bin(
         (kind, appid, st.take_fault(api))
     };
     if let Some(ms) = fault.as_ref().and_then(|f| f.latency_ms) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        tokio::time::sleep(Duration::from_millis(ms).min(MAX_HOLD)).await;
     }
     if let Some(code) = fault.as_ref().and_then(|f| f.errcode) {
         api::log_call(&mut shared.lock(), api, kind, token_appid, code);
@@ -101,7 +104,7 @@ async fn cgi_bin(
     }
     if fault.as_ref().is_some_and(|f| f.drop) {
         // Processed (state changed), but the answer is held until the client has given up.
-        tokio::time::sleep(drop_delay).await;
+        tokio::time::sleep(drop_delay.min(MAX_HOLD)).await;
     }
     wechat_json(answer.json)
 }

@@ -119,7 +119,10 @@ fn keys(shared: &Shared) -> Result<Keys, String> {
         key,
         token: st.config.token.clone(),
         component_appid: st.config.component_appid.clone(),
-        deadline: st.config.push_deadline,
+        deadline: st
+            .config
+            .push_deadline
+            .clamp(Duration::from_millis(1), Duration::from_secs(600)),
         attempts: st.config.push_attempts.max(1),
     })
 }

@@ -1,0 +1,467 @@
+//! The token lifecycle against moto and the sandbox over real HTTP: single-writer refresh under
+//! concurrency, crash recovery, refresh-token recovery, WeChat faults, stale-version vending.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use futures_util::future::join_all;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use token_refresh::App;
+use wxopen::clock::{Clock, FixedClock, SystemClock};
+use wxopen::refresher::{RefreshReport, RefreshSettings};
+use wxopen::store::{AuthorizerState, AuthorizerStore, NewToken, TokenKey, TokenStore};
+use wxopen_tests::stack::Stack;
+
+const OA1: &str = "wxoa00000000000001";
+const OA2: &str = "wxoa00000000000002";
+const OA3: &str = "wxoa00000000000003";
+const OA4: &str = "wxoa00000000000004";
+const MP1: &str = "wxmp00000000000001";
+const ALL: [&str; 5] = [OA1, OA2, OA3, OA4, MP1];
+
+/// A stack with a ticket, a component token and the given authorizers.
+async fn stack_with(authorizers: &[&str]) -> Stack {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    for a in authorizers {
+        stack.authorize(a, "push_only").await;
+    }
+    stack
+}
+
+fn refresher(
+    stack: &Stack,
+    now: i64,
+) -> App<wxopen::store::DynamoStore, Arc<wxopen::secrets::StaticCredentials>, FixedClock> {
+    App {
+        deps: stack.deps_with_clock(FixedClock::new(now)),
+        settings: RefreshSettings::default(),
+    }
+}
+
+async fn version(stack: &Stack, appid: &str) -> u64 {
+    stack
+        .store
+        .get_token(&TokenKey::Authorizer(appid.into()))
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+}
+
+async fn refresh_token(stack: &Stack, appid: &str) -> String {
+    let t = stack
+        .store
+        .get_token(&TokenKey::Authorizer(appid.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    t.refresh_token
+        .map(|r| r.expose_secret().to_string())
+        .unwrap_or_default()
+}
+
+/// True when the sandbox accepts `token` for `appid` (any answer but 40001/42001).
+async fn token_accepted(stack: &Stack, appid: &str, token: &SecretString) -> bool {
+    match stack.wechat.open_get(token, appid).await {
+        Ok(_) => true,
+        Err(e) => !e.is_token_stale(),
+    }
+}
+
+#[tokio::test]
+async fn eight_refreshers_make_one_wechat_call_per_token_while_readers_keep_working() {
+    let stack = stack_with(&ALL).await;
+    let before: Vec<u64> = join_all(ALL.iter().map(|a| version(&stack, a))).await;
+    assert!(before.iter().all(|v| *v == 1));
+    stack.sandbox.clear_calls();
+    // Every token (component included) is due: the refreshers run 7,000 s in the future.
+    let later = SystemClock.now() + 7000;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU32::new(0));
+    let readers = {
+        let reader_deps: Vec<_> = ALL
+            .iter()
+            .map(|_| stack.deps_with_clock(FixedClock::new(later)))
+            .collect();
+        let stack = &stack;
+        let done = done.clone();
+        let reads = reads.clone();
+        async move {
+            let mut rejected = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                for (deps, appid) in reader_deps.iter().zip(ALL) {
+                    let t = deps
+                        .tokens()
+                        .authorizer_token(appid, None)
+                        .await
+                        .expect("reader gets a token");
+                    if !token_accepted(stack, appid, &t.token).await {
+                        rejected.push((appid, t.version));
+                    }
+                    reads.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            rejected
+        }
+    };
+    let refreshers = async {
+        let apps: Vec<_> = (0..8).map(|_| refresher(&stack, later)).collect();
+        let reports: Vec<RefreshReport> = join_all(apps.iter().map(token_refresh::run)).await;
+        done.store(true, Ordering::SeqCst);
+        reports
+    };
+    let (reports, rejected) = tokio::join!(refreshers, readers);
+
+    assert!(
+        rejected.is_empty(),
+        "a reader saw 40001/42001: {rejected:?}"
+    );
+    assert!(reads.load(Ordering::SeqCst) >= ALL.len() as u32);
+    assert_eq!(
+        stack.calls_to("api_authorizer_token"),
+        ALL.len(),
+        "exactly one call per authorizer token"
+    );
+    assert_eq!(
+        stack.calls_to("api_component_token"),
+        1,
+        "exactly one component token call"
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.refreshed).sum::<u32>(),
+        ALL.len() as u32
+    );
+    assert_eq!(reports.iter().filter(|r| r.component_refreshed).count(), 1);
+    assert!(reports.iter().all(|r| r.failures.is_empty()), "{reports:?}");
+    for a in ALL {
+        assert_eq!(version(&stack, a).await, 2, "{a} refreshed exactly once");
+    }
+    // No 40001 anywhere in the sandbox's log.
+    assert!(
+        stack
+            .sandbox
+            .calls()
+            .iter()
+            .all(|c| c.errcode != 40001 && c.errcode != 42001)
+    );
+    // Running again right away finds nothing due.
+    let again = token_refresh::run(&refresher(&stack, later)).await;
+    assert_eq!((again.due, again.refreshed), (0, 0));
+}
+
+#[tokio::test]
+async fn a_refresher_killed_after_wechat_answered_is_recovered_by_the_next_run() {
+    let stack = stack_with(&[OA1]).await;
+    let key = TokenKey::Authorizer(OA1.into());
+    let t0 = SystemClock.now() + 7000;
+    let rt = refresh_token(&stack, OA1).await;
+    // A worker takes the lease and WeChat answers it ... then the worker dies before writing.
+    assert_eq!(
+        stack
+            .store
+            .acquire_lease(&key, 1, "crashed-worker", t0, t0 + 30)
+            .await
+            .unwrap(),
+        wxopen::store::LeaseOutcome::Acquired
+    );
+    let component = stack.deps().tokens().component_token(None).await.unwrap();
+    let lost = stack
+        .wechat
+        .authorizer_token(
+            &component.token,
+            wxopen_tests::APPID,
+            OA1,
+            &rt.clone().into(),
+        )
+        .await
+        .unwrap();
+    assert!(token_accepted(&stack, OA1, &lost.authorizer_access_token).await);
+    stack.sandbox.clear_calls();
+
+    // While the dead worker's lease lives, the refresher leaves the token alone.
+    let first = token_refresh::run(&refresher(&stack, t0 + 10)).await;
+    assert_eq!(
+        (first.due, first.refreshed, first.skipped),
+        (1, 0, 1),
+        "{first:?}"
+    );
+    assert_eq!(stack.calls_to("api_authorizer_token"), 0);
+    // Once it expires, the next run refreshes, and the refresh token still works.
+    let second = token_refresh::run(&refresher(&stack, t0 + 31)).await;
+    assert_eq!(second.refreshed, 1, "{second:?}");
+    assert_eq!(version(&stack, OA1).await, 2);
+    assert_eq!(refresh_token(&stack, OA1).await, rt, "refresh token kept");
+    let current = stack
+        .deps_with_clock(FixedClock::new(t0 + 31))
+        .tokens()
+        .authorizer_token(OA1, None)
+        .await
+        .unwrap();
+    assert!(token_accepted(&stack, OA1, &current.token).await);
+}
+
+#[tokio::test]
+async fn a_lost_refresh_token_is_recovered_from_the_authorizer_list() {
+    let stack = stack_with(&[OA1, OA2]).await;
+    let key = TokenKey::Authorizer(OA1.into());
+    let good = refresh_token(&stack, OA1).await;
+    // Simulate a refresh token lost in an older write: the store now holds a wrong one.
+    let now = SystemClock.now();
+    stack
+        .store
+        .acquire_lease(&key, 1, "w", now, now + 30)
+        .await
+        .unwrap();
+    stack
+        .store
+        .commit_token(
+            &key,
+            "w",
+            1,
+            &NewToken {
+                access_token: "stale".into(),
+                expires_at: now,
+                refresh_token: Some("refreshtoken@@@lost".into()),
+            },
+        )
+        .await
+        .unwrap();
+
+    let report = token_refresh::run(&refresher(&stack, now + 7000)).await;
+    assert_eq!(report.failures.get("errcode_61023"), Some(&1), "{report:?}");
+    assert_eq!(report.recovered, 1, "{report:?}");
+    let a = stack.store.get_authorizer(OA1).await.unwrap().unwrap();
+    assert_eq!(a.state, AuthorizerState::Authorized);
+    assert_eq!(
+        refresh_token(&stack, OA1).await,
+        good,
+        "recovered from api_get_authorizer_list"
+    );
+    let t = stack
+        .deps_with_clock(FixedClock::new(now + 7000))
+        .tokens()
+        .authorizer_token(OA1, None)
+        .await
+        .unwrap();
+    assert!(token_accepted(&stack, OA1, &t.token).await);
+    assert_eq!(stack.calls_to("api_get_authorizer_list"), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_authorizer_stays_needs_reauth_when_wechat_no_longer_lists_it() {
+    let stack = stack_with(&[OA1]).await;
+    // The merchant cancels, but the unauthorized push never reaches us.
+    stack.sandbox.set_callbacks(None, None);
+    let (status, body) = stack
+        .control(Method::POST, &format!("merchants/{OA1}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let report = token_refresh::run(&refresher(&stack, SystemClock.now() + 7000)).await;
+    assert_eq!(report.failures.get("errcode_61023"), Some(&1), "{report:?}");
+    assert_eq!(report.recovered, 0);
+    assert_eq!(
+        stack
+            .store
+            .get_authorizer(OA1)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        AuthorizerState::NeedsReauth
+    );
+    let (status, body) = stack
+        .api(
+            Method::GET,
+            &format!("/authorizers/{OA1}/access-token"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("authorizer_needs_reauth")),
+        "{body}"
+    );
+    // Still listed as needing recovery: a later run tries again, and it costs no token call.
+    stack.sandbox.clear_calls();
+    let again = token_refresh::run(&refresher(&stack, SystemClock.now() + 7000)).await;
+    assert_eq!((again.due, again.recovered), (0, 0));
+    assert_eq!(stack.calls_to("api_authorizer_token"), 0);
+}
+
+async fn fault(stack: &Stack, api: &str, body: serde_json::Value) {
+    let mut body = body;
+    body["api"] = api.into();
+    let (status, b) = stack.control(Method::POST, "faults", body).await;
+    assert_eq!(status, 200, "{b}");
+}
+
+#[tokio::test]
+async fn wechat_faults_are_handled_and_lose_nothing() {
+    let stack = stack_with(&[OA1]).await;
+    let key = TokenKey::Authorizer(OA1.into());
+    let rt = refresh_token(&stack, OA1).await;
+    let mut now = SystemClock.now() + 7000;
+    // (fault, expected failure label, whether one retry absorbs it)
+    let cases = [
+        (json!({"errcode": -1, "count": 1}), "errcode_-1", true),
+        (json!({"errcode": -1, "count": 2}), "errcode_-1", false),
+        (
+            json!({"errcode": 45009, "count": 1}),
+            "errcode_45009",
+            false,
+        ),
+        (
+            json!({"errcode": 61004, "count": 1}),
+            "errcode_61004",
+            false,
+        ),
+        (json!({"latency_ms": 2500, "count": 2}), "timeout", false),
+    ];
+    for (spec, label, absorbed) in cases {
+        let v = version(&stack, OA1).await;
+        fault(&stack, "api_authorizer_token", spec.clone()).await;
+        let report = token_refresh::run(&refresher(&stack, now)).await;
+        let t = stack.store.get_token(&key).await.unwrap().unwrap();
+        assert!(t.lease_owner.is_none(), "{spec}: lease released");
+        assert_eq!(
+            refresh_token(&stack, OA1).await,
+            rt,
+            "{spec}: refresh token kept"
+        );
+        if absorbed {
+            assert_eq!(
+                (report.refreshed, t.version),
+                (1, v + 1),
+                "{spec}: {report:?}"
+            );
+        } else {
+            assert_eq!(report.failures.get(label), Some(&1), "{spec}: {report:?}");
+            assert_eq!(t.version, v, "{spec}: nothing written");
+            assert_eq!(
+                stack
+                    .store
+                    .get_authorizer(OA1)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .state,
+                AuthorizerState::Authorized
+            );
+            // The next run, with WeChat healthy again, refreshes.
+            let next = token_refresh::run(&refresher(&stack, now)).await;
+            assert_eq!(next.refreshed, 1, "{spec}: {next:?}");
+        }
+        now += 7000;
+    }
+}
+
+#[tokio::test]
+async fn stale_version_gets_the_newer_token_with_one_refresh_for_all_callers() {
+    let stack = stack_with(&[OA1]).await;
+    let path = format!("/authorizers/{OA1}/access-token");
+    let (status, first) = stack.api(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["version"], 1);
+    stack.sandbox.clear_calls();
+    // Five callers all saw WeChat reject version 1.
+    let stale = format!("{path}?stale_version=1");
+    let results = join_all((0..5).map(|_| stack.api(Method::GET, &stale, None))).await;
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["version"], 2);
+    }
+    assert_eq!(
+        stack.calls_to("api_authorizer_token"),
+        1,
+        "one refresh for all of them"
+    );
+    // Asking about an old version again returns the current token without calling WeChat.
+    let (_, again) = stack
+        .api(Method::GET, &format!("{path}?stale_version=1"), None)
+        .await;
+    assert_eq!(again["version"], 2);
+    assert_eq!(stack.calls_to("api_authorizer_token"), 1);
+    // Component tokens follow the same protocol.
+    let (_, c) = stack
+        .api(Method::GET, "/component/access-token", None)
+        .await;
+    let v = c["version"].as_u64().unwrap();
+    let (_, c2) = stack
+        .api(
+            Method::GET,
+            &format!("/component/access-token?stale_version={v}"),
+            None,
+        )
+        .await;
+    assert_eq!(c2["version"].as_u64(), Some(v + 1));
+}
+
+#[tokio::test]
+async fn access_token_route_rejects_bad_input() {
+    let stack = stack_with(&[]).await;
+    for (path, status, code) in [
+        ("/authorizers/wxnope/access-token", 400, "invalid_appid"),
+        (
+            "/authorizers/wx0000000000000000/access-token",
+            404,
+            "unknown_authorizer",
+        ),
+        (
+            "/component/access-token?stale_version=abc",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/component/access-token?stale_version=-1",
+            400,
+            "invalid_parameter",
+        ),
+    ] {
+        let (s, body) = stack.api(Method::GET, path, None).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
+    }
+    let (s, body) = stack
+        .api(Method::POST, "/component/access-token", None)
+        .await;
+    assert_eq!(s, 405, "{body}");
+}
+
+#[tokio::test]
+async fn a_stale_ticket_asks_wechat_to_push_again() {
+    let stack = stack_with(&[]).await;
+    let ticket_time = wxopen::store::TicketStore::get_ticket(&stack.store)
+        .await
+        .unwrap()
+        .unwrap()
+        .create_time;
+    let pushes_before = stack.sandbox.pushes().len();
+    let report = token_refresh::run(&refresher(&stack, ticket_time + 13 * 3600)).await;
+    assert!(report.ticket_requested, "{report:?}");
+    assert_eq!(report.ticket_age_secs, Some(13 * 3600));
+    assert_eq!(stack.calls_to("api_start_push_ticket"), 1);
+    // The sandbox pushes a new ticket (asynchronously, as WeChat does); wait for it to land.
+    let mut waited = 0;
+    while stack.sandbox.pushes().len() == pushes_before && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(
+        stack.sandbox.pushes().len() > pushes_before,
+        "a new ticket was pushed"
+    );
+    let lines = wxopen::refresher::emf_lines(&report, 0);
+    let metrics: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(metrics["TicketAgeSeconds"], 13 * 3600);
+    assert_eq!(
+        metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "wxopen"
+    );
+}
