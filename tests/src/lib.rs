@@ -229,6 +229,12 @@ impl SignedPush {
             Body::from(self.body.clone()),
         )
     }
+
+    /// The push as a message-URL request for `appid` (path parameter set as API Gateway would).
+    pub fn request_to(&self, path: &str, appid: &str) -> Request {
+        request("POST", path, &self.query, Body::from(self.body.clone()))
+            .with_path_parameters(HashMap::from([("appid".to_string(), appid.to_string())]))
+    }
 }
 
 /// A lambda_http request as API Gateway would hand it to a handler.

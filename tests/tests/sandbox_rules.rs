@@ -1050,16 +1050,16 @@ async fn fault_latency_delays_the_answer() {
     let ct = sb.component_token().await;
     sb.post(
         "/sandbox/faults",
-        json!({ "api": "api_create_preauthcode", "count": 1, "latency_ms": 400 }),
+        json!({ "api": "api_create_preauthcode", "count": 1, "latency_ms": 800 }),
     )
     .await;
     let started = Instant::now();
     let v = sb.component("api_create_preauthcode", &ct, json!({})).await;
-    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(started.elapsed() >= Duration::from_millis(800));
     assert!(v["pre_auth_code"].is_string(), "{v}");
     let started = Instant::now();
     sb.component("api_create_preauthcode", &ct, json!({})).await;
-    assert!(started.elapsed() < Duration::from_millis(400));
+    assert!(started.elapsed() < Duration::from_millis(800));
 }
 
 #[tokio::test]
@@ -1107,7 +1107,7 @@ async fn push_is_retried_after_a_slow_first_attempt() {
         async move {
             l.lock().unwrap().push(c);
             if h.fetch_add(1, Ordering::SeqCst) == 0 {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
+                tokio::time::sleep(Duration::from_millis(2000)).await;
             }
             (200, "success".to_string())
         }
@@ -1115,7 +1115,7 @@ async fn push_is_retried_after_a_slow_first_attempt() {
     .await;
     let sb = Sb::with(SandboxConfig {
         component_callback_url: Some(url),
-        push_deadline: Duration::from_millis(300),
+        push_deadline: Duration::from_millis(500),
         ..SandboxConfig::default()
     })
     .await;

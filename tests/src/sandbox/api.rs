@@ -137,11 +137,11 @@ pub fn process(st: &mut State, api: &str, query: &HashMap<String, String>, body:
     match api {
         "api_component_token" => component_token(st, &obj),
         "api_start_push_ticket" => start_push_ticket(st, &obj),
-        "api_create_preauthcode" => with_component(st, &obj, None, create_preauthcode),
-        "api_query_auth" => with_component(st, &obj, None, query_auth),
-        "api_authorizer_token" => with_component(st, &obj, None, authorizer_token),
-        "api_get_authorizer_info" => with_component(st, &obj, None, get_authorizer_info),
-        "api_get_authorizer_list" => with_component(st, &obj, None, get_authorizer_list),
+        "api_create_preauthcode" => with_component(st, &obj, create_preauthcode),
+        "api_query_auth" => with_component(st, &obj, query_auth),
+        "api_authorizer_token" => with_component(st, &obj, authorizer_token),
+        "api_get_authorizer_info" => with_component(st, &obj, get_authorizer_info),
+        "api_get_authorizer_list" => with_component(st, &obj, get_authorizer_list),
         "open/create" => open_create(st, &actor, &obj),
         "open/bind" => open_bind(st, &actor, &obj),
         "open/unbind" => open_unbind(st, &actor, &obj),
@@ -156,15 +156,10 @@ pub fn process(st: &mut State, api: &str, query: &HashMap<String, String>, body:
 type ComponentApi = fn(&mut State, &Map<String, Value>) -> Answer;
 
 /// Component APIs: the body's `component_appid` must name this component.
-fn with_component(
-    st: &mut State,
-    obj: &Map<String, Value>,
-    appid: Option<String>,
-    f: ComponentApi,
-) -> Answer {
+fn with_component(st: &mut State, obj: &Map<String, Value>, f: ComponentApi) -> Answer {
     match str_field(obj, "component_appid") {
-        None => Answer::err(41002, appid),
-        Some(a) if a != st.config.component_appid => Answer::err(40013, appid),
+        None => Answer::err(41002, None),
+        Some(a) if a != st.config.component_appid => Answer::err(40013, None),
         Some(_) => f(st, obj),
     }
 }

@@ -251,6 +251,12 @@ impl SandboxHandle {
         st.now()
     }
 
+    /// The summary `GET /sandbox/state` answers (merchants, authorizations, open accounts,
+    /// current tokens, counts).
+    pub fn state(&self) -> serde_json::Value {
+        self.shared.lock().summary()
+    }
+
     /// A copy of the current configuration.
     pub fn config(&self) -> SandboxConfig {
         self.shared.lock().config.clone()
