@@ -402,3 +402,30 @@ async fn ordinary_messages_get_success() {
         "non-test accounts get no release-test replies: {r}"
     );
 }
+
+#[tokio::test]
+async fn wechat_full_network_release_test_passes_with_no_configuration() {
+    let stack = stack_with(&[]).await;
+    for appid in ["wx570bc396a51b8ff8", "wxd101a85aa106f53e"] {
+        let (s, report) = stack
+            .control(Method::POST, "release-test/run", json!({ "appid": appid }))
+            .await;
+        assert_eq!(s, 200, "{report}");
+        assert_eq!(report["passed"], true, "{appid}: {report:#}");
+        assert_eq!(report["cases"].as_array().unwrap().len(), 3);
+    }
+    let sends: Vec<_> = stack
+        .sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.api == "message/custom/send")
+        .collect();
+    assert_eq!(sends.len(), 2);
+    assert!(
+        sends
+            .iter()
+            .all(|c| c.token_kind == "authorizer" && c.errcode == 0),
+        "{sends:?}"
+    );
+    // The release-test replies go to the test accounts only (checked in ordinary_messages_get_success).
+}

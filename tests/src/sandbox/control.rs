@@ -147,6 +147,16 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
                 None => Err(bad(StatusCode::NOT_FOUND, "unknown open account")),
             }
         }
+        ["merchants", "bulk"] if post => bulk_merchants(shared, body_object(body)?),
+        ["release-test", "run"] if post => {
+            let obj = body_object(body)?;
+            let appid =
+                str_field(&obj, "appid").unwrap_or_else(|| "wx570bc396a51b8ff8".to_string());
+            match super::release::run(shared, &appid, ControlDeliver).await {
+                Ok(v) => ok(v),
+                Err(e) => Err(bad_request(e)),
+            }
+        }
         ["users", "scan"] if post => user_scan(shared, body_object(body)?).await,
         ["users", "message"] if post => user_message(shared, body_object(body)?).await,
         ["users", "event"] if post => user_event(shared, body_object(body)?).await,
@@ -810,6 +820,93 @@ async fn user_event(shared: &Arc<Shared>, obj: Map<String, Value>) -> Reply {
         }
     };
     ok(deliver_message(shared, msg).await)
+}
+
+/// Sends any message from `user` to `appid`'s message URL (the release-test robot uses it).
+async fn send_as_user(
+    shared: &Arc<Shared>,
+    appid: &str,
+    user: &str,
+    msg_type: &str,
+    fields: &[(&str, F)],
+) -> Result<Value, Fail> {
+    let msg = {
+        let mut st = shared.lock();
+        let now = st.now();
+        let url = message_url(&st, appid);
+        let m = acted_on(&mut st, appid)?;
+        m.follow(user, now, "ADD_SCENE_OTHERS", "");
+        let id = openid(&m.appid, user);
+        let event = fields
+            .iter()
+            .find_map(|(k, v)| match (k, v) {
+                (&"Event", F::Text(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| msg_type.to_string());
+        MessagePush {
+            appid: m.appid.clone(),
+            gh: m.user_name.clone(),
+            xml: push::message_xml(&m.user_name, &id, now, msg_type, fields),
+            openid: id,
+            url,
+            event,
+        }
+    };
+    Ok(deliver_message(shared, msg).await)
+}
+
+struct ControlDeliver;
+
+impl super::release::AsyncDeliver for ControlDeliver {
+    async fn message(
+        &self,
+        shared: &Arc<Shared>,
+        appid: &str,
+        user: &str,
+        msg_type: &'static str,
+        fields: Vec<(&'static str, F)>,
+    ) -> Value {
+        send_as_user(shared, appid, user, msg_type, &fields)
+            .await
+            .unwrap_or_else(|f| json!({ "error": f.error }))
+    }
+}
+
+/// Creates `count` merchants already authorized (no pushes): seeds benchmarks and scale tests.
+/// Answers their appids and refresh tokens.
+fn bulk_merchants(shared: &Arc<Shared>, obj: Map<String, Value>) -> Reply {
+    let count = int_field(&obj, "count")
+        .ok()
+        .flatten()
+        .filter(|c| (1..=200_000).contains(c))
+        .ok_or_else(|| bad_request("count must be 1 to 200000"))?;
+    let start = int_field(&obj, "start").ok().flatten().unwrap_or(1).max(0);
+    let kind = match str_field(&obj, "kind").as_deref() {
+        None | Some("official_account") => Kind::OfficialAccount,
+        Some("mini_program") => Kind::MiniProgram,
+        Some(_) => return Err(bad_request("kind must be official_account or mini_program")),
+    };
+    let subject = str_field(&obj, "subject").unwrap_or_else(|| "Bulk Co".to_string());
+    let mut st = shared.lock();
+    let mut out = Vec::new();
+    for i in start..start.saturating_add(count) {
+        let appid = format!("wxb{:015}", i);
+        let merchant = Merchant::new(&appid, kind, &subject);
+        let func = merchant.func_info.clone();
+        st.merchants.insert(appid.clone(), merchant);
+        if let Some((code, _)) = st.authorize(&appid, func.clone()) {
+            st.auth_codes.remove(&code);
+        }
+        let refresh = st
+            .merchants
+            .get(&appid)
+            .and_then(|m| m.authorization.as_ref())
+            .map(|a| a.refresh_token.clone())
+            .unwrap_or_default();
+        out.push(json!({ "appid": appid, "refresh_token": refresh, "func_info": func }));
+    }
+    ok(json!(out))
 }
 
 async fn deliver_message(shared: &Arc<Shared>, msg: MessagePush) -> Value {

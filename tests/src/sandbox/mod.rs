@@ -18,6 +18,7 @@ mod api;
 mod control;
 mod http;
 mod push;
+mod release;
 mod state;
 mod util;
 
