@@ -74,17 +74,20 @@ impl aws_sdk_dynamodb::config::Intercept for OpCounter {
         "OpCounter"
     }
 
-    fn read_before_execution(
+    /// Counts each request put on the wire (retries included), named by its `X-Amz-Target`.
+    fn read_before_transmit(
         &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
-            '_,
-        >,
-        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let op = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_else(|| "unknown".into());
+        let op = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_string();
         if let Ok(mut m) = self.0.lock() {
             *m.entry(op).or_default() += 1;
         }

@@ -465,3 +465,97 @@ async fn a_stale_ticket_asks_wechat_to_push_again() {
         "wxopen"
     );
 }
+
+/// Seeds `count` authorized merchants in the sandbox and records them in the store with access
+/// tokens expiring at `expires_at(i)` (as if authorized earlier). Returns their appids.
+pub async fn seed_authorizers(
+    stack: &Stack,
+    start: usize,
+    count: usize,
+    expires_at: impl Fn(usize) -> i64,
+) -> Vec<String> {
+    let (status, list) = stack
+        .control(
+            Method::POST,
+            "merchants/bulk",
+            json!({ "count": count, "start": start }),
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let list = list.as_array().unwrap().clone();
+    let now = SystemClock.now();
+    let grants: Vec<_> = list
+        .iter()
+        .enumerate()
+        .map(|(i, m)| wxopen::store::AuthorizationGrant {
+            appid: m["appid"].as_str().unwrap().to_string(),
+            event_time: now,
+            func_info: vec![1, 2, 3],
+            token: NewToken {
+                access_token: format!("seeded-{i}").into(),
+                expires_at: expires_at(i),
+                refresh_token: Some(m["refresh_token"].as_str().unwrap().to_string().into()),
+            },
+            profile: None,
+            now,
+        })
+        .collect();
+    // Seed with bounded parallelism (moto is single-process).
+    use futures_util::stream::{self, StreamExt};
+    stream::iter(grants.iter())
+        .for_each_concurrent(16, |g| async {
+            stack.store.record_authorization(g).await.unwrap();
+        })
+        .await;
+    list.iter()
+        .map(|m| m["appid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_thousand_authorizers_with_a_hundred_due_cost_a_hundred_calls() {
+    let stack = stack_with(&[]).await;
+    let now = SystemClock.now();
+    // The component token is fresh; 100 of 1,000 authorizer tokens expire within the window.
+    let appids = seed_authorizers(&stack, 1, 1000, |i| {
+        if i % 10 == 0 { now + 300 } else { now + 7000 }
+    })
+    .await;
+    stack.deps().tokens().component_token(None).await.unwrap();
+    stack.sandbox.clear_calls();
+    stack.ops.reset();
+
+    let report = token_refresh::run(&refresher(&stack, now)).await;
+    assert_eq!((report.due, report.refreshed), (100, 100), "{report:?}");
+    assert!(report.failures.is_empty(), "{report:?}");
+    assert_eq!(
+        stack.calls_to("api_authorizer_token"),
+        100,
+        "100 WeChat calls, not 1,000"
+    );
+    assert_eq!(stack.calls_to("api_component_token"), 0);
+    let ops = stack.ops.snapshot();
+    let per_token = stack.ops.total() as f64 / 100.0;
+    println!("DynamoDB requests for 100 refreshed tokens: {ops:?} = {per_token:.2} per token");
+    assert!(!ops.contains_key("Scan"), "no scan: {ops:?}");
+    assert!(
+        per_token <= 4.0,
+        "≤ 4 DynamoDB requests per refreshed token, got {per_token:.2}: {ops:?}"
+    );
+    // Nothing is due any more; a sample of tokens shows who was refreshed.
+    assert!(
+        stack
+            .store
+            .due_tokens(now + 900, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (i, appid) in appids.iter().enumerate().step_by(7).take(30) {
+        assert_eq!(
+            version(&stack, appid).await,
+            if i % 10 == 0 { 2 } else { 1 },
+            "{appid}"
+        );
+    }
+}
