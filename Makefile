@@ -1,13 +1,19 @@
-# wxopen: the verbs. `make test` and `make demo` work on a fresh machine with Rust, Python 3 and make.
+# wxopen: the verbs. `make demo` and `make test` work on a fresh machine with Rust, Python 3 and make.
 VENV      ?= .venv
+TOOLS     ?= .venv-tools
 PYTHON    ?= python3
 STAMP     := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed
 export SAM_CLI_TELEMETRY := 0
 export WXOPEN_PYTHON     := $(CURDIR)/$(VENV)/bin/python
-# Tests that share one moto and the wechatpy shim: a modest thread count keeps a 2-core box steady.
+export XDG_CACHE_HOME    ?= $(CURDIR)/target/xdg-cache
+# Tests share one moto and spawn the wechatpy shim: a modest thread count keeps a 2-core box steady.
 TEST_THREADS ?= 4
+# Proptest cases per property in `make test`; `make fuzz` runs many more.
+export PROPTEST_CASES ?= 256
+WITH_MOTO = set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; eval "$$(scripts/local-aws.sh env)";
 
-.PHONY: test lint fmt venv moto-start moto-stop clean
+.PHONY: demo dev test lint fmt bench fuzz build sam-build validate deploy venv tools moto-start moto-stop clean
 
 $(STAMP): scripts/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +21,29 @@ $(STAMP): scripts/requirements-dev.txt
 	$(VENV)/bin/pip install -q -r scripts/requirements-dev.txt
 	touch $@
 
-venv: $(STAMP)
+# cargo-lambda (with zig) and the SAM CLI: only for building Lambda bundles and deploying.
+$(TOOLS_STAMP): scripts/requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q -r scripts/requirements-tools.txt
+	touch $@
 
-## test: the full suite (unit, moto-backed adapter and handler tests, wechatpy interop).
+venv: $(STAMP)
+tools: $(TOOLS_STAMP)
+
+## demo: the whole provider story end to end on this machine; leaves nothing running.
+demo: $(STAMP)
+	cargo build -q -p wxopen-tests --bin wxopen-local
+	@$(WITH_MOTO) target/debug/wxopen-local demo
+
+## dev: the local stack (moto, sandbox, gateway) left running; prints the URLs. Ctrl-C stops it.
+dev: $(STAMP)
+	cargo build -q -p wxopen-tests --bin wxopen-local
+	@$(WITH_MOTO) target/debug/wxopen-local serve $(or $(PORT),8787)
+
+## test: the full suite (unit, moto-backed adapter and handler tests, sandbox e2e, wechatpy interop).
 test: $(STAMP)
-	@set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; \
-	eval "$$(scripts/local-aws.sh env)"; \
-	cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
+	@$(WITH_MOTO) cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
 ## lint: formatting, clippy (warnings are errors), template lint.
 lint: $(STAMP)
@@ -32,6 +54,28 @@ lint: $(STAMP)
 fmt:
 	cargo fmt --all
 
+## bench: the push path against wechatpy and wechat-crypto, the refresher at scale, binary sizes and init time.
+bench: $(STAMP)
+	@$(WITH_MOTO) scripts/bench.sh
+
+## fuzz: the hostile-input properties with many more cases.
+fuzz:
+	PROPTEST_CASES=$(or $(CASES),100000) cargo test --release -p wxopen --test hostile_input -- --test-threads=2
+
+## build: the Lambda bundles (arm64, as deployed) with cargo-lambda.
+build: $(TOOLS_STAMP)
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH cargo lambda build --release --arm64 --workspace
+
+## validate: cfn-lint and `sam validate --lint`.
+validate: $(STAMP) $(TOOLS_STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --template template.yaml
+
+## deploy: sam build + sam deploy --guided (needs AWS credentials; see README "Deploy").
+deploy: $(TOOLS_STAMP)
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam build
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy --guided
+
 moto-start: $(STAMP)
 	scripts/local-aws.sh start
 moto-stop:
@@ -39,4 +83,4 @@ moto-stop:
 
 clean:
 	scripts/local-aws.sh stop
-	rm -rf $(VENV) target
+	rm -rf $(VENV) $(TOOLS) target .aws-sam

@@ -1,0 +1,45 @@
+"""Reads template.yaml with cfn-lint's CloudFormation YAML loader (it understands !Ref, !If, ...)
+and prints the facts the Rust tests check: each function's Binary and HTTP routes with their auth.
+"""
+import json
+import sys
+
+from cfnlint.decode import cfn_yaml
+
+
+def main(path):
+    template = cfn_yaml.load(path)
+    functions = {}
+    for name, res in template.get("Resources", {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties", {})
+        meta = res.get("Metadata", {})
+        routes = []
+        schedules = []
+        for ev in (props.get("Events") or {}).values():
+            p = ev.get("Properties", {})
+            if ev.get("Type") == "HttpApi":
+                auth = (p.get("Auth") or {}).get("Authorizer", "DEFAULT")
+                routes.append({"method": p.get("Method"), "path": p.get("Path"), "authorizer": auth})
+            elif ev.get("Type") in ("Schedule", "ScheduleV2"):
+                schedules.append(p.get("ScheduleExpression"))
+        functions[name] = {
+            "binary": (meta.get("BuildProperties") or {}).get("Binary"),
+            "build_method": meta.get("BuildMethod"),
+            "code_uri": props.get("CodeUri"),
+            "routes": routes,
+            "schedules": schedules,
+        }
+    api = template["Resources"].get("HttpApi", {}).get("Properties", {}).get("Auth", {})
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    print(json.dumps({
+        "functions": functions,
+        "default_authorizer": api.get("DefaultAuthorizer"),
+        "runtime": globals_fn.get("Runtime"),
+        "architectures": globals_fn.get("Architectures"),
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
