@@ -5,6 +5,7 @@ pub mod component;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod logging;
 pub mod login;
 pub mod messages;
 pub mod open_account;

@@ -295,3 +295,4 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
 pub mod gateway;
 pub mod sandbox;
 pub mod stack;
+pub mod story;

@@ -1,10 +1,10 @@
-use lambda_http::{Error, run, service_fn, tracing};
+use lambda_http::{Error, run, service_fn};
 use wxopen::authorization::LinkHosts;
 use wxopen::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    wxopen::logging::init();
     let rt = Runtime::load().await?;
     let app = authorize_link::App {
         hosts: LinkHosts {

@@ -1,9 +1,9 @@
-use lambda_http::{Error, run, service_fn, tracing};
+use lambda_http::{Error, run, service_fn};
 use wxopen::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    wxopen::logging::init();
     let rt = Runtime::load().await?;
     let app = component_events::App {
         push_window: rt.config.push_window,

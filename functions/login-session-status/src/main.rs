@@ -1,10 +1,10 @@
-use lambda_http::{Error, run, service_fn, tracing};
+use lambda_http::{Error, run, service_fn};
 use wxopen::clock::SystemClock;
 use wxopen::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    wxopen::logging::init();
     let rt = Runtime::load().await?;
     let app = login_session_status::App {
         store: rt.store,

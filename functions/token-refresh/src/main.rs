@@ -1,10 +1,10 @@
-use lambda_runtime::{Error, run, service_fn, tracing};
+use lambda_runtime::{Error, run, service_fn};
 use wxopen::refresher::RefreshSettings;
 use wxopen::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    wxopen::logging::init();
     let rt = Runtime::load().await?;
     let app = token_refresh::App {
         settings: RefreshSettings {

@@ -1,0 +1,504 @@
+//! The local stack and the provider story `make demo` walks (shared by the demo binary and
+//! the no-secrets-in-logs test): moto (started by the Makefile), the WeChat sandbox and the
+//! local gateway.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use wxopen::authorization::LinkHosts;
+use wxopen::clock::{Clock, FixedClock, SystemClock};
+use wxopen::login::LoginSettings;
+use wxopen::refresher::RefreshSettings;
+use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
+use wxopen::store::DynamoStore;
+use wxopen::wechat::WeChatClient;
+
+use crate::gateway::{self, Apps, Gateway, GatewayConfig};
+use crate::sandbox::{self, SandboxConfig, SandboxHandle};
+
+type Creds = CachedCredentials<SecretsManagerSource>;
+
+pub struct Local {
+    pub sandbox: SandboxHandle,
+    pub gateway: Gateway,
+    pub store: DynamoStore,
+    pub wechat: WeChatClient,
+    pub credentials: Arc<Creds>,
+    pub secret_arn: String,
+    pub http: reqwest::Client,
+}
+
+/// Creates a table and a filled secret on moto, starts the sandbox and the gateway.
+pub async fn start(gateway_port: u16) -> Result<Local, String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if endpoint.is_empty() {
+        return Err(
+            "AWS_ENDPOINT_URL is not set: run through `make demo` / `make dev`, which start moto"
+                .into(),
+        );
+    }
+    let aws = aws_config::load_from_env().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = format!("wxopen-local-{}", std::process::id());
+    wxopen::store::dynamo::create_table(&ddb, &table)
+        .await
+        .map_err(|e| format!("creating the table on moto failed: {e}"))?;
+    let sm = aws_sdk_secretsmanager::Client::new(&aws);
+    // The stack creates the secret with a placeholder; the provider fills it (README).
+    let secret = sm
+        .create_secret()
+        .name(format!("wxopen-local-{}", std::process::id()))
+        .secret_string(r#"{"component_appid":"REPLACE_ME"}"#)
+        .send()
+        .await
+        .map_err(|e| format!("creating the secret on moto failed: {e}"))?;
+    let secret_arn = secret.arn().unwrap_or_default().to_string();
+    sm.put_secret_value()
+        .secret_id(&secret_arn)
+        .secret_string(crate::credentials_json())
+        .send()
+        .await
+        .map_err(|e| format!("filling the secret failed: {e}"))?;
+    let store = DynamoStore::new(ddb, table);
+    let sandbox = sandbox::start(SandboxConfig::default())
+        .await
+        .map_err(|e| format!("the sandbox did not start: {e}"))?;
+    let wechat = WeChatClient::new(&sandbox.base_url(), Duration::from_secs(4))
+        .map_err(|e| e.to_string())?;
+    let credentials = Arc::new(CachedCredentials::new(
+        SecretsManagerSource::new(sm, secret_arn.clone()),
+        Duration::from_secs(300),
+    ));
+    let gw = {
+        let (store, credentials, wechat) = (store.clone(), credentials.clone(), wechat.clone());
+        let base = sandbox.base_url();
+        gateway::start(gateway_port, move |public| {
+            Apps::new(
+                store,
+                credentials,
+                wechat,
+                GatewayConfig {
+                    push_window: Duration::from_secs(300),
+                    hosts: LinkHosts {
+                        mp_base: base.clone(),
+                        open_base: base.clone(),
+                    },
+                    public_base: Some(public.to_string()),
+                    login: LoginSettings {
+                        mp_base: base,
+                        ..LoginSettings::default()
+                    },
+                },
+            )
+        })
+        .await
+        .map_err(|e| format!("the gateway did not start: {e}"))?
+    };
+    sandbox.set_callbacks(
+        Some(format!("{}/wechat/component", gw.base_url)),
+        Some(format!("{}/wechat/messages", gw.base_url)),
+    );
+    Ok(Local {
+        sandbox,
+        gateway: gw,
+        store,
+        wechat,
+        credentials,
+        secret_arn,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?,
+    })
+}
+
+impl Local {
+    async fn call(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        self.call(method, format!("{}{path}", self.gateway.base_url), body)
+            .await
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Result<(u16, Value), String> {
+        self.call(
+            Method::POST,
+            format!("{}/sandbox/{path}", self.sandbox.base_url()),
+            Some(body),
+        )
+        .await
+    }
+}
+
+fn expect(ok: bool, what: impl Into<String>) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what.into()) }
+}
+
+const OA: &str = "wxoa00000000000001";
+const OA2: &str = "wxoa00000000000002";
+
+/// The provider story, one step at a time. Each step returns a one-line result.
+pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, String> {
+    match n {
+        0 => {
+            let (s, body) = local.control("push/ticket", json!({})).await?;
+            expect(
+                s == 200 && body["delivery"]["delivered"] == true,
+                format!("push failed: {body}"),
+            )?;
+            let stored = wxopen::store::TicketStore::get_ticket(&local.store)
+                .await
+                .map_err(|e| e.to_string())?;
+            expect(stored.is_some(), "ticket not stored")?;
+            Ok(format!(
+                "WeChat pushed an encrypted ticket; component-events answered {:?} and stored it",
+                body["delivery"]["body"].as_str().unwrap_or_default()
+            ))
+        }
+        1 => {
+            let (s, body) = local
+                .api(Method::GET, "/component/access-token", None)
+                .await?;
+            expect(s == 200, format!("{s} {body}"))?;
+            Ok(format!(
+                "component_access_token v{} (expires {})",
+                body["version"], body["expires_at"]
+            ))
+        }
+        2 => {
+            let page = local
+                .http
+                .get(format!("{}/authorize", local.gateway.base_url))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            expect(
+                page.status().as_u16() == 200,
+                "authorization page not served",
+            )?;
+            let html = page.text().await.map_err(|e| e.to_string())?;
+            let href = html
+                .split("id=\"authorize-pc\" href=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .ok_or("no authorization button on the page")?
+                .replace("&amp;", "&");
+            let (s, body) = local
+                .control(
+                    &format!("merchants/{OA}/authorize"),
+                    json!({ "link": href, "order": "concurrent" }),
+                )
+                .await?;
+            expect(s == 200, format!("merchant could not authorize: {body}"))?;
+            expect(
+                body["redirect"]["status"] == 200,
+                format!("redirect page: {}", body["redirect"]),
+            )?;
+            Ok(format!(
+                "merchant {OA} clicked the button on /authorize; push and redirect arrived together, one code exchange ({} api_query_auth call)",
+                local
+                    .sandbox
+                    .calls()
+                    .iter()
+                    .filter(|c| c.api == "api_query_auth")
+                    .count()
+            ))
+        }
+        3 => {
+            let (s, body) = local.api(Method::GET, "/authorizers", None).await?;
+            expect(s == 200, format!("{s} {body}"))?;
+            let a = body["authorizers"]
+                .as_array()
+                .and_then(|l| l.first())
+                .cloned()
+                .ok_or("no authorizer listed")?;
+            let sets: Vec<String> = a["permission_sets"]
+                .as_array()
+                .map(|l| l.iter().map(|p| p["id"].to_string()).collect())
+                .unwrap_or_default();
+            Ok(format!(
+                "{} \"{}\" ({}), state {}, permission sets [{}]",
+                a["appid"].as_str().unwrap_or_default(),
+                a["nick_name"].as_str().unwrap_or_default(),
+                a["type"].as_str().unwrap_or_default(),
+                a["state"].as_str().unwrap_or_default(),
+                sets.join(", ")
+            ))
+        }
+        4 => {
+            let (s, body) = local
+                .api(
+                    Method::GET,
+                    &format!("/authorizers/{OA}/access-token"),
+                    None,
+                )
+                .await?;
+            expect(s == 200, format!("{s} {body}"))?;
+            state["version"] = body["version"].clone();
+            Ok(format!(
+                "authorizer_access_token v{} vended to an IAM caller",
+                body["version"]
+            ))
+        }
+        5 => {
+            // Run the refresher as EventBridge would, 7,000 s later, when every token is due.
+            let app = token_refresh::App {
+                deps: wxopen::app::Deps {
+                    store: local.store.clone(),
+                    credentials: local.credentials.clone(),
+                    clock: FixedClock::new(SystemClock.now() + 7000),
+                    wechat: local.wechat.clone(),
+                },
+                settings: RefreshSettings::default(),
+            };
+            let report = token_refresh::run(&app).await;
+            expect(
+                report.failures.is_empty() && report.refreshed >= 1 && report.component_refreshed,
+                format!("{report:?}"),
+            )?;
+            Ok(format!(
+                "scheduled refresher: component token + {} authorizer token(s) refreshed, {} WeChat token calls, 0 failures",
+                report.refreshed, report.wechat_token_calls
+            ))
+        }
+        6 => {
+            local
+                .control(
+                    &format!("merchants/{OA2}/authorize"),
+                    json!({ "link": link(local).await?, "order": "push_only" }),
+                )
+                .await?;
+            let (s, created) = local
+                .api(
+                    Method::POST,
+                    &format!("/authorizers/{OA}/open-account"),
+                    None,
+                )
+                .await?;
+            expect(s == 201, format!("create: {s} {created}"))?;
+            let open_appid = created["open_appid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let (s, bound) = local
+                .api(
+                    Method::PUT,
+                    &format!("/authorizers/{OA2}/open-account"),
+                    Some(json!({ "open_appid": open_appid })),
+                )
+                .await?;
+            expect(s == 200, format!("bind: {s} {bound}"))?;
+            let (s, got) = local
+                .api(
+                    Method::GET,
+                    &format!("/authorizers/{OA2}/open-account"),
+                    None,
+                )
+                .await?;
+            expect(
+                s == 200 && got["open_appid"] == open_appid.as_str(),
+                format!("get: {s} {got}"),
+            )?;
+            state["open_appid"] = open_appid.clone().into();
+            Ok(format!(
+                "open account {open_appid} created for {OA}, {OA2} bound to it, get confirms"
+            ))
+        }
+        7 => {
+            let (s, report) = local
+                .control("release-test/run", json!({ "appid": "wx570bc396a51b8ff8" }))
+                .await?;
+            expect(s == 200 && report["passed"] == true, format!("{report}"))?;
+            let cases: Vec<String> = report["cases"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|c| {
+                            format!(
+                                "{} {} ms",
+                                c["name"].as_str().unwrap_or_default(),
+                                c["elapsed_ms"]
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(format!(
+                "full-network release test passed: {}",
+                cases.join(", ")
+            ))
+        }
+        8 => {
+            let (s, session) = local
+                .api(
+                    Method::POST,
+                    "/login/sessions",
+                    Some(json!({ "appid": OA })),
+                )
+                .await?;
+            expect(s == 201, format!("{s} {session}"))?;
+            let qr = url::Url::parse(session["qr_url"].as_str().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            let ticket = qr
+                .query_pairs()
+                .find(|(k, _)| k == "ticket")
+                .map(|(_, v)| v.into_owned())
+                .ok_or("no ticket in qr_url")?;
+            let (s, scan) = local
+                .control("users/scan", json!({ "user": "alice", "ticket": ticket }))
+                .await?;
+            expect(s == 200, format!("scan: {scan}"))?;
+            let (s, status) = local
+                .api(
+                    Method::GET,
+                    &format!(
+                        "/login/sessions/{}",
+                        session["id"].as_str().unwrap_or_default()
+                    ),
+                    None,
+                )
+                .await?;
+            expect(
+                s == 200 && status["status"] == "confirmed" && status["unionid"].is_string(),
+                format!("{status}"),
+            )?;
+            // The same user through the other account of the same open account.
+            let (_, second) = local
+                .api(
+                    Method::POST,
+                    "/login/sessions",
+                    Some(json!({ "appid": OA2 })),
+                )
+                .await?;
+            let qr = url::Url::parse(second["qr_url"].as_str().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            let ticket = qr
+                .query_pairs()
+                .find(|(k, _)| k == "ticket")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            local
+                .control("users/scan", json!({ "user": "alice", "ticket": ticket }))
+                .await?;
+            let (_, again) = local
+                .api(
+                    Method::GET,
+                    &format!(
+                        "/login/sessions/{}",
+                        second["id"].as_str().unwrap_or_default()
+                    ),
+                    None,
+                )
+                .await?;
+            expect(
+                again["known_user"] == true && again["unionid"] == status["unionid"],
+                format!("{again}"),
+            )?;
+            Ok(format!(
+                "alice scanned ({}), session confirmed with unionid {}; via {OA2}: known_user=true, linked {}",
+                scan["event"].as_str().unwrap_or_default(),
+                status["unionid"].as_str().unwrap_or_default(),
+                again["linked_appids"]
+            ))
+        }
+        9 => {
+            let (s, _) = local
+                .control(
+                    &format!("merchants/{OA}/update"),
+                    json!({ "func_info": [1, 2, 3, 24] }),
+                )
+                .await?;
+            expect(s == 200, "update failed")?;
+            let (_, a) = local
+                .api(Method::GET, &format!("/authorizers/{OA}"), None)
+                .await?;
+            expect(
+                a["permission_sets"].as_array().map(Vec::len) == Some(4),
+                format!("{a}"),
+            )?;
+            let (s, _) = local
+                .control(&format!("merchants/{OA}/cancel"), json!({}))
+                .await?;
+            expect(s == 200, "cancel failed")?;
+            let (_, a) = local
+                .api(Method::GET, &format!("/authorizers/{OA}"), None)
+                .await?;
+            expect(a["state"] == "unauthorized", format!("{a}"))?;
+            let (s, t) = local
+                .api(
+                    Method::GET,
+                    &format!("/authorizers/{OA}/access-token"),
+                    None,
+                )
+                .await?;
+            expect(s == 409, format!("{s} {t}"))?;
+            Ok("merchant narrowed the permission sets (updateauthorized: 4 sets), then cancelled: state unauthorized, token refused (409)".into())
+        }
+        _ => Err("no such step".into()),
+    }
+}
+
+async fn link(local: &Local) -> Result<String, String> {
+    let (s, body) = local
+        .api(Method::POST, "/authorize/links", Some(json!({})))
+        .await?;
+    expect(s == 200, format!("{s} {body}"))?;
+    Ok(body["pc_url"].as_str().unwrap_or_default().to_string())
+}
+
+pub const STEPS: [&str; 10] = [
+    "ticket pushed and stored",
+    "component token",
+    "merchant authorizes",
+    "authorizer listed",
+    "token vended",
+    "refresher run",
+    "open account: create, bind, get",
+    "release test",
+    "follow to log in",
+    "update and cancel",
+];
+
+/// Runs every step, printing progress; returns (step, ok, ms) for each.
+pub async fn run_story(local: &Local, print: bool) -> Vec<(&'static str, bool, u128)> {
+    let mut results = Vec::new();
+    let mut state = json!({});
+    for (i, name) in STEPS.iter().enumerate() {
+        let started = Instant::now();
+        let result = step(local, i, &mut state).await;
+        let ms = started.elapsed().as_millis();
+        if print {
+            match &result {
+                Ok(line) => println!("[{:>2}/{}] ✓ {name}: {line}", i + 1, STEPS.len()),
+                Err(e) => println!("[{:>2}/{}] ✗ {name}: {e}", i + 1, STEPS.len()),
+            }
+        }
+        results.push((*name, result.is_ok(), ms));
+    }
+    results
+}
