@@ -259,7 +259,11 @@ pub async fn start<C: CredentialsProvider + 'static>(
             ),
         );
     }
-    let router = router.with_state(apps);
+    // Like API Gateway: a method or path the template does not route never reaches a function.
+    let router = router
+        .method_not_allowed_fallback(|| async { to_axum(not_found()) })
+        .fallback(|| async { to_axum(not_found()) })
+        .with_state(apps);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "gateway stopped");

@@ -138,7 +138,7 @@ pub async fn fresh_secret(json: &str) -> (aws_sdk_secretsmanager::Client, String
     (client, arn)
 }
 
-/// Every item of the table, keyed by (pk, sk), as debug text: for "nothing changed" checks.
+/// Every item of the table, keyed by (pk, sk), as canonical JSON: for "nothing changed" checks.
 pub async fn scan_all(store: &DynamoStore) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     let mut start = None;
@@ -157,11 +157,10 @@ pub async fn scan_all(store: &DynamoStore) -> BTreeMap<(String, String), String>
                 Some(AttributeValue::S(s)) => s.clone(),
                 other => format!("{other:?}"),
             };
-            let sorted: BTreeMap<_, _> = item
-                .iter()
-                .map(|(k, v)| (k.clone(), format!("{v:?}")))
-                .collect();
-            out.insert((key("pk"), key("sk")), format!("{sorted:?}"));
+            // As JSON: nested maps sorted, so equal items compare equal.
+            let (pk, sk) = (key("pk"), key("sk"));
+            let json: serde_json::Value = serde_dynamo::from_item(item).expect("item as JSON");
+            out.insert((pk, sk), json.to_string());
         }
         start = page.last_evaluated_key;
         if start.is_none() {
