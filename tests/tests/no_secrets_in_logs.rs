@@ -64,10 +64,10 @@ async fn secrets(local: &wxopen_tests::story::Local) -> Vec<String> {
         out.push(push.plaintext.clone());
         for tag in ["ComponentVerifyTicket", "AuthorizationCode", "Content"] {
             for part in push.plaintext.split(&format!("<{tag}><![CDATA[")).skip(1) {
-                if let Some(v) = part.split("]]>").next() {
-                    if v.contains("@@@") {
-                        out.push(v.to_string());
-                    }
+                if let Some(v) = part.split("]]>").next()
+                    && v.contains("@@@")
+                {
+                    out.push(v.to_string());
                 }
             }
         }
