@@ -13,7 +13,7 @@ TEST_THREADS ?= 4
 export PROPTEST_CASES ?= 256
 WITH_MOTO = set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; eval "$$(scripts/local-aws.sh env)";
 
-.PHONY: demo dev test lint fmt bench fuzz build sam-build validate deploy venv tools moto-start moto-stop clean
+.PHONY: demo dev test lint fmt bench fuzz screenshot build sam-build validate deploy venv tools moto-start moto-stop clean
 
 $(STAMP): scripts/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ fmt:
 ## bench: the push path against wechatpy and wechat-crypto, the refresher at scale, binary sizes and init time.
 bench: $(STAMP)
 	@$(WITH_MOTO) scripts/bench.sh
+
+## screenshot: the authorization page in headless Chromium (apt-get install chromium), link checked.
+screenshot: $(STAMP)
+	@$(WITH_MOTO) scripts/screenshot-authorize.sh
 
 ## fuzz: the hostile-input properties with many more cases.
 fuzz:

@@ -552,3 +552,16 @@ contract!(component_token_lease_protocol);
 contract!(authorizer_token_protocol);
 contract!(due_tokens_come_from_the_index);
 contract!(code_claims);
+
+/// The bulk import writes exactly the item `record_authorization` writes.
+#[tokio::test]
+async fn import_writes_the_same_item_as_record_authorization() {
+    let a = fresh_store().await;
+    let b = fresh_store().await;
+    let g = grant("wx1100000000000009", 100, "at-1", "rt-1", 7300);
+    a.record_authorization(&g).await.unwrap();
+    b.import_authorizers(std::slice::from_ref(&g)).await.unwrap();
+    let (sa, sb) = (wxopen_tests::scan_all(&a).await, wxopen_tests::scan_all(&b).await);
+    assert_eq!(sa, sb);
+    assert_eq!(sa.len(), 1);
+}

@@ -56,6 +56,19 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// `true` when a conditional write happened, `false` when only its condition did not hold.
+fn applied<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata,
+    StoreError: From<SdkError<E, R>>,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if condition_failed(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// True when a request failed only because its condition expression did not hold.
 fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
@@ -232,11 +245,11 @@ impl TicketStore for DynamoStore {
             .expression_attribute_values(":ct", n(ticket.create_time))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(TicketWrite::Stored),
-            Err(e) if condition_failed(&e) => Ok(TicketWrite::NotNewer),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if applied(result)? {
+            TicketWrite::Stored
+        } else {
+            TicketWrite::NotNewer
+        })
     }
 
     async fn get_ticket(&self) -> Result<Option<StoredTicket>, StoreError> {
@@ -273,14 +286,13 @@ impl PushStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(PushClaim::New),
-            Err(e) if condition_failed(&e) => Ok(match self.get_push(key).await? {
-                Some(r) if r.status == PushStatus::Done => PushClaim::Done,
-                _ => PushClaim::Unfinished,
-            }),
-            Err(e) => Err(e.into()),
+        if applied(result)? {
+            return Ok(PushClaim::New);
         }
+        Ok(match self.get_push(key).await? {
+            Some(r) if r.status == PushStatus::Done => PushClaim::Done,
+            _ => PushClaim::Unfinished,
+        })
     }
 
     async fn complete_push(&self, key: &str) -> Result<(), StoreError> {
@@ -296,11 +308,8 @@ impl PushStore for DynamoStore {
             .expression_attribute_values(":done", s("done"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(result)?;
+        Ok(())
     }
 
     async fn get_push(&self, key: &str) -> Result<Option<PushRecord>, StoreError> {
@@ -335,11 +344,11 @@ impl AuthorizerStore for DynamoStore {
             .expression_attribute_values(":ct", n(p.create_time))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(EventApplied::Applied),
-            Err(e) if condition_failed(&e) => Ok(EventApplied::Superseded),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
     }
 
     async fn list_pending_authorizations(&self) -> Result<Vec<PendingAuthorization>, StoreError> {
@@ -391,10 +400,8 @@ impl AuthorizerStore for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if condition_failed(&e) => return Ok(EventApplied::Superseded),
-            Err(e) => return Err(e.into()),
+        if !applied(result)? {
+            return Ok(EventApplied::Superseded);
         }
         // A pending authorization older than the cancellation must not be completed later.
         let dropped = self
@@ -407,11 +414,9 @@ impl AuthorizerStore for DynamoStore {
             .expression_attribute_values(":t", n(event_time))
             .send()
             .await;
-        match dropped {
-            Ok(_) => Ok(EventApplied::Applied),
-            Err(e) if condition_failed(&e) => Ok(EventApplied::Applied),
-            Err(e) => Err(e.into()),
-        }
+        // Nothing to drop (or a newer pending one) is fine.
+        applied(dropped)?;
+        Ok(EventApplied::Applied)
     }
 
     async fn get_authorizer(&self, appid: &str) -> Result<Option<AuthorizerRecord>, StoreError> {
@@ -548,11 +553,13 @@ impl TokenStore for DynamoStore {
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":authorized", s("authorized"));
         }
-        match req.condition_expression(condition).send().await {
-            Ok(_) => Ok(LeaseOutcome::Acquired),
-            Err(e) if condition_failed(&e) => Ok(LeaseOutcome::Conflict),
-            Err(e) => Err(e.into()),
-        }
+        Ok(
+            if applied(req.condition_expression(condition).send().await)? {
+                LeaseOutcome::Acquired
+            } else {
+                LeaseOutcome::Conflict
+            },
+        )
     }
 
     async fn commit_token(
@@ -596,16 +603,18 @@ impl TokenStore for DynamoStore {
                 .expression_attribute_values(":authorized", s("authorized"));
         }
         update.push_str(" REMOVE lease_owner, lease_until");
-        match req
-            .update_expression(update)
-            .condition_expression(condition)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(CommitOutcome::Committed(new_version)),
-            Err(e) if condition_failed(&e) => Ok(CommitOutcome::LostLease),
-            Err(e) => Err(e.into()),
-        }
+        Ok(
+            if applied(
+                req.update_expression(update)
+                    .condition_expression(condition)
+                    .send()
+                    .await,
+            )? {
+                CommitOutcome::Committed(new_version)
+            } else {
+                CommitOutcome::LostLease
+            },
+        )
     }
 
     async fn release_lease(&self, key: &TokenKey, owner: &str) -> Result<(), StoreError> {
@@ -621,11 +630,8 @@ impl TokenStore for DynamoStore {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(result)?;
+        Ok(())
     }
 
     async fn due_tokens(&self, before: i64, limit: usize) -> Result<Vec<DueToken>, StoreError> {
@@ -668,11 +674,11 @@ impl TokenStore for DynamoStore {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(CommitOutcome::Committed(0)),
-            Err(e) if condition_failed(&e) => Ok(CommitOutcome::LostLease),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if applied(result)? {
+            CommitOutcome::Committed(0)
+        } else {
+            CommitOutcome::LostLease
+        })
     }
 
     async fn restore_refresh_token(
@@ -699,11 +705,11 @@ impl TokenStore for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(EventApplied::Applied),
-            Err(e) if condition_failed(&e) => Ok(EventApplied::Superseded),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
     }
 
     async fn needs_reauth(&self) -> Result<Vec<String>, StoreError> {
@@ -766,11 +772,11 @@ impl TokenStore for DynamoStore {
             .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(EventApplied::Applied),
-            Err(e) if condition_failed(&e) => Ok(EventApplied::Superseded),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
     }
 }
 
@@ -847,11 +853,8 @@ impl AuthCodeStore for DynamoStore {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(result)?;
+        Ok(())
     }
 
     async fn release_code(&self, code_id: &str, owner: &str) -> Result<(), StoreError> {
@@ -865,11 +868,8 @@ impl AuthCodeStore for DynamoStore {
             .expression_attribute_values(":o", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(result)?;
+        Ok(())
     }
 
     async fn remove_pending_authorization(
@@ -887,11 +887,8 @@ impl AuthCodeStore for DynamoStore {
             .expression_attribute_values(":t", n(create_time))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(result)?;
+        Ok(())
     }
 }
 
@@ -964,11 +961,8 @@ impl AuthorizerListStore for DynamoStore {
                 .expression_attribute_values(":o", s(o)),
             None => req.update_expression("SET updated_at = :now REMOVE open_appid"),
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(req.send().await)?;
+        Ok(())
     }
 }
 
@@ -1008,11 +1002,8 @@ impl LoginStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        applied(result)?;
+        Ok(())
     }
 
     async fn get_session(&self, id: &str) -> Result<Option<LoginSession>, StoreError> {
@@ -1053,11 +1044,11 @@ impl LoginStore for DynamoStore {
             update.push_str(", unionid_missing_reason = :r");
             req = req.expression_attribute_values(":r", s(r));
         }
-        match req.update_expression(update).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if applied(req.update_expression(update).send().await)? {
+            true
+        } else {
+            false
+        })
     }
 
     async fn record_identity(
@@ -1108,5 +1099,73 @@ impl LoginStore for DynamoStore {
                 return Ok(out);
             }
         }
+    }
+}
+
+impl DynamoStore {
+    /// Bulk import of authorizers into a table that does not hold them yet (migrating from
+    /// another platform implementation, seeding benchmarks): the same item `record_authorization`
+    /// writes, 25 per BatchWriteItem, without conditions. Unprocessed items are retried.
+    pub async fn import_authorizers(
+        &self,
+        grants: &[AuthorizationGrant],
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in grants.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for g in chunk {
+                let mut item = std::collections::HashMap::from([
+                    ("pk".to_string(), s(authorizer_pk(&g.appid))),
+                    ("sk".to_string(), s(AUTHORIZER_SK)),
+                    ("appid".to_string(), s(&g.appid)),
+                    ("entity".to_string(), s(AUTHORIZER_ENTITY)),
+                    ("state".to_string(), s("authorized")),
+                    ("last_event_at".to_string(), n(g.event_time)),
+                    ("updated_at".to_string(), n(g.now)),
+                    ("authorized_at".to_string(), n(g.now)),
+                    (
+                        "func_info".to_string(),
+                        serde_dynamo::to_attribute_value(&g.func_info)?,
+                    ),
+                    (
+                        "access_token".to_string(),
+                        s(g.token.access_token.expose_secret()),
+                    ),
+                    ("expires_at".to_string(), n(g.token.expires_at)),
+                    ("version".to_string(), n(1)),
+                    ("refresh_pk".to_string(), s(DUE_PARTITION)),
+                    ("due_at".to_string(), n(g.token.expires_at)),
+                ]);
+                if let Some(r) = &g.token.refresh_token {
+                    item.insert("refresh_token".into(), s(r.expose_secret()));
+                }
+                if let Some(p) = &g.profile {
+                    item.insert("profile".into(), serde_dynamo::to_attribute_value(p)?);
+                }
+                requests.push(
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+                        .build(),
+                );
+            }
+            let mut pending = Some(std::collections::HashMap::from([(
+                self.table.clone(),
+                requests,
+            )]));
+            for _ in 0..8 {
+                let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty()))
+                else {
+                    break;
+                };
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .set_request_items(Some(items))
+                    .send()
+                    .await?;
+                pending = out.unprocessed_items;
+            }
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,43 @@
+"""Assembles make bench's measurements into one table."""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+
+
+def crit(name):
+    path = os.path.join("target", "criterion", "push", name, "new", "estimates.json")
+    with open(path) as f:
+        return json.load(f)["mean"]["point_estimate"]
+
+
+py = json.load(open(os.path.join(out, "wechatpy.json")))
+js = json.load(open(os.path.join(out, "wechat-crypto.json")))
+print("\nPush path per message (verify signature + decrypt + parse), one core, identical inputs")
+print(f"  {'case':<11} {'wxopen':>10} {'AES+SHA1 floor':>15} {'wxopen/floor':>13} {'wechatpy':>11} {'speedup':>8} {'wechat-crypto':>14} {'speedup':>8}")
+for case in ("ticket", "authorized"):
+    w, f = crit(f"wxopen_{case}"), crit(f"floor_{case}")
+    p, n = py.get(case), js.get(case)
+    ps = f"{p / w:7.1f}x" if p else "    n/a"
+    ns = f"{n / w:7.1f}x" if n else "    n/a"
+    print(f"  {case:<11} {w / 1000:8.2f}µs {f / 1000:13.2f}µs {w / f:12.2f}x {(p or 0) / 1000:9.2f}µs {ps} {(n or 0) / 1000:12.2f}µs {ns}")
+
+print("\nRefresher (one scheduled run of the release token-refresh binary against moto + sandbox)")
+print(f"  {'authorizers':>11} {'due':>7} {'refreshed':>9} {'seconds':>8} {'WeChat calls':>12} {'DynamoDB req':>12} {'per token':>9} {'peak RSS':>9}")
+for line in open(os.path.join(out, "refresh.jsonl")):
+    r = json.loads(line)
+    rss = r.get("refresher_peak_rss_kib") or 0
+    print(f"  {r['authorizers']:>11} {r['due']:>7} {r['refreshed']:>9} {r['seconds']:>8.1f} {r['wechat_authorizer_token_calls']:>12} {r['dynamodb_requests_total']:>12} {r['dynamodb_requests_per_refreshed']:>9.2f} {rss / 1024:>7.1f}MB")
+
+print("\nRelease binaries (x86_64 here; `make build` makes the arm64 bundles) and start-to-ready time")
+init = {}
+for line in open(os.path.join(out, "init.jsonl")):
+    r = json.loads(line)
+    init[os.path.basename(r["binary"])] = r.get("median_ms")
+print(f"  {'function':<22} {'raw':>8} {'gzip -9':>8} {'init (median of 5)':>19}")
+for line in open(os.path.join(out, "sizes.txt")):
+    name, raw, gz = line.split()
+    ms = init.get(name)
+    ms_s = f"{ms:.1f} ms" if ms is not None else "n/a"
+    print(f"  {name:<22} {int(raw) / 1e6:6.2f}MB {int(gz) / 1e6:6.2f}MB {ms_s:>19}")
