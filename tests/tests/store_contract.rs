@@ -560,8 +560,13 @@ async fn import_writes_the_same_item_as_record_authorization() {
     let b = fresh_store().await;
     let g = grant("wx1100000000000009", 100, "at-1", "rt-1", 7300);
     a.record_authorization(&g).await.unwrap();
-    b.import_authorizers(std::slice::from_ref(&g)).await.unwrap();
-    let (sa, sb) = (wxopen_tests::scan_all(&a).await, wxopen_tests::scan_all(&b).await);
+    b.import_authorizers(std::slice::from_ref(&g))
+        .await
+        .unwrap();
+    let (sa, sb) = (
+        wxopen_tests::scan_all(&a).await,
+        wxopen_tests::scan_all(&b).await,
+    );
     assert_eq!(sa, sb);
     assert_eq!(sa.len(), 1);
 }

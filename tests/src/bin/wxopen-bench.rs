@@ -50,9 +50,15 @@ async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
             return (
                 StatusCode::OK,
                 [
-                    ("lambda-runtime-aws-request-id", "bench-request-1".to_string()),
+                    (
+                        "lambda-runtime-aws-request-id",
+                        "bench-request-1".to_string(),
+                    ),
                     ("lambda-runtime-deadline-ms", deadline.to_string()),
-                    ("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:bench".to_string()),
+                    (
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:bench".to_string(),
+                    ),
                     ("content-type", "application/json".to_string()),
                 ],
                 event.to_string(),
@@ -63,14 +69,24 @@ async fn next(State(api): State<Arc<RuntimeApi>>) -> Response {
     }
 }
 
-async fn respond(State(api): State<Arc<RuntimeApi>>, Path(_id): Path<String>, body: Bytes) -> StatusCode {
-    api.responses.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+async fn respond(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(_id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    api.responses
+        .lock()
+        .unwrap()
+        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
     api.responded.notify_waiters();
     StatusCode::ACCEPTED
 }
 
 async fn error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
-    api.responses.lock().unwrap().push(json!({ "error": String::from_utf8_lossy(&body) }));
+    api.responses
+        .lock()
+        .unwrap()
+        .push(json!({ "error": String::from_utf8_lossy(&body) }));
     api.responded.notify_waiters();
     StatusCode::ACCEPTED
 }
@@ -79,7 +95,10 @@ async fn start_runtime_api() -> (Arc<RuntimeApi>, String) {
     let api = Arc::new(RuntimeApi::default());
     let router = axum::Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(respond),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(error))
         .with_state(api.clone());
@@ -135,9 +154,17 @@ async fn init(binaries: &[String]) {
             let (api, addr) = start_runtime_api().await;
             let notified = api.next_called.notified();
             let started = Instant::now();
-            let mut child = lambda_command(binary, &addr, &base_env()).spawn().expect("spawn bootstrap");
-            let ready = tokio::time::timeout(Duration::from_secs(10), notified).await.is_ok();
-            let at = api.first_next.lock().unwrap().map(|t| t.duration_since(started));
+            let mut child = lambda_command(binary, &addr, &base_env())
+                .spawn()
+                .expect("spawn bootstrap");
+            let ready = tokio::time::timeout(Duration::from_secs(10), notified)
+                .await
+                .is_ok();
+            let at = api
+                .first_next
+                .lock()
+                .unwrap()
+                .map(|t| t.duration_since(started));
             let _ = child.kill();
             let _ = child.wait();
             if let (true, Some(d)) = (ready, at) {
@@ -146,7 +173,10 @@ async fn init(binaries: &[String]) {
         }
         times.sort_by(|a, b| a.total_cmp(b));
         let median = times.get(times.len() / 2).copied();
-        println!("{}", json!({ "measure": "init", "binary": binary, "runs": times.len(), "median_ms": median, "all_ms": times }));
+        println!(
+            "{}",
+            json!({ "measure": "init", "binary": binary, "runs": times.len(), "median_ms": median, "all_ms": times })
+        );
     }
 }
 
@@ -158,14 +188,24 @@ struct Proxy {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
-async fn proxy(State(p): State<Proxy>, method: axum::http::Method, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn proxy(
+    State(p): State<Proxy>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         if t.starts_with("DynamoDB") {
             let op = t.rsplit('.').next().unwrap_or(t).to_string();
             *p.counts.lock().unwrap().entry(op).or_default() += 1;
         }
     }
-    let url = format!("{}{}", p.target, uri.path_and_query().map(|x| x.as_str()).unwrap_or("/"));
+    let url = format!(
+        "{}{}",
+        p.target,
+        uri.path_and_query().map(|x| x.as_str()).unwrap_or("/")
+    );
     let mut req = p.http.request(method, url).body(body);
     for (k, v) in headers.iter() {
         if k != "host" && k != "content-length" {
@@ -190,11 +230,14 @@ async fn proxy(State(p): State<Proxy>, method: axum::http::Method, uri: axum::ht
 }
 
 async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
-    let moto = std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL (moto) is required")?;
+    let moto =
+        std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL (moto) is required")?;
     let aws = aws_config::load_from_env().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("wxopen-bench-{}-{total}", std::process::id());
-    wxopen::store::dynamo::create_table(&ddb, &table).await.map_err(|e| e.to_string())?;
+    wxopen::store::dynamo::create_table(&ddb, &table)
+        .await
+        .map_err(|e| e.to_string())?;
     let store = wxopen::store::DynamoStore::new(ddb, &table);
     let sm = aws_sdk_secretsmanager::Client::new(&aws);
     let secret = sm
@@ -204,9 +247,15 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    let sandbox = sandbox::start(SandboxConfig { daily_quota: sandbox::DailyQuota { default: 10_000_000, per_api: Default::default() }, ..SandboxConfig::default() })
-        .await
-        .map_err(|e| e.to_string())?;
+    let sandbox = sandbox::start(SandboxConfig {
+        daily_quota: sandbox::DailyQuota {
+            default: 10_000_000,
+            per_api: Default::default(),
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let http = reqwest::Client::new();
 
     // Seed: the sandbox's merchants, then our table (bulk import), a ticket and a component token.
@@ -233,8 +282,18 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
             func_info: vec![1, 2, 3],
             token: NewToken {
                 access_token: format!("seeded-{i}").into(),
-                expires_at: if i % every == 0 && i / every < due { now + 300 } else { now + 7000 },
-                refresh_token: Some(m["refresh_token"].as_str().unwrap_or_default().to_string().into()),
+                expires_at: if i % every == 0 && i / every < due {
+                    now + 300
+                } else {
+                    now + 7000
+                },
+                refresh_token: Some(
+                    m["refresh_token"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                        .into(),
+                ),
             },
             profile: None,
             now,
@@ -249,19 +308,45 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
     for r in results {
         r.map_err(|e| e.to_string())?;
     }
-    let ticket: Value = http.post(format!("{}/sandbox/push/ticket", sandbox.base_url())).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
-    let ticket_value = ticket["ticket"].as_str().unwrap_or_default().to_string();
-    wxopen::store::TicketStore::put_ticket(&store, &wxopen::store::StoredTicket { ticket: ticket_value.into(), create_time: now, received_at: now })
+    let ticket: Value = http
+        .post(format!("{}/sandbox/push/ticket", sandbox.base_url()))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
         .await
         .map_err(|e| e.to_string())?;
+    let ticket_value = ticket["ticket"].as_str().unwrap_or_default().to_string();
+    wxopen::store::TicketStore::put_ticket(
+        &store,
+        &wxopen::store::StoredTicket {
+            ticket: ticket_value.into(),
+            create_time: now,
+            received_at: now,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let seed_secs = seed_started.elapsed().as_secs_f64();
 
     // The DynamoDB counting proxy in front of moto.
     let counts = Arc::new(Mutex::new(BTreeMap::new()));
-    let p = Proxy { target: moto.trim_end_matches('/').to_string(), http: reqwest::Client::new(), counts: counts.clone() };
-    let router = axum::Router::new().route("/", any(proxy)).route("/{*rest}", any(proxy)).with_state(p);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let proxy_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    let p = Proxy {
+        target: moto.trim_end_matches('/').to_string(),
+        http: reqwest::Client::new(),
+        counts: counts.clone(),
+    };
+    let router = axum::Router::new()
+        .route("/", any(proxy))
+        .route("/{*rest}", any(proxy))
+        .with_state(p);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let proxy_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     // The release refresher binary, as Lambda runs it, invoked once by a schedule event.
@@ -280,15 +365,28 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
     env.push(("WECHAT_API_BASE", sandbox.base_url()));
     let responded = api.responded.notified();
     let started = Instant::now();
-    let mut child = lambda_command(binary, &addr, &env).spawn().map_err(|e| format!("spawn {binary}: {e}"))?;
-    let done = tokio::time::timeout(Duration::from_secs(1800), responded).await.is_ok();
+    let mut child = lambda_command(binary, &addr, &env)
+        .spawn()
+        .map_err(|e| format!("spawn {binary}: {e}"))?;
+    let done = tokio::time::timeout(Duration::from_secs(1800), responded)
+        .await
+        .is_ok();
     let elapsed = started.elapsed().as_secs_f64();
     let peak = peak_rss_kib(&child);
     let _ = child.kill();
     let _ = child.wait();
-    let report = api.responses.lock().unwrap().first().cloned().unwrap_or(Value::Null);
+    let report = api
+        .responses
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .unwrap_or(Value::Null);
     let calls = sandbox.calls();
-    let token_calls = calls.iter().filter(|c| c.api == "api_authorizer_token").count();
+    let token_calls = calls
+        .iter()
+        .filter(|c| c.api == "api_authorizer_token")
+        .count();
     let ops = counts.lock().unwrap().clone();
     let total_ops: u64 = ops.values().sum();
     let refreshed = report["refreshed"].as_u64().unwrap_or(0);
@@ -319,7 +417,10 @@ async fn main() -> ExitCode {
         Some("refresh") => {
             let total = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(10_000);
             let due = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(total);
-            let binary = args.get(4).cloned().unwrap_or_else(|| "target/release/token-refresh".into());
+            let binary = args
+                .get(4)
+                .cloned()
+                .unwrap_or_else(|| "target/release/token-refresh".into());
             match refresh(total, due, &binary).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
