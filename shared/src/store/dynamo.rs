@@ -1044,11 +1044,7 @@ impl LoginStore for DynamoStore {
             update.push_str(", unionid_missing_reason = :r");
             req = req.expression_attribute_values(":r", s(r));
         }
-        Ok(if applied(req.update_expression(update).send().await)? {
-            true
-        } else {
-            false
-        })
+        applied(req.update_expression(update).send().await)
     }
 
     async fn record_identity(

@@ -195,11 +195,11 @@ async fn proxy(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        if t.starts_with("DynamoDB") {
-            let op = t.rsplit('.').next().unwrap_or(t).to_string();
-            *p.counts.lock().unwrap().entry(op).or_default() += 1;
-        }
+    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && t.starts_with("DynamoDB")
+    {
+        let op = t.rsplit('.').next().unwrap_or(t).to_string();
+        *p.counts.lock().unwrap().entry(op).or_default() += 1;
     }
     let url = format!(
         "{}{}",
