@@ -13,7 +13,7 @@ TEST_THREADS ?= 4
 export PROPTEST_CASES ?= 256
 WITH_MOTO = set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; eval "$$(scripts/local-aws.sh env)";
 
-.PHONY: demo dev test lint fmt bench fuzz screenshot build sam-build validate deploy venv tools moto-start moto-stop clean
+.PHONY: demo dev test lint fmt bench fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean
 
 $(STAMP): scripts/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ fuzz:
 ## build: the Lambda bundles (arm64, as deployed) with cargo-lambda.
 build: $(TOOLS_STAMP)
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH cargo lambda build --release --arm64 --workspace
+
+## package: every function's Lambda bootstrap with cargo-lambda (arm64 when possible), sizes printed.
+package: $(TOOLS_STAMP)
+	scripts/package.sh
 
 ## validate: cfn-lint and `sam validate --lint`.
 validate: $(STAMP) $(TOOLS_STAMP)

@@ -92,7 +92,11 @@ impl AesKey {
         if !bool::from(receive_id.ct_eq(expected_appid.as_bytes())) {
             return Err(CryptoError::WrongAppId);
         }
-        String::from_utf8(msg.to_vec()).map_err(|_| CryptoError::BadUtf8)
+        // Reuse the buffer for the message: no second copy.
+        let msg_len = msg.len();
+        buf.truncate(HEADER_LEN + msg_len);
+        buf.drain(..HEADER_LEN);
+        String::from_utf8(buf).map_err(|_| CryptoError::BadUtf8)
     }
 
     /// Encrypts `msg` for `appid` with the given 16 random bytes (fixed in tests, random otherwise).
