@@ -41,7 +41,7 @@ target/debug/wxopen-bench init $(for f in $FUNCTIONS; do printf 'target/release/
 
 echo "== refresher at scale (moto + sandbox; the release token-refresh binary) =="
 : >"$OUT/refresh.jsonl"
-for spec in ${BENCH_REFRESH:-"10000:10000" "100000:1000"}; do
+for spec in ${BENCH_REFRESH-"10000:10000" "100000:1000"}; do
   total=${spec%%:*}; due=${spec##*:}
   echo "   $total authorizers, $due due"
   target/debug/wxopen-bench refresh "$total" "$due" target/release/token-refresh >>"$OUT/refresh.jsonl"
