@@ -116,6 +116,34 @@ impl WeChatClient {
         self.call(api, auth, &[], Some(&body)).await
     }
 
+    /// A call whose answer carries nothing but `errcode: 0`.
+    async fn post_ok<B: Serialize>(
+        &self,
+        api: Api,
+        auth: Auth<'_>,
+        body: &B,
+    ) -> Result<(), WeChatError> {
+        let _: serde_json::Value = self.post(api, auth, body).await?;
+        Ok(())
+    }
+
+    /// `open/create` and `open/get`: `{appid}` in, `open_appid` out.
+    async fn open_appid(
+        &self,
+        api: Api,
+        authorizer_token: &SecretString,
+        appid: &str,
+    ) -> Result<String, WeChatError> {
+        let r: OpenAppid = self
+            .post(
+                api,
+                Auth::Authorizer(authorizer_token),
+                &json!({ "appid": appid }),
+            )
+            .await?;
+        Ok(r.open_appid)
+    }
+
     /// `api_component_token`: a component access token from appid, appsecret and the ticket.
     pub async fn component_token(
         &self,
@@ -232,8 +260,7 @@ impl WeChatClient {
             "component_appid": component_appid,
             "component_secret": component_appsecret.expose_secret(),
         });
-        let _: serde_json::Value = self.post(Api::StartPushTicket, Auth::None, &body).await?;
-        Ok(())
+        self.post_ok(Api::StartPushTicket, Auth::None, &body).await
     }
 
     /// `open/create` with the **authorizer** token: creates an open account and binds the account.
@@ -242,14 +269,8 @@ impl WeChatClient {
         authorizer_token: &SecretString,
         appid: &str,
     ) -> Result<String, WeChatError> {
-        let r: OpenAppid = self
-            .post(
-                Api::OpenCreate,
-                Auth::Authorizer(authorizer_token),
-                &json!({ "appid": appid }),
-            )
-            .await?;
-        Ok(r.open_appid)
+        self.open_appid(Api::OpenCreate, authorizer_token, appid)
+            .await
     }
 
     /// `open/bind` with the authorizer token.
@@ -260,10 +281,8 @@ impl WeChatClient {
         open_appid: &str,
     ) -> Result<(), WeChatError> {
         let body = json!({ "appid": appid, "open_appid": open_appid });
-        let _: serde_json::Value = self
-            .post(Api::OpenBind, Auth::Authorizer(authorizer_token), &body)
-            .await?;
-        Ok(())
+        self.post_ok(Api::OpenBind, Auth::Authorizer(authorizer_token), &body)
+            .await
     }
 
     /// `open/unbind` with the authorizer token.
@@ -274,10 +293,8 @@ impl WeChatClient {
         open_appid: &str,
     ) -> Result<(), WeChatError> {
         let body = json!({ "appid": appid, "open_appid": open_appid });
-        let _: serde_json::Value = self
-            .post(Api::OpenUnbind, Auth::Authorizer(authorizer_token), &body)
-            .await?;
-        Ok(())
+        self.post_ok(Api::OpenUnbind, Auth::Authorizer(authorizer_token), &body)
+            .await
     }
 
     /// `open/get` with the authorizer token: the bound open account.
@@ -286,14 +303,7 @@ impl WeChatClient {
         authorizer_token: &SecretString,
         appid: &str,
     ) -> Result<String, WeChatError> {
-        let r: OpenAppid = self
-            .post(
-                Api::OpenGet,
-                Auth::Authorizer(authorizer_token),
-                &json!({ "appid": appid }),
-            )
-            .await?;
-        Ok(r.open_appid)
+        self.open_appid(Api::OpenGet, authorizer_token, appid).await
     }
 
     /// `qrcode/create` (`QR_STR_SCENE`, temporary) with the authorizer token.
@@ -335,10 +345,8 @@ impl WeChatClient {
         content: &str,
     ) -> Result<(), WeChatError> {
         let body = json!({ "touser": touser, "msgtype": "text", "text": { "content": content } });
-        let _: serde_json::Value = self
-            .post(Api::CustomSend, Auth::Authorizer(authorizer_token), &body)
-            .await?;
-        Ok(())
+        self.post_ok(Api::CustomSend, Auth::Authorizer(authorizer_token), &body)
+            .await
     }
 }
 
