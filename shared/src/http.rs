@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::push::OpenedPush;
 use crate::push::{PushError, PushQuery};
 use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
-use crate::store::AuthorizerState;
+use crate::store::{AuthorizerState, StoreError};
 use crate::tokens::TokenError;
 use crate::wechat::{ErrorKind, WeChatError};
 use crate::xml::XmlError;
@@ -234,6 +234,22 @@ pub fn require_method(req: &Request, allowed: Method) -> Result<(), ApiError> {
     }
 }
 
+impl From<&StoreError> for ApiError {
+    fn from(_: &StoreError) -> Self {
+        ApiError::new(
+            503,
+            "store_unavailable",
+            "the state store failed; try again",
+        )
+    }
+}
+
+/// Logs a state-store failure and maps it to the one error shape (no internal text in the body).
+pub fn store_failed(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "state store request failed");
+    ApiError::from(&e)
+}
+
 impl From<&SecretsError> for ApiError {
     fn from(e: &SecretsError) -> Self {
         match e {
@@ -296,11 +312,7 @@ impl From<&TokenError> for ApiError {
             }
             TokenError::Busy => ApiError::new(503, "busy", e.to_string()),
             TokenError::WeChat(w) => ApiError::from(w),
-            TokenError::Store(_) => ApiError::new(
-                503,
-                "store_unavailable",
-                "the state store failed; try again",
-            ),
+            TokenError::Store(s) => ApiError::from(s),
             TokenError::Secrets(SecretsError::NotConfigured) => ApiError::new(
                 503,
                 "not_configured",

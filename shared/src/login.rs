@@ -64,11 +64,7 @@ impl From<&LoginError> for ApiError {
     fn from(e: &LoginError) -> Self {
         match e {
             LoginError::Account(a) => ApiError::from(a),
-            LoginError::Store(_) => ApiError::new(
-                503,
-                "store_unavailable",
-                "the state store failed; try again",
-            ),
+            LoginError::Store(s) => ApiError::from(s),
             LoginError::NotOfficialAccount => ApiError::new(
                 409,
                 "not_official_account",

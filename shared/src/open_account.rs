@@ -231,11 +231,7 @@ impl From<&OpenAccountError> for ApiError {
     fn from(e: &OpenAccountError) -> Self {
         match e {
             OpenAccountError::Token(t) => ApiError::from(t),
-            OpenAccountError::Store(_) => ApiError::new(
-                503,
-                "store_unavailable",
-                "the state store failed; try again",
-            ),
+            OpenAccountError::Store(s) => ApiError::from(s),
             OpenAccountError::MissingPermission(id) => ApiError::new(
                 403,
                 "permission_not_granted",

@@ -5,7 +5,8 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use wxopen::authorization::authorizer_json;
 use wxopen::http::{
-    ApiError, appid_param, json_response, path_param, query_param, require_method, valid_appid,
+    ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
+    valid_appid,
 };
 use wxopen::store::{AuthorizerListStore, AuthorizerState, AuthorizerStore};
 
@@ -30,14 +31,6 @@ where
     S: AuthorizerStore + AuthorizerListStore,
 {
     require_method(req, Method::GET)?;
-    let store_failed = |e: wxopen::store::StoreError| {
-        tracing::error!(error = %e, "authorizer read failed");
-        ApiError::new(
-            503,
-            "store_unavailable",
-            "the state store failed; try again",
-        )
-    };
     if path_param(req, "appid").is_some() {
         let appid = appid_param(req)?;
         let record = app

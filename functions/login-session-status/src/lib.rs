@@ -4,7 +4,7 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use wxopen::clock::Clock;
-use wxopen::http::{ApiError, json_response, path_param, require_method};
+use wxopen::http::{ApiError, json_response, path_param, require_method, store_failed};
 use wxopen::login::{status_json, valid_session_id};
 use wxopen::store::LoginStore;
 
@@ -35,14 +35,6 @@ async fn process<S: LoginStore, K: Clock>(
             "a session id is 32 lowercase hex digits",
         ));
     }
-    let store_failed = |e: wxopen::store::StoreError| {
-        tracing::error!(error = %e, "login session read failed");
-        ApiError::new(
-            503,
-            "store_unavailable",
-            "the state store failed; try again",
-        )
-    };
     let session = app
         .store
         .get_session(&id)

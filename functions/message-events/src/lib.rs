@@ -13,7 +13,8 @@ use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::crypto;
 use wxopen::http::{
-    ApiError, appid_param, open_push, rejected_plaintext, text_response, wechat_success,
+    ApiError, appid_param, open_push, rejected_plaintext, store_failed, text_response,
+    wechat_success,
 };
 use wxopen::login::LoginSettings;
 use wxopen::messages::{self, Reply, is_release_test_account};
@@ -60,14 +61,6 @@ where
             "the envelope and the message name different accounts",
         ));
     }
-    let store_failed = |e: wxopen::store::StoreError| {
-        tracing::error!(error = %e, "message could not be processed");
-        ApiError::new(
-            503,
-            "store_unavailable",
-            "the message could not be processed; WeChat will retry",
-        )
-    };
     let release_test = is_release_test_account(&appid, &msg.to_user_name);
     match app
         .deps
