@@ -6,22 +6,19 @@ import sys
 out = sys.argv[1]
 
 
-def crit(name):
-    path = os.path.join("target", "criterion", "push", name, "new", "estimates.json")
-    with open(path) as f:
-        return json.load(f)["mean"]["point_estimate"]
-
-
 py = json.load(open(os.path.join(out, "wechatpy.json")))
 js = json.load(open(os.path.join(out, "wechat-crypto.json")))
+paired = json.load(open(os.path.join(out, "push-paired.json")))
 print("\nPush path per message (verify signature + decrypt + parse), one core, identical inputs")
+print("  wxopen and the floor: medians of 2,001 alternating batches (ratio = median of per-batch ratios);")
+print("  criterion's own figures for the same code are in target/bench/criterion.txt")
 print(f"  {'case':<11} {'wxopen':>10} {'AES+SHA1 floor':>15} {'wxopen/floor':>13} {'wechatpy':>11} {'speedup':>8} {'wechat-crypto':>14} {'speedup':>8}")
 for case in ("ticket", "authorized"):
-    w, f = crit(f"wxopen_{case}"), crit(f"floor_{case}")
+    w, f, r = paired[case]["wxopen_ns"], paired[case]["floor_ns"], paired[case]["ratio"]
     p, n = py.get(case), js.get(case)
     ps = f"{p / w:7.1f}x" if p else "    n/a"
     ns = f"{n / w:7.1f}x" if n else "    n/a"
-    print(f"  {case:<11} {w / 1000:8.2f}µs {f / 1000:13.2f}µs {w / f:12.2f}x {(p or 0) / 1000:9.2f}µs {ps} {(n or 0) / 1000:12.2f}µs {ns}")
+    print(f"  {case:<11} {w / 1000:8.2f}µs {f / 1000:13.2f}µs {r:12.2f}x {(p or 0) / 1000:9.2f}µs {ps} {(n or 0) / 1000:12.2f}µs {ns}")
 
 print("\nRefresher (one scheduled run of the release token-refresh binary against moto + sandbox)")
 print(f"  {'authorizers':>11} {'due':>7} {'refreshed':>9} {'seconds':>8} {'WeChat calls':>12} {'DynamoDB req':>12} {'per token':>9} {'peak RSS':>9}")

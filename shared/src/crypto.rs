@@ -7,8 +7,9 @@
 use aes::Aes256;
 use aes::cipher::block_padding::NoPadding;
 use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use base64_simd::STANDARD as B64;
+use secrecy::SecretString;
+use secrecy::zeroize::Zeroizing;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
@@ -57,15 +58,10 @@ impl AesKey {
         if encoding_aes_key.len() != 43 {
             return Err(CryptoError::BadKey);
         }
-        let mut padded = String::with_capacity(44);
-        padded.push_str(encoding_aes_key);
-        padded.push('=');
-        // WeChat keys are generated with arbitrary trailing bits; decode leniently about them.
-        let engine = base64::engine::GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-        );
-        let bytes = engine.decode(padded).map_err(|_| CryptoError::BadKey)?;
+        // WeChat keys are generated with arbitrary trailing bits: decode forgivingly (no `=`
+        // needed, trailing bits ignored); the length checks keep anything else out.
+        let bytes = base64_simd::forgiving_decode_to_vec(encoding_aes_key.as_bytes())
+            .map_err(|_| CryptoError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadKey)?;
         Ok(Self(key))
     }
@@ -77,10 +73,16 @@ impl AesKey {
     }
 
     /// Decrypts `Encrypt` and returns the message, checking padding, layout and receive id.
-    pub fn decrypt(&self, encrypt_b64: &str, expected_appid: &str) -> Result<String, CryptoError> {
-        let mut buf = B64
-            .decode(encrypt_b64.trim())
-            .map_err(|_| CryptoError::BadBase64)?;
+    /// The message is secret, and the working buffer is wiped whatever the outcome.
+    pub fn decrypt(
+        &self,
+        encrypt_b64: &str,
+        expected_appid: &str,
+    ) -> Result<SecretString, CryptoError> {
+        let mut buf = Zeroizing::new(
+            B64.decode_to_vec(encrypt_b64.trim())
+                .map_err(|_| CryptoError::BadBase64)?,
+        );
         if buf.is_empty() || buf.len() % AES_BLOCK != 0 {
             return Err(CryptoError::BadCiphertextLength);
         }
@@ -92,11 +94,10 @@ impl AesKey {
         if !bool::from(receive_id.ct_eq(expected_appid.as_bytes())) {
             return Err(CryptoError::WrongAppId);
         }
-        // Reuse the buffer for the message: no second copy.
-        let msg_len = msg.len();
-        buf.truncate(HEADER_LEN + msg_len);
-        buf.drain(..HEADER_LEN);
-        String::from_utf8(buf).map_err(|_| CryptoError::BadUtf8)
+        // One exact-size copy into the secret; the buffer is zeroed on drop.
+        std::str::from_utf8(msg)
+            .map(SecretString::from)
+            .map_err(|_| CryptoError::BadUtf8)
     }
 
     /// Encrypts `msg` for `appid` with the given 16 random bytes (fixed in tests, random otherwise).
@@ -120,7 +121,7 @@ impl AesKey {
         let ct = cbc::Encryptor::<Aes256>::new(&self.0.into(), &self.iv().into())
             .encrypt_padded::<NoPadding>(&mut buf, total)
             .map_err(|_| CryptoError::TooLarge)?;
-        Ok(B64.encode(ct))
+        Ok(B64.encode_to_string(ct))
     }
 
     /// Encrypts `msg` for `appid` with fresh random bytes.
@@ -155,14 +156,27 @@ fn split_plaintext(content: &[u8]) -> Result<(&[u8], &[u8]), CryptoError> {
     Ok((msg, receive_id))
 }
 
-/// `hex(sha1(concat(sort(parts))))`: the signature scheme of both `signature` and `msg_signature`.
-pub fn sorted_sha1(parts: &mut [&str]) -> String {
+/// SHA-1 of the sorted parts concatenated: the digest behind `signature` and `msg_signature`.
+fn sorted_sha1_digest(parts: &mut [&str]) -> [u8; 20] {
     parts.sort_unstable();
     let mut hasher = Sha1::new();
     for p in parts.iter() {
         hasher.update(p.as_bytes());
     }
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
+}
+
+/// `hex(sha1(concat(sort(parts))))`: the signature scheme of both `signature` and `msg_signature`.
+pub fn sorted_sha1(parts: &mut [&str]) -> String {
+    hex::encode(sorted_sha1_digest(parts))
+}
+
+/// Whether a received hex signature (either case) is the signature of `parts`, compared in
+/// constant time and without allocating.
+fn signature_matches(parts: &mut [&str], received: &str) -> bool {
+    let mut received_digest = [0u8; 20];
+    hex::decode_to_slice(received.trim(), &mut received_digest).is_ok()
+        && bool::from(sorted_sha1_digest(parts).ct_eq(&received_digest))
 }
 
 /// Hex SHA-1 of one string (used to key single-use codes without storing them as keys).
@@ -180,13 +194,6 @@ pub fn url_signature(token: &str, timestamp: &str, nonce: &str) -> String {
     sorted_sha1(&mut [token, timestamp, nonce])
 }
 
-/// Constant-time comparison of a received hex signature with the expected one (case-insensitive).
-pub fn signatures_match(expected_hex: &str, received: &str) -> bool {
-    let received = received.trim().to_ascii_lowercase();
-    expected_hex.len() == received.len()
-        && bool::from(expected_hex.as_bytes().ct_eq(received.as_bytes()))
-}
-
 /// Verifies `msg_signature`.
 pub fn verify_msg_signature(
     token: &str,
@@ -195,7 +202,7 @@ pub fn verify_msg_signature(
     encrypt: &str,
     received: &str,
 ) -> Result<(), CryptoError> {
-    if signatures_match(&msg_signature(token, timestamp, nonce, encrypt), received) {
+    if signature_matches(&mut [token, timestamp, nonce, encrypt], received) {
         Ok(())
     } else {
         Err(CryptoError::BadSignature)
@@ -209,7 +216,7 @@ pub fn verify_url_signature(
     nonce: &str,
     received: &str,
 ) -> Result<(), CryptoError> {
-    if signatures_match(&url_signature(token, timestamp, nonce), received) {
+    if signature_matches(&mut [token, timestamp, nonce], received) {
         Ok(())
     } else {
         Err(CryptoError::BadSignature)
@@ -270,6 +277,10 @@ pub struct Sealed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The tests encode and decode with the other base64 crate: an independent implementation.
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use secrecy::ExposeSecret;
 
     // Test vector A from ../shared/wechat-spec.md §1.
     const A_TOKEN: &str = "wxopen-test-token";
@@ -316,7 +327,10 @@ mod tests {
 
     #[test]
     fn vector_a_decrypts() {
-        assert_eq!(key_a().decrypt(A_ENCRYPT, A_APPID).unwrap(), A_PLAIN);
+        assert_eq!(
+            key_a().decrypt(A_ENCRYPT, A_APPID).unwrap().expose_secret(),
+            A_PLAIN
+        );
     }
 
     #[test]
@@ -340,7 +354,10 @@ mod tests {
         )
         .unwrap();
         let key = AesKey::from_encoding_aes_key(B_KEY).unwrap();
-        assert_eq!(key.decrypt(B_ENCRYPT, B_APPID).unwrap(), B_PLAIN);
+        assert_eq!(
+            key.decrypt(B_ENCRYPT, B_APPID).unwrap().expose_secret(),
+            B_PLAIN
+        );
     }
 
     #[test]
@@ -350,8 +367,8 @@ mod tests {
         let a = key.encrypt(msg, A_APPID).unwrap();
         let b = key.encrypt(msg, A_APPID).unwrap();
         assert_ne!(a, b, "fresh random bytes each time");
-        assert_eq!(key.decrypt(&a, A_APPID).unwrap(), msg);
-        assert_eq!(key.decrypt(&b, A_APPID).unwrap(), msg);
+        assert_eq!(key.decrypt(&a, A_APPID).unwrap().expose_secret(), msg);
+        assert_eq!(key.decrypt(&b, A_APPID).unwrap().expose_secret(), msg);
     }
 
     #[test]
@@ -384,16 +401,18 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(
-            key_a().decrypt("not base64 !!", A_APPID),
-            Err(CryptoError::BadBase64)
+            key_a().decrypt("not base64 !!", A_APPID).err(),
+            Some(CryptoError::BadBase64)
         );
         assert_eq!(
-            key_a().decrypt(&B64.encode(&raw[..raw.len() - 1]), A_APPID),
-            Err(CryptoError::BadCiphertextLength)
+            key_a()
+                .decrypt(&B64.encode(&raw[..raw.len() - 1]), A_APPID)
+                .err(),
+            Some(CryptoError::BadCiphertextLength)
         );
         assert_eq!(
-            key_a().decrypt("", A_APPID),
-            Err(CryptoError::BadCiphertextLength)
+            key_a().decrypt("", A_APPID).err(),
+            Some(CryptoError::BadCiphertextLength)
         );
     }
 
@@ -422,14 +441,14 @@ mod tests {
         c.resize(c.len() + pad - 1, pad as u8);
         c.push(33); // pad value above the 32-byte block
         assert_eq!(
-            key.decrypt(&encrypt_raw(&key, c.clone()), A_APPID),
-            Err(CryptoError::BadPadding)
+            key.decrypt(&encrypt_raw(&key, c.clone()), A_APPID).err(),
+            Some(CryptoError::BadPadding)
         );
         let last = c.len() - 1;
         c[last] = 0;
         assert_eq!(
-            key.decrypt(&encrypt_raw(&key, c), A_APPID),
-            Err(CryptoError::BadPadding)
+            key.decrypt(&encrypt_raw(&key, c), A_APPID).err(),
+            Some(CryptoError::BadPadding)
         );
     }
 
@@ -441,7 +460,9 @@ mod tests {
         let pad = AES_BLOCK - c.len() % AES_BLOCK;
         c.resize(c.len() + pad, pad as u8);
         assert_eq!(
-            key.decrypt(&encrypt_raw(&key, c), A_APPID).unwrap(),
+            key.decrypt(&encrypt_raw(&key, c), A_APPID)
+                .unwrap()
+                .expose_secret(),
             "<xml/>"
         );
     }
@@ -449,10 +470,13 @@ mod tests {
     #[test]
     fn wrong_appid_rejected() {
         assert_eq!(
-            key_a().decrypt(A_ENCRYPT, "wx0000000000000000"),
-            Err(CryptoError::WrongAppId)
+            key_a().decrypt(A_ENCRYPT, "wx0000000000000000").err(),
+            Some(CryptoError::WrongAppId)
         );
-        assert_eq!(key_a().decrypt(A_ENCRYPT, ""), Err(CryptoError::WrongAppId));
+        assert_eq!(
+            key_a().decrypt(A_ENCRYPT, "").err(),
+            Some(CryptoError::WrongAppId)
+        );
     }
 
     #[test]
@@ -463,8 +487,8 @@ mod tests {
             let pad = PAD_BLOCK - c.len() % PAD_BLOCK;
             c.resize(c.len() + pad, pad as u8);
             assert_eq!(
-                key.decrypt(&encrypt_raw(&key, c), A_APPID),
-                Err(CryptoError::BadLength),
+                key.decrypt(&encrypt_raw(&key, c), A_APPID).err(),
+                Some(CryptoError::BadLength),
                 "declared {declared}"
             );
         }
@@ -476,8 +500,8 @@ mod tests {
         // 16 bytes of padding only: nothing left for the header.
         let c = vec![16u8; 32];
         assert_eq!(
-            key.decrypt(&encrypt_raw(&key, c), A_APPID),
-            Err(CryptoError::BadLength)
+            key.decrypt(&encrypt_raw(&key, c), A_APPID).err(),
+            Some(CryptoError::BadLength)
         );
     }
 
@@ -488,8 +512,8 @@ mod tests {
         let pad = PAD_BLOCK - c.len() % PAD_BLOCK;
         c.resize(c.len() + pad, pad as u8);
         assert_eq!(
-            key.decrypt(&encrypt_raw(&key, c), A_APPID),
-            Err(CryptoError::BadUtf8)
+            key.decrypt(&encrypt_raw(&key, c), A_APPID).err(),
+            Some(CryptoError::BadUtf8)
         );
     }
 
@@ -512,7 +536,9 @@ mod tests {
         let sealed = seal(&key, A_TOKEN, A_APPID, "<xml>hi</xml>", "1", "n").unwrap();
         verify_msg_signature(A_TOKEN, "1", "n", &sealed.encrypt, &sealed.msg_signature).unwrap();
         assert_eq!(
-            key.decrypt(&sealed.encrypt, A_APPID).unwrap(),
+            key.decrypt(&sealed.encrypt, A_APPID)
+                .unwrap()
+                .expose_secret(),
             "<xml>hi</xml>"
         );
         let env = reply_envelope(&sealed.encrypt, &sealed.msg_signature, "1", "n");

@@ -268,12 +268,12 @@ impl From<&SecretsError> for ApiError {
 }
 
 /// Loads the credentials and runs every push check on a callback request.
-pub async fn open_push<C: CredentialsProvider>(
-    req: &Request,
+pub async fn open_push<'r, C: CredentialsProvider>(
+    req: &'r Request,
     credentials: &C,
     now: i64,
     window: std::time::Duration,
-) -> Result<(std::sync::Arc<ComponentCredentials>, OpenedPush), ApiError> {
+) -> Result<(std::sync::Arc<ComponentCredentials>, OpenedPush<'r>), ApiError> {
     require_method(req, Method::POST)?;
     let creds = credentials.credentials().await.map_err(|e| {
         tracing::error!(error = %e, "component credentials unavailable");

@@ -48,14 +48,14 @@ fn param<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, P
 }
 
 /// A verified, decrypted push. The plaintext is secret: it never reaches logs.
-pub struct OpenedPush {
-    pub envelope: Envelope,
+pub struct OpenedPush<'a> {
+    pub envelope: Envelope<'a>,
     pub plaintext: SecretString,
     /// `timestamp:nonce:msg_signature`: identifies a delivery and its retries.
     pub dedupe_key: String,
 }
 
-impl std::fmt::Debug for OpenedPush {
+impl std::fmt::Debug for OpenedPush<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenedPush")
             .field("dedupe_key", &self.dedupe_key)
@@ -64,14 +64,29 @@ impl std::fmt::Debug for OpenedPush {
     }
 }
 
+/// `timestamp:nonce:msg_signature` (signature lowercased), built in one allocation.
+fn dedupe_key(timestamp: &str, nonce: &str, msg_signature: &str) -> String {
+    let mut key = String::with_capacity(timestamp.len() + nonce.len() + msg_signature.len() + 2);
+    key.push_str(timestamp);
+    key.push(':');
+    key.push_str(nonce);
+    key.push(':');
+    let signature_at = key.len();
+    key.push_str(msg_signature);
+    if let Some((_, signature)) = key.split_at_mut_checked(signature_at) {
+        signature.make_ascii_lowercase();
+    }
+    key
+}
+
 /// Runs every check on a push and decrypts it.
-pub fn open(
+pub fn open<'a>(
     creds: &ComponentCredentials,
     query: &PushQuery,
-    body: &[u8],
+    body: &'a [u8],
     now: i64,
     window: Duration,
-) -> Result<OpenedPush, PushError> {
+) -> Result<OpenedPush<'a>, PushError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(PushError::TooLarge);
     }
@@ -123,8 +138,8 @@ pub fn open(
     };
     Ok(OpenedPush {
         envelope,
-        plaintext: plaintext.into(),
-        dedupe_key: format!("{timestamp}:{nonce}:{}", msg_signature.to_ascii_lowercase()),
+        plaintext,
+        dedupe_key: dedupe_key(timestamp, nonce, msg_signature),
     })
 }
 
@@ -158,12 +173,12 @@ mod tests {
         (q, body)
     }
 
-    fn open_at(
+    fn open_at<'a>(
         c: &ComponentCredentials,
         q: &PushQuery,
-        body: &str,
+        body: &'a str,
         now: i64,
-    ) -> Result<OpenedPush, PushError> {
+    ) -> Result<OpenedPush<'a>, PushError> {
         open(c, q, body.as_bytes(), now, Duration::from_secs(300))
     }
 
@@ -173,6 +188,15 @@ mod tests {
         let p = open_at(&creds(), &q, &body, NOW + 299).unwrap();
         assert_eq!(p.plaintext.expose_secret(), "<xml><A>1</A></xml>");
         assert!(p.dedupe_key.starts_with("1763856000:n1:"));
+        // A retry with the signature in upper case is the same delivery.
+        let mut upper = q.clone();
+        upper.msg_signature = q.msg_signature.as_deref().map(str::to_ascii_uppercase);
+        let again = open_at(&creds(), &upper, &body, NOW).unwrap();
+        assert_eq!(again.dedupe_key, p.dedupe_key);
+        assert_eq!(
+            p.dedupe_key,
+            format!("1763856000:n1:{}", q.msg_signature.as_deref().unwrap())
+        );
         assert!(!format!("{p:?}").contains("<A>"));
     }
 

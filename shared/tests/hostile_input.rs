@@ -14,7 +14,9 @@ use proptest::prelude::*;
 use wxopen::crypto::{self, AesKey};
 use wxopen::push::{self, MAX_BODY_BYTES, PushQuery};
 use wxopen::secrets::ComponentCredentials;
-use wxopen::xml::{ComponentPush, Envelope, Message, check_safe};
+use wxopen::xml::{
+    ComponentPush, Envelope, Message, canonical_fields_only, check_safe, general_fields,
+};
 
 /// Tracks the peak of live heap bytes per thread (other tests run on other threads), to show
 /// allocation stays bounded by the input size.
@@ -99,7 +101,7 @@ fn signed(encrypt: &str, nonce: &str) -> (PushQuery, String) {
     )
 }
 
-fn open(q: &PushQuery, body: &[u8]) -> Result<push::OpenedPush, push::PushError> {
+fn open<'a>(q: &PushQuery, body: &'a [u8]) -> Result<push::OpenedPush<'a>, push::PushError> {
     push::open(&creds(), q, body, NOW, Duration::from_secs(300))
 }
 
@@ -173,6 +175,98 @@ proptest! {
         }
         let _ = ComponentPush::parse(&xml);
         let _ = Message::parse(&xml);
+    }
+}
+
+/// A document near the canonical shape: fields of text and CDATA pieces drawn from an alphabet
+/// full of XML's special characters, optional junk between fields, then (sometimes) one random
+/// edit, so both sides of the shape's border are covered.
+fn near_canonical() -> impl Strategy<Value = String> {
+    let name = prop_oneof!["[A-Za-z_][A-Za-z0-9_.:-]{0,8}", "[A-Za-z!?/ ]{1,3}"];
+    let piece = prop_oneof![
+        "[a-z0-9 <>&;#!\\[\\]/\\r\\n\\t\\u{3000}你-]{0,12}",
+        "[a-z0-9 <>&;#!\\[\\]/\\r\\n你]{0,12}".prop_map(|t| format!("<![CDATA[{t}]]>")),
+    ];
+    let field = (name, proptest::collection::vec(piece, 0..4), any::<bool>()).prop_map(
+        |(n, pieces, close_right)| {
+            let close = if close_right {
+                n.clone()
+            } else {
+                format!("{n}x")
+            };
+            format!("<{n}>{}</{close}>", pieces.concat())
+        },
+    );
+    let between = prop_oneof![Just(String::new()), "[ \\n\\t]{1,3}", "[a-z&;\\]\\r]{1,4}"];
+    (
+        "[ \\n\\t\\u{feff}\\u{3000}]{0,2}",
+        prop_oneof![Just("xml".to_string()), "[A-Za-z]{1,4}"],
+        proptest::collection::vec((between, field), 0..6),
+        "[ \\n\\ta<]{0,2}",
+        proptest::option::of((any::<prop::sample::Index>(), any::<char>(), 0u8..3)),
+    )
+        .prop_map(|(lead, root, fields, tail, edit)| {
+            let body: String = fields.into_iter().map(|(b, f)| b + &f).collect();
+            let mut doc = format!("{lead}<{root}>{body}</{root}>{tail}");
+            if let Some((at, c, kind)) = edit {
+                let positions: Vec<usize> = doc.char_indices().map(|(i, _)| i).collect();
+                if !positions.is_empty() {
+                    let i = positions[at.index(positions.len())];
+                    match kind {
+                        0 => doc.insert(i, c),
+                        1 => {
+                            doc.remove(i);
+                        }
+                        _ => {
+                            doc.remove(i);
+                            doc.insert(i, c);
+                        }
+                    }
+                }
+            }
+            doc
+        })
+}
+
+#[test]
+fn canonical_reader_reads_wechat_pushes_itself() {
+    // The fast path must really be taken for what WeChat sends, or the speed claim is empty.
+    for doc in [
+        "<xml><AppId><![CDATA[wx1]]></AppId><Encrypt><![CDATA[a+b/c=]]></Encrypt></xml>",
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content><MsgId>1</MsgId></xml>",
+        "<xml>\n  <AppId>wx1</AppId>\n  <CreateTime>1</CreateTime>\n</xml>\n",
+    ] {
+        let fast = canonical_fields_only(doc).expect("canonical");
+        assert_eq!(Ok(fast), general_fields(doc), "{doc}");
+    }
+    // Outside the shape, the general reader decides (and here it refuses or nests).
+    for doc in [
+        "<!DOCTYPE x><xml/>",
+        "<xml><a>&amp;</a></xml>",
+        "<xml><info><name>n</name></info></xml>",
+        "<xml><a b=\"1\">x</a></xml>",
+        "<xml><a>x</b></xml>",
+        "<xml><a>x</a></xml>junk",
+    ] {
+        assert!(canonical_fields_only(doc).is_none(), "{doc}");
+    }
+}
+
+proptest! {
+    /// Differential: whatever the canonical reader accepts, the general reader accepts and
+    /// reads the same fields (names, parents, values, order).
+    #[test]
+    fn canonical_reader_agrees_with_the_general_reader(doc in near_canonical()) {
+        if let Some(fast) = canonical_fields_only(&doc) {
+            prop_assert_eq!(Ok(fast), general_fields(&doc), "{:?}", doc);
+        }
+    }
+
+    #[test]
+    fn canonical_reader_agrees_on_arbitrary_text(doc in "\\PC{0,256}") {
+        if let Some(fast) = canonical_fields_only(&doc) {
+            prop_assert_eq!(Ok(fast), general_fields(&doc), "{:?}", doc);
+        }
     }
 }
 

@@ -285,7 +285,8 @@ fn open_push(c: &Captured) -> String {
     )
     .expect("signature verifies");
     let key = AesKey::from_encoding_aes_key(AES_KEY).unwrap();
-    key.decrypt(&encrypt, APPID).expect("decrypts")
+    secrecy::ExposeSecret::expose_secret(&key.decrypt(&encrypt, APPID).expect("decrypts"))
+        .to_string()
 }
 
 type Log = Arc<Mutex<Vec<Captured>>>;
