@@ -24,4 +24,4 @@ for f in $FUNCTIONS; do
   awk -v f="$f" -v r="$raw" -v g="$gz" 'BEGIN { printf "  %-22s %6.2f MB  gzip %5.2f MB\n", f, r / 1e6, g / 1e6 }'
   [ "$gz" -le 4000000 ] || over=1
 done
-[ "$over" -eq 0 ] || echo "warning: a bootstrap is over 4 MB gzipped"
+[ "$over" -eq 0 ] || { echo "error: a bootstrap is over 4 MB gzipped (the size goal)"; exit 1; }

@@ -438,6 +438,36 @@ where
         }
     }
 
+    /// Pages through `api_get_authorizer_list` until every appid in `wanted` is found or the
+    /// list ends; returns the refresh tokens found. Removes the found appids from `wanted`.
+    async fn listed_refresh_tokens(
+        &self,
+        component_token: &SecretString,
+        component_appid: &str,
+        wanted: &mut Vec<String>,
+    ) -> Result<Vec<(String, SecretString)>, TokenError> {
+        const PAGE: u32 = 500;
+        let mut found = Vec::new();
+        let mut offset = 0u32;
+        while !wanted.is_empty() {
+            let page = self
+                .wechat
+                .get_authorizer_list(component_token, component_appid, offset, PAGE)
+                .await?;
+            for entry in page.list.iter() {
+                if let Some(pos) = wanted.iter().position(|a| *a == entry.authorizer_appid) {
+                    found.push((wanted.swap_remove(pos), entry.refresh_token.clone()));
+                }
+            }
+            let fetched = u32::try_from(page.list.len()).unwrap_or(PAGE);
+            offset = offset.saturating_add(fetched);
+            if fetched == 0 || offset >= page.total_count {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the
     /// refresh tokens WeChat still lists. Returns the appids restored.
     pub async fn recover_refresh_tokens(&self) -> Result<Vec<String>, TokenError> {
@@ -447,38 +477,85 @@ where
         }
         let creds = self.credentials.credentials().await?;
         let component = self.component_token(None).await?;
+        let found = self
+            .listed_refresh_tokens(&component.token, &creds.component_appid, &mut missing)
+            .await?;
         let mut restored = Vec::new();
-        let mut offset = 0u32;
-        const PAGE: u32 = 500;
-        loop {
-            let page = self
-                .wechat
-                .get_authorizer_list(&component.token, &creds.component_appid, offset, PAGE)
-                .await?;
-            for entry in &page.list {
-                if let Some(pos) = missing.iter().position(|a| *a == entry.authorizer_appid) {
-                    let appid = missing.swap_remove(pos);
-                    if self
-                        .store
-                        .restore_refresh_token(&appid, &entry.refresh_token, self.clock.now())
-                        .await?
-                        == EventApplied::Applied
-                    {
-                        tracing::info!(authorizer = %appid, "refresh token recovered from api_get_authorizer_list");
-                        restored.push(appid);
-                    }
-                }
-            }
-            let fetched = u32::try_from(page.list.len()).unwrap_or(PAGE);
-            offset = offset.saturating_add(fetched);
-            if missing.is_empty() || fetched == 0 || offset >= page.total_count {
-                break;
+        for (appid, refresh_token) in found {
+            if self
+                .store
+                .restore_refresh_token(&appid, &refresh_token, self.clock.now())
+                .await?
+                == EventApplied::Applied
+            {
+                tracing::info!(authorizer = %appid, "refresh token recovered from api_get_authorizer_list");
+                restored.push(appid);
             }
         }
         for appid in &missing {
             tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; it stays needs_reauth");
         }
         Ok(restored)
+    }
+
+    /// Records an authorization whose code can no longer be exchanged (a callback was cut off
+    /// after `api_query_auth` spent it): the refresh token from `api_get_authorizer_list`, fresh
+    /// tokens from `api_authorizer_token`, permission sets and profile from
+    /// `api_get_authorizer_info`. `None` when WeChat does not list the authorizer (it cancelled).
+    pub async fn recover_authorization(
+        &self,
+        authorizer_appid: &str,
+        event_time: i64,
+    ) -> Result<Option<Exchange>, TokenError> {
+        let creds = self.credentials.credentials().await?;
+        let component = self.component_token(None).await?;
+        let mut wanted = vec![authorizer_appid.to_string()];
+        let Some((appid, refresh_token)) = self
+            .listed_refresh_tokens(&component.token, &creds.component_appid, &mut wanted)
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let tokens = self
+            .wechat
+            .authorizer_token(
+                &component.token,
+                &creds.component_appid,
+                &appid,
+                &refresh_token,
+            )
+            .await?;
+        let info = self
+            .wechat
+            .get_authorizer_info(&component.token, &creds.component_appid, &appid)
+            .await?;
+        let now = self.clock.now();
+        let grant = AuthorizationGrant {
+            appid: appid.clone(),
+            event_time,
+            func_info: info.authorization_info.func_info,
+            token: NewToken {
+                access_token: tokens.authorizer_access_token,
+                expires_at: now + tokens.expires_in,
+                refresh_token: Some(tokens.authorizer_refresh_token),
+            },
+            profile: Some(profile_record(info.authorizer_info)),
+            now,
+        };
+        Ok(Some(
+            match self.store.record_authorization(&grant).await? {
+                EventApplied::Applied => {
+                    tracing::info!(authorizer = %appid, "authorization recovered from api_get_authorizer_list");
+                    Exchange::Recorded {
+                        authorizer_appid: appid,
+                    }
+                }
+                EventApplied::Superseded => Exchange::Superseded {
+                    authorizer_appid: appid,
+                },
+            },
+        ))
     }
 
     /// Exchanges an authorization code (from the push or the redirect) exactly once and records
@@ -586,22 +663,41 @@ where
         })
     }
 
-    /// Completes a pending `authorized`/`updateauthorized` push and removes it.
+    /// Completes a pending `authorized`/`updateauthorized` push and removes it. A code WeChat no
+    /// longer accepts (spent by a callback that was cut off before it could record, or expired)
+    /// is completed from `api_get_authorizer_list` instead; if WeChat does not list the
+    /// authorizer, the pending item is dropped.
     pub async fn complete_pending(
         &self,
         pending: &PendingAuthorization,
     ) -> Result<Exchange, TokenError> {
-        let outcome = self
+        let outcome = match self
             .exchange_code(&pending.authorization_code, pending.create_time)
-            .await;
-        let done = match &outcome {
-            Ok(_) => true,
-            // A code WeChat no longer accepts will never complete: drop it (the refresher's
-            // authorizer-list recovery still covers a lost refresh token).
-            Err(TokenError::WeChat(e)) => e.kind() == Some(ErrorKind::InvalidCode),
-            Err(_) => false,
+            .await
+        {
+            Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
+                tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
+                match self
+                    .recover_authorization(&pending.authorizer_appid, pending.create_time)
+                    .await
+                {
+                    Ok(Some(exchange)) => Ok(exchange),
+                    Ok(None) => {
+                        tracing::error!(authorizer = %pending.authorizer_appid, "authorizer not listed by WeChat; pending authorization dropped");
+                        self.store
+                            .remove_pending_authorization(
+                                &pending.authorizer_appid,
+                                pending.create_time,
+                            )
+                            .await?;
+                        return Err(TokenError::WeChat(e));
+                    }
+                    Err(other) => Err(other),
+                }
+            }
+            other => other,
         };
-        if done {
+        if outcome.is_ok() {
             self.store
                 .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
                 .await?;

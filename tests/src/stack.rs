@@ -166,7 +166,7 @@ impl Stack {
     }
 
     /// The sandbox merchant `appid` opens a fresh link and authorizes (`order` as the sandbox
-    /// takes it: push_first, redirect_first, concurrent, push_only, redirect_only).
+    /// takes it: push_first, redirect_first, concurrent, push_only, redirect_only, none).
     pub async fn authorize(&self, appid: &str, order: &str) -> Value {
         let link = self.authorization_link(json!({})).await;
         let (status, body) = self

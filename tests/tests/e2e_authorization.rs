@@ -2,8 +2,16 @@
 //! gateway (every function), moto (DynamoDB).
 
 use reqwest::Method;
+use secrecy::SecretString;
 use serde_json::{Value, json};
-use wxopen::store::{TicketStore, TokenKey, TokenStore};
+use wxopen::clock::Clock;
+use wxopen::store::{
+    AuthorizationKind, AuthorizerState, AuthorizerStore, ComponentEventStore, PendingAuthorization,
+    TicketStore, TokenKey, TokenStore,
+};
+use wxopen::tokens::TokenError;
+use wxopen::wechat::ErrorKind;
+use wxopen_tests::APPID;
 use wxopen_tests::stack::Stack;
 
 const OA: &str = "wxoa00000000000001";
@@ -309,6 +317,114 @@ async fn codes_are_single_use_and_errors_are_clear() {
         )
         .await;
     assert_eq!(status, 400);
+}
+
+/// A merchant authorizes, the platform's callback exchanges the code and is cut off before it
+/// records anything (here: the test spends the code itself, and leaves the pending item the
+/// push handler had stored). The next attempt gets 40163; wxopen completes the authorization
+/// from `api_get_authorizer_list` instead of dropping it.
+async fn spend_code_and_leave_pending(stack: &Stack, appid: &str) -> PendingAuthorization {
+    let result = stack.authorize(appid, "none").await;
+    let code = SecretString::from(result["auth_code"].as_str().expect("auth_code"));
+    let component = stack.deps().tokens().component_token(None).await.unwrap();
+    stack
+        .wechat
+        .query_auth(&component.token, APPID, &code)
+        .await
+        .expect("the cut-off callback's exchange");
+    let now = stack.deps().clock.now();
+    let pending = PendingAuthorization {
+        authorizer_appid: appid.to_string(),
+        kind: AuthorizationKind::Authorized,
+        authorization_code: code,
+        create_time: now,
+        code_expires_at: Some(now + 3600),
+        received_at: now,
+    };
+    stack
+        .store
+        .put_pending_authorization(&pending)
+        .await
+        .unwrap();
+    pending
+}
+
+#[tokio::test]
+async fn a_spent_code_is_completed_from_the_authorizer_list() {
+    let stack = ready().await;
+    let pending = spend_code_and_leave_pending(&stack, OA).await;
+    let exchange = stack
+        .deps()
+        .tokens()
+        .complete_pending(&pending)
+        .await
+        .expect("recovered");
+    assert_eq!(exchange.authorizer_appid(), OA);
+    assert_eq!(stack.calls_to("api_query_auth"), 2, "spent, then 40163");
+    assert!(stack.calls_to("api_get_authorizer_list") >= 1);
+    let a = authorizer(&stack, OA).await;
+    assert_eq!(a["state"], "authorized", "{a}");
+    assert_eq!(permission_ids(&a), vec![1, 2, 3, 4, 6, 7, 11, 15, 24]);
+    assert_eq!(a["user_name"], "gh_oa000000000001");
+    let stored = stack
+        .store
+        .get_token(&TokenKey::Authorizer(OA.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.refresh_token.is_some(), "refresh token kept");
+    assert!(
+        stack
+            .store
+            .list_pending_authorizations()
+            .await
+            .unwrap()
+            .is_empty(),
+        "pending item removed"
+    );
+    // The recovered token works: the access-token route vends it.
+    let (status, body) = stack
+        .api(
+            Method::GET,
+            &format!("/authorizers/{OA}/access-token"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_spent_code_for_a_cancelled_authorization_is_dropped() {
+    let stack = ready().await;
+    let pending = spend_code_and_leave_pending(&stack, MP).await;
+    let (status, body) = stack
+        .control(Method::POST, &format!("merchants/{MP}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let err = stack
+        .deps()
+        .tokens()
+        .complete_pending(&pending)
+        .await
+        .expect_err("nothing to complete");
+    assert!(
+        matches!(&err, TokenError::WeChat(e) if e.kind() == Some(ErrorKind::InvalidCode)),
+        "{err}"
+    );
+    assert!(
+        stack
+            .store
+            .list_pending_authorizations()
+            .await
+            .unwrap()
+            .is_empty(),
+        "pending item dropped"
+    );
+    let a = stack.store.get_authorizer(MP).await.unwrap();
+    assert!(
+        a.is_none_or(|a| a.state != AuthorizerState::Authorized),
+        "never recorded as authorized"
+    );
 }
 
 #[tokio::test]

@@ -399,6 +399,8 @@ enum Order {
     Concurrent,
     PushOnly,
     RedirectOnly,
+    /// The merchant authorizes but neither the push nor the redirect reaches the platform.
+    Neither,
 }
 
 struct Link {
@@ -463,6 +465,7 @@ async fn authorize(shared: &Arc<Shared>, appid: &str, obj: Map<String, Value>) -
         Some("concurrent") => Order::Concurrent,
         Some("push_only") => Order::PushOnly,
         Some("redirect_only") => Order::RedirectOnly,
+        Some("none") => Order::Neither,
         Some(o) => return Err(bad_request(format!("unknown order {o}"))),
     };
     let func = func_override(&obj)?;
@@ -485,7 +488,7 @@ async fn authorize(shared: &Arc<Shared>, appid: &str, obj: Map<String, Value>) -
             return Err(bad(StatusCode::NOT_FOUND, "unknown merchant"));
         };
         admits(&link, m).map_err(bad_request)?;
-        let wants_redirect = !matches!(order, Order::PushOnly);
+        let wants_redirect = !matches!(order, Order::PushOnly | Order::Neither);
         let redirect_uri = if wants_redirect {
             match link.redirect_uri.as_deref().map(url::Url::parse) {
                 Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => Some(u.to_string()),
@@ -540,6 +543,7 @@ async fn authorize(shared: &Arc<Shared>, appid: &str, obj: Map<String, Value>) -
         }
         Order::PushOnly => (Some(push_fut.await), None),
         Order::RedirectOnly => (None, redirect_fut.await),
+        Order::Neither => (None, None),
     };
     ok(json!({
         "auth_code": code,
