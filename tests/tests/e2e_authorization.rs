@@ -6,8 +6,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use wxopen::clock::Clock;
 use wxopen::store::{
-    AuthorizationKind, AuthorizerState, AuthorizerStore, ComponentEventStore, PendingAuthorization,
-    TicketStore, TokenKey, TokenStore,
+    AuthorizationKind, AuthorizerState, AuthorizerStore, PendingAuthorization, TicketStore,
+    TokenKey, TokenStore,
 };
 use wxopen::tokens::TokenError;
 use wxopen::wechat::ErrorKind;
