@@ -349,6 +349,15 @@ async fn spend_code_and_leave_pending(stack: &Stack, appid: &str) -> PendingAuth
     pending
 }
 
+async fn pending_count(stack: &Stack) -> usize {
+    stack
+        .store
+        .list_pending_authorizations()
+        .await
+        .unwrap()
+        .len()
+}
+
 #[tokio::test]
 async fn a_spent_code_is_completed_from_the_authorizer_list() {
     let stack = ready().await;
@@ -373,15 +382,7 @@ async fn a_spent_code_is_completed_from_the_authorizer_list() {
         .unwrap()
         .unwrap();
     assert!(stored.refresh_token.is_some(), "refresh token kept");
-    assert!(
-        stack
-            .store
-            .list_pending_authorizations()
-            .await
-            .unwrap()
-            .is_empty(),
-        "pending item removed"
-    );
+    assert_eq!(pending_count(&stack).await, 0, "pending item removed");
     // The recovered token works: the access-token route vends it.
     let (status, body) = stack
         .api(
@@ -411,15 +412,7 @@ async fn a_spent_code_for_a_cancelled_authorization_is_dropped() {
         matches!(&err, TokenError::WeChat(e) if e.kind() == Some(ErrorKind::InvalidCode)),
         "{err}"
     );
-    assert!(
-        stack
-            .store
-            .list_pending_authorizations()
-            .await
-            .unwrap()
-            .is_empty(),
-        "pending item dropped"
-    );
+    assert_eq!(pending_count(&stack).await, 0, "pending item dropped");
     let a = stack.store.get_authorizer(MP).await.unwrap();
     assert!(
         a.is_none_or(|a| a.state != AuthorizerState::Authorized),
