@@ -44,6 +44,25 @@ fn permission_ids(a: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// The access-token route vends the authorizer's token, and its refresh token is stored.
+async fn assert_token_vended_and_refresh_token_kept(stack: &Stack, appid: &str) {
+    let (status, t) = stack
+        .api(
+            Method::GET,
+            &format!("/authorizers/{appid}/access-token"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{t}");
+    let stored = stack
+        .store
+        .get_token(&TokenKey::Authorizer(appid.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.refresh_token.is_some(), "refresh token kept");
+}
+
 #[tokio::test]
 async fn no_ticket_means_503_everywhere_it_matters() {
     let stack = Stack::start().await;
@@ -113,22 +132,7 @@ async fn authorize_in_order(order: &str) {
     );
     // Exactly one code exchange, whichever path arrived first.
     assert_eq!(stack.calls_to("api_query_auth"), 1, "{order}: {result}");
-    // The token works.
-    let (status, t) = stack
-        .api(
-            Method::GET,
-            &format!("/authorizers/{OA}/access-token"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{t}");
-    let stored = stack
-        .store
-        .get_token(&TokenKey::Authorizer(OA.into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(stored.refresh_token.is_some(), "refresh token kept");
+    assert_token_vended_and_refresh_token_kept(&stack, OA).await;
     // The redirect page, when the browser was redirected, says it worked.
     if let Some(body) = result["redirect"]["body"].as_str() {
         assert_eq!(result["redirect"]["status"], 200, "{result}");
@@ -375,23 +379,8 @@ async fn a_spent_code_is_completed_from_the_authorizer_list() {
     assert_eq!(a["state"], "authorized", "{a}");
     assert_eq!(permission_ids(&a), vec![1, 2, 3, 4, 6, 7, 11, 15, 24]);
     assert_eq!(a["user_name"], "gh_oa000000000001");
-    let stored = stack
-        .store
-        .get_token(&TokenKey::Authorizer(OA.into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(stored.refresh_token.is_some(), "refresh token kept");
     assert_eq!(pending_count(&stack).await, 0, "pending item removed");
-    // The recovered token works: the access-token route vends it.
-    let (status, body) = stack
-        .api(
-            Method::GET,
-            &format!("/authorizers/{OA}/access-token"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    assert_token_vended_and_refresh_token_kept(&stack, OA).await;
 }
 
 #[tokio::test]
