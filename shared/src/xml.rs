@@ -37,7 +37,7 @@ pub enum XmlError {
 /// One field of a flat document: its parent element (for the one nested level), its name and
 /// its text. Names and values borrow from the document; a value is owned only when it had to be
 /// assembled (several text pieces, entities, line-ending normalisation).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 struct Field<'a> {
     parent: Option<&'a str>,
     name: &'a str,
@@ -46,8 +46,20 @@ struct Field<'a> {
 
 /// The fields of a flat document: children of the root, and their children (looked up as
 /// `parent.child`).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default, PartialEq, Eq)]
 pub struct Fields<'a>(Vec<Field<'a>>);
+
+/// Names only: values can be tickets, codes or message text.
+impl std::fmt::Debug for Fields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|field| match field.parent {
+                Some(parent) => format!("{parent}.{}", field.name),
+                None => field.name.to_string(),
+            }))
+            .finish()
+    }
+}
 
 impl<'a> Fields<'a> {
     /// The first value of `name` (or `parent.child`), trimmed; `None` when absent or blank.
@@ -572,6 +584,9 @@ mod tests {
     fn debug_never_shows_secrets() {
         let push = ComponentPush::parse(TICKET).unwrap();
         assert!(!format!("{push:?}").contains("example-ticket-value"));
+        let shown = format!("{:?}", fields(TICKET).unwrap());
+        assert!(shown.contains("ComponentVerifyTicket"), "{shown}");
+        assert!(!shown.contains("example-ticket-value"), "{shown}");
     }
 
     #[test]
