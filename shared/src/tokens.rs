@@ -671,7 +671,8 @@ where
         &self,
         pending: &PendingAuthorization,
     ) -> Result<Exchange, TokenError> {
-        let outcome = match self
+        // `done`: the pending item will never need another attempt.
+        let (outcome, done) = match self
             .exchange_code(&pending.authorization_code, pending.create_time)
             .await
         {
@@ -681,23 +682,20 @@ where
                     .recover_authorization(&pending.authorizer_appid, pending.create_time)
                     .await
                 {
-                    Ok(Some(exchange)) => Ok(exchange),
+                    Ok(Some(exchange)) => (Ok(exchange), true),
                     Ok(None) => {
                         tracing::error!(authorizer = %pending.authorizer_appid, "authorizer not listed by WeChat; pending authorization dropped");
-                        self.store
-                            .remove_pending_authorization(
-                                &pending.authorizer_appid,
-                                pending.create_time,
-                            )
-                            .await?;
-                        return Err(TokenError::WeChat(e));
+                        (Err(TokenError::WeChat(e)), true)
                     }
-                    Err(other) => Err(other),
+                    Err(other) => (Err(other), false),
                 }
             }
-            other => other,
+            other => {
+                let done = other.is_ok();
+                (other, done)
+            }
         };
-        if outcome.is_ok() {
+        if done {
             self.store
                 .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
                 .await?;

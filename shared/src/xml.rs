@@ -181,7 +181,9 @@ fn plain_text(text: &str) -> bool {
 /// it reads exactly as the general reader does (a property test compares the two on arbitrary
 /// and mutated documents). It exists for speed: quick-xml's per-event cost was two thirds of
 /// the push path.
-fn canonical_fields(xml: &str) -> Option<Fields<'_>> {
+/// Public (hidden) for the property test that holds it to the general reader.
+#[doc(hidden)]
+pub fn canonical_fields(xml: &str) -> Option<Fields<'_>> {
     let rest = xml.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let (root, rest) = canonical_name(rest.strip_prefix('<')?)?;
     let mut rest = rest.strip_prefix('>')?;
@@ -237,13 +239,6 @@ pub fn fields(xml: &str) -> Result<Fields<'_>, XmlError> {
         Some(fields) => Ok(fields),
         None => general_fields(xml),
     }
-}
-
-/// The canonical-shape reader alone: `Some` only for documents it reads itself. Public for the
-/// property test that holds it to the general reader.
-#[doc(hidden)]
-pub fn canonical_fields_only(xml: &str) -> Option<Fields<'_>> {
-    canonical_fields(xml)
 }
 
 /// quick-xml's reader, one pass: DOCTYPE (and with it entity declarations) refused, undeclared

@@ -14,9 +14,7 @@ use proptest::prelude::*;
 use wxopen::crypto::{self, AesKey};
 use wxopen::push::{self, MAX_BODY_BYTES, PushQuery};
 use wxopen::secrets::ComponentCredentials;
-use wxopen::xml::{
-    ComponentPush, Envelope, Message, canonical_fields_only, check_safe, general_fields,
-};
+use wxopen::xml::{ComponentPush, Envelope, Message, canonical_fields, check_safe, general_fields};
 
 /// Tracks the peak of live heap bytes per thread (other tests run on other threads), to show
 /// allocation stays bounded by the input size.
@@ -236,7 +234,7 @@ fn canonical_reader_reads_wechat_pushes_itself() {
         "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content><MsgId>1</MsgId></xml>",
         "<xml>\n  <AppId>wx1</AppId>\n  <CreateTime>1</CreateTime>\n</xml>\n",
     ] {
-        let fast = canonical_fields_only(doc).expect("canonical");
+        let fast = canonical_fields(doc).expect("canonical");
         assert_eq!(Ok(fast), general_fields(doc), "{doc}");
     }
     // Outside the shape, the general reader decides (and here it refuses or nests).
@@ -248,7 +246,7 @@ fn canonical_reader_reads_wechat_pushes_itself() {
         "<xml><a>x</b></xml>",
         "<xml><a>x</a></xml>junk",
     ] {
-        assert!(canonical_fields_only(doc).is_none(), "{doc}");
+        assert!(canonical_fields(doc).is_none(), "{doc}");
     }
 }
 
@@ -257,14 +255,14 @@ proptest! {
     /// reads the same fields (names, parents, values, order).
     #[test]
     fn canonical_reader_agrees_with_the_general_reader(doc in near_canonical()) {
-        if let Some(fast) = canonical_fields_only(&doc) {
+        if let Some(fast) = canonical_fields(&doc) {
             prop_assert_eq!(Ok(fast), general_fields(&doc), "{:?}", doc);
         }
     }
 
     #[test]
     fn canonical_reader_agrees_on_arbitrary_text(doc in "\\PC{0,256}") {
-        if let Some(fast) = canonical_fields_only(&doc) {
+        if let Some(fast) = canonical_fields(&doc) {
             prop_assert_eq!(Ok(fast), general_fields(&doc), "{:?}", doc);
         }
     }
