@@ -7,7 +7,8 @@ use url::Url;
 use crate::clock::Clock;
 use crate::http::valid_appid;
 use crate::secrets::CredentialsProvider;
-use crate::store::{AccountKind, TokenServiceStore};
+use crate::store::TokenServiceStore;
+use crate::model::AccountKind;
 use crate::tokens::{TokenError, TokenService};
 
 /// Which accounts the authorization page offers.
@@ -324,12 +325,12 @@ pub fn open_account_permission(kind: Option<AccountKind>) -> u32 {
 }
 
 /// The public view of an authorizer (never a token).
-pub fn authorizer_json(r: &crate::store::AuthorizerRecord) -> serde_json::Value {
+pub fn authorizer_json(r: &crate::model::AuthorizerRecord) -> serde_json::Value {
     let kind = r.profile.as_ref().map(|p| p.kind);
     let state = match r.state {
-        crate::store::AuthorizerState::Authorized => "authorized",
-        crate::store::AuthorizerState::Unauthorized => "unauthorized",
-        crate::store::AuthorizerState::NeedsReauth => "needs_reauth",
+        crate::model::AuthorizerState::Authorized => "authorized",
+        crate::model::AuthorizerState::Unauthorized => "unauthorized",
+        crate::model::AuthorizerState::NeedsReauth => "needs_reauth",
     };
     serde_json::json!({
         "appid": r.appid,

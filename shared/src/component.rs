@@ -8,10 +8,8 @@ use crate::clock::Clock;
 use crate::secrets::CredentialsProvider;
 use crate::tokens::{Exchange, TokenError, TokenService};
 
-use crate::store::{
-    AuthorizationKind, ComponentEventStore, EventApplied, PendingAuthorization, PushClaim,
-    StoreError, StoredTicket, TicketWrite,
-};
+use crate::store::{ComponentEventStore, EventApplied, PushClaim, StoreError, TicketWrite};
+use crate::model::{AuthorizationKind, PendingAuthorization, StoredTicket};
 use crate::xml::{AuthorizationEvent, ComponentPush};
 
 /// What happened to a push, for logs and tests (never secret).

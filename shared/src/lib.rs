@@ -17,3 +17,4 @@ pub mod store;
 pub mod tokens;
 pub mod wechat;
 pub mod xml;
+pub mod model;

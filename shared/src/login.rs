@@ -7,10 +7,8 @@ use crate::clock::Clock;
 use crate::http::ApiError;
 use crate::open_account::{OpenAccountError, with_authorizer_token};
 use crate::secrets::CredentialsProvider;
-use crate::store::{
-    AccountKind, AuthorizerState, LoginConfirmation, LoginSession, LoginStatus, LoginStore,
-    StoreError, TokenServiceStore,
-};
+use crate::store::{LoginStore, StoreError, TokenServiceStore};
+use crate::model::{AccountKind, AuthorizerState, LoginConfirmation, LoginSession, LoginStatus};
 use crate::tokens::{TokenError, TokenService};
 
 /// Permission sets follow-to-log-in needs: message management (to receive the scan event), user

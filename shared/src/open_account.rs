@@ -9,7 +9,8 @@ use crate::authorization::{open_account_permission, permission_set_name};
 use crate::clock::Clock;
 use crate::http::ApiError;
 use crate::secrets::CredentialsProvider;
-use crate::store::{AuthorizerListStore, AuthorizerState, StoreError, TokenServiceStore};
+use crate::store::{StoreError, TokenServiceStore};
+use crate::model::AuthorizerState;
 use crate::tokens::{TokenError, TokenService};
 use crate::wechat::{ErrorKind, WeChatError};
 
@@ -109,7 +110,7 @@ pub async fn create<S, C, K>(
     appid: &str,
 ) -> Result<String, OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -143,7 +144,7 @@ pub async fn bind<S, C, K>(
     open_appid: &str,
 ) -> Result<bool, OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -181,7 +182,7 @@ pub async fn unbind<S, C, K>(
     open_appid: &str,
 ) -> Result<(), OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -214,7 +215,7 @@ pub async fn get<S, C, K>(
     appid: &str,
 ) -> Result<Option<String>, OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::secrets::CredentialsProvider;
-use crate::store::{TokenKey, TokenServiceStore};
+use crate::store::TokenServiceStore;
+use crate::model::TokenKey;
 use crate::tokens::{TokenError, TokenService};
 
 /// A ticket is valid 12 hours.

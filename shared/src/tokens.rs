@@ -17,11 +17,8 @@ use tokio::sync::Mutex;
 use crate::clock::Clock;
 use crate::crypto;
 use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
-use crate::store::{
-    AccountKind, AuthorizationGrant, AuthorizerProfileRecord, AuthorizerState, CodeClaim,
-    CommitOutcome, EventApplied, LeaseOutcome, NewToken, PendingAuthorization, StoreError,
-    TokenKey, TokenRecord, TokenServiceStore,
-};
+use crate::store::{CodeClaim, CommitOutcome, EventApplied, LeaseOutcome, StoreError, TokenServiceStore};
+use crate::model::{AccountKind, AuthorizationGrant, AuthorizerProfileRecord, AuthorizerState, NewToken, PendingAuthorization, TokenKey, TokenRecord};
 use crate::wechat::{ErrorKind, WeChatClient, WeChatError};
 
 /// Tuning of the token service.

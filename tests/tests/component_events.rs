@@ -9,9 +9,8 @@ use secrecy::ExposeSecret;
 use wxopen::app::Deps;
 use wxopen::clock::FixedClock;
 use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
-use wxopen::store::{
-    AuthorizerState, AuthorizerStore, DynamoStore, PushStatus, PushStore, TicketStore,
-};
+use wxopen::store::{AuthorizerStore, DynamoStore, PushStore, TicketStore};
+use wxopen::model::{AuthorizerState, PushStatus};
 use wxopen_tests::*;
 
 const NOW: i64 = 1_763_856_000;

@@ -5,10 +5,8 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wxopen::clock::Clock;
-use wxopen::store::{
-    AuthorizationKind, AuthorizerState, AuthorizerStore, PendingAuthorization, TicketStore,
-    TokenKey, TokenStore,
-};
+use wxopen::store::{AuthorizerStore, TicketStore, TokenStore};
+use wxopen::model::{AuthorizationKind, AuthorizerState, PendingAuthorization, TokenKey};
 use wxopen::tokens::TokenError;
 use wxopen::wechat::ErrorKind;
 use wxopen_tests::APPID;

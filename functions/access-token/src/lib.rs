@@ -10,7 +10,8 @@ use secrecy::ExposeSecret;
 use wxopen::clock::Clock;
 use wxopen::http::{ApiError, appid_param, json_response, path_param, query_param, require_method};
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{TokenKey, TokenServiceStore};
+use wxopen::store::TokenServiceStore;
+use wxopen::model::TokenKey;
 
 pub use wxopen::app::Deps as App;
 

@@ -8,7 +8,8 @@ use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
     valid_appid,
 };
-use wxopen::store::{AuthorizerListStore, AuthorizerState, AuthorizerStore};
+use wxopen::store::{AuthorizerStore};
+use wxopen::model::AuthorizerState;
 
 pub struct App<S> {
     pub store: S,
@@ -19,7 +20,7 @@ pub const MAX_LIMIT: usize = 100;
 
 pub async fn handle<S>(app: &App<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AuthorizerStore + AuthorizerListStore,
+    S: AuthorizerStore,
 {
     Ok(process(app, &req)
         .await
@@ -28,7 +29,7 @@ where
 
 async fn process<S>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AuthorizerStore + AuthorizerListStore,
+    S: AuthorizerStore,
 {
     require_method(req, Method::GET)?;
     if path_param(req, "appid").is_some() {

@@ -19,7 +19,8 @@ use wxopen::http::{
 use wxopen::login::LoginSettings;
 use wxopen::messages::{self, Reply, is_release_test_account};
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{AuthorizerState, MessageEventStore, PushClaim};
+use wxopen::store::{MessageEventStore, PushClaim};
+use wxopen::model::AuthorizerState;
 use wxopen::xml::{Message, text_reply};
 
 pub struct App<S, C, K> {
