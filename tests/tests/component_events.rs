@@ -8,9 +8,9 @@ use lambda_http::Body;
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
 use wxopen::clock::FixedClock;
-use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
-use wxopen::store::{AuthorizerStore, DynamoStore, PushStore, TicketStore};
 use wxopen::model::{AuthorizerState, PushStatus};
+use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
+use wxopen::store::{AuthCodeStore, AuthorizerStore, DynamoStore, PushStore, TicketStore};
 use wxopen_tests::*;
 
 const NOW: i64 = 1_763_856_000;

@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use token_refresh::App;
 use wxopen::clock::{Clock, FixedClock, SystemClock};
+use wxopen::model::{AuthorizerState, NewToken, TokenKey};
 use wxopen::refresher::{RefreshReport, RefreshSettings};
 use wxopen::store::{AuthorizerStore, TokenStore};
-use wxopen::model::{AuthorizerState, NewToken, TokenKey};
 use wxopen_tests::stack::Stack;
 
 const OA1: &str = "wxoa00000000000001";

@@ -3,16 +3,24 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use wxopen::authorization::authorizer_json;
+use wxopen::http::views::authorizer_json;
 use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
     valid_appid,
 };
-use wxopen::store::{AuthorizerStore};
 use wxopen::model::AuthorizerState;
+use wxopen::runtime::{FromRuntime, Runtime};
+use wxopen::store::AuthorizerStore;
+use wxopen::store::DynamoStore;
 
 pub struct App<S> {
     pub store: S,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self { store: rt.store }
+    }
 }
 
 pub const DEFAULT_LIMIT: usize = 50;

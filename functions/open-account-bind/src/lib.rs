@@ -11,7 +11,7 @@ use wxopen::http::{
 };
 use wxopen::open_account;
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{TokenServiceStore};
+use wxopen::store::TokenServiceStore;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where

@@ -8,7 +8,7 @@ use wxopen::clock::Clock;
 use wxopen::http::{ApiError, appid_param, json_response, require_method};
 use wxopen::open_account;
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{TokenServiceStore};
+use wxopen::store::TokenServiceStore;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where

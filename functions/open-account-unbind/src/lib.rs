@@ -8,7 +8,7 @@ use wxopen::clock::Clock;
 use wxopen::http::{ApiError, appid_param, query_param, require_method, valid_appid};
 use wxopen::open_account;
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{TokenServiceStore};
+use wxopen::store::TokenServiceStore;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where

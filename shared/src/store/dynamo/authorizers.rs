@@ -1,7 +1,7 @@
 //! The authorizer item's lifecycle: authorization, cancellation, recovery, the list index.
 
-use super::*;
 use super::tokens::*;
+use super::*;
 
 impl AuthorizerStore for DynamoStore {
     async fn get_authorizer(&self, appid: &str) -> Result<Option<AuthorizerRecord>, StoreError> {
