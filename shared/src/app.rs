@@ -1,10 +1,9 @@
 //! The dependencies most functions share: the store, the credentials, a clock and the WeChat
 //! client, generic over their ports so tests can swap the clock or the credentials.
 
-use crate::clock::{Clock, SystemClock};
-use crate::runtime::Credentials;
+use crate::clock::Clock;
 use crate::secrets::CredentialsProvider;
-use crate::store::{DynamoStore, TokenServiceStore};
+use crate::store::TokenServiceStore;
 use crate::tokens::{TokenService, TokenSettings};
 use crate::wechat::WeChatClient;
 
@@ -32,6 +31,3 @@ where
         )
     }
 }
-
-/// Production dependencies.
-pub type LambdaDeps = Deps<DynamoStore, Credentials, SystemClock>;

@@ -282,7 +282,7 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as B64;
     use secrecy::ExposeSecret;
 
-    // Test vector A from ../shared/wechat-spec.md §1.
+    // Test vector A: the key, nonce, timestamp and plaintext of WeChat's published message-encryption sample.
     const A_TOKEN: &str = "wxopen-test-token";
     const A_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     const A_APPID: &str = "wx1234567890abcdef";

@@ -1,3 +1,49 @@
+//! `wxopen`: the domain of a serverless WeChat Open Platform third-party platform (第三方平台),
+//! shared by the Lambda functions in `functions/`.
+//!
+//! A function's `lib.rs` is glue: it parses the request with [`http`], calls a feature, and maps
+//! the outcome to a response; its `main.rs` only wires ([`runtime::FromRuntime`]). Everything
+//! else lives here.
+//!
+//! # Layout
+//!
+//! Modules sit in layers; a module uses only modules of lower layers (and, below the features,
+//! of its own layer). `tests/layout.rs` enforces this, so a new module must be placed there.
+//!
+//! | layer | module | owns |
+//! |---|---|---|
+//! | 0 foundation | [`appid`] | the `Appid` newtype, parsed once at the edge |
+//! | | [`clock`] | time as a port (`SystemClock`, `FixedClock`) |
+//! | | [`config`] | environment → typed `Config`, validated at start |
+//! | | [`crypto`] | signature check, AES-CBC, PKCS#7 (32-byte block), receive-id check |
+//! | | [`xml`] | typed pushes and messages (canonical scanner held equal to quick-xml), replies |
+//! | | [`push`] | opening a push: query, timestamp window, signature, decryption |
+//! | | [`secrets`] | the component's credentials from Secrets Manager, cached |
+//! | | [`model`] | the records the store keeps (authorizer, tokens, pending authorizations, sessions) |
+//! | 1 ports | [`store`] | one port trait per aggregate + the DynamoDB adapter (`store::dynamo`) |
+//! | | [`wechat`] | the WeChat HTTP client: the API table, one file of methods per area, errcodes |
+//! | 2 core | [`tokens`] | the token lifecycle: lease, refresh, compare-and-set, recovery, and the one stale-token retry (`with_component_token` / `with_authorizer_token`) |
+//! | | [`permissions`] | the permission-set catalogue and `require(record, sets)` |
+//! | 3 features | [`authorization`] | links, the merchant's pages, the code exchange (exactly once) |
+//! | | [`open_account`] | create / bind / unbind / get an open account |
+//! | | [`login`] | follow-to-log-in sessions and scans |
+//! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages) |
+//! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
+//! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
+//! | | [`app`], [`runtime`] | the per-invocation dependencies, the production wiring |
+//! | | [`logging`] | the tracing subscriber (dependencies capped at WARN) |
+//!
+//! Rules that go with it:
+//! * Features never call each other; what needs two features is composed in layer 4.
+//! * The domain (layers 0–4) never sees `lambda_http` or `ApiError`; [`http::errors`] maps every
+//!   domain error to the error shape.
+//! * Settings are built from [`config::Config`] by the module that owns them
+//!   (`LoginSettings::from_config`, `LinkHosts::from_config`, `RefreshSettings::from_config`).
+//! * Every WeChat call that takes a token goes through `tokens::TokenService::with_*_token`, so
+//!   a stale token is refreshed once, by version, for every caller.
+//!
+//! See CONTRIBUTING.md for the checklists "add a route" and "add a WeChat API".
+
 pub mod app;
 pub mod appid;
 pub mod authorization;
@@ -13,7 +59,6 @@ pub mod open_account;
 pub mod permissions;
 pub mod push;
 pub mod refresher;
-pub mod release_test;
 pub mod runtime;
 pub mod secrets;
 pub mod store;

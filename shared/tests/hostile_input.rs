@@ -70,7 +70,7 @@ fn key() -> AesKey {
 /// 32-byte padding, so the decrypter sees attacker-chosen headers behind a valid cipher layer.
 fn encrypt_raw(mut content: Vec<u8>) -> String {
     use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::NoPadding};
-    // The key bytes of KEY (../shared/wechat-spec.md test vector A).
+    // The key bytes of KEY (test vector A: WeChat's published message-encryption sample).
     let k =
         hex::decode("69b71d79f8218a39259a7a29aabb2dbafc31cb3d35db7e39ebbf3d0010831051").unwrap();
     let pad = 32 - content.len() % 32;

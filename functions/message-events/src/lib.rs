@@ -11,6 +11,7 @@ use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
 use wxopen::callbacks::messages::{self, Reply};
+use wxopen::callbacks::release_test::is_release_test_account;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::crypto;
@@ -20,7 +21,6 @@ use wxopen::http::{
 };
 use wxopen::login::LoginSettings;
 use wxopen::model::AuthorizerState;
-use wxopen::release_test::is_release_test_account;
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::DynamoStore;

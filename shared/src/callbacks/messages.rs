@@ -2,9 +2,9 @@
 //! order: a follow-to-log-in scan confirms its session, the full-network release test gets its
 //! answers, and everything else is accepted with `success`.
 
+use super::release_test::{self, Answer};
 use crate::clock::Clock;
 use crate::login::{self, LoginSettings};
-use crate::release_test::{self, Answer};
 use crate::secrets::CredentialsProvider;
 use crate::store::{LoginStore, TokenServiceStore};
 use crate::tokens::TokenService;

@@ -4,3 +4,4 @@
 
 pub mod component;
 pub mod messages;
+pub mod release_test;

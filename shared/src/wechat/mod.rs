@@ -1,6 +1,12 @@
 //! The WeChat HTTP client: one typed method per API wxopen uses, every `errcode` mapped to a
 //! typed error, base URL from config (WeChat in production, the sandbox in tests).
 //!
+//! Layout: [`Api`] (the table of every API: name and path) in `api.rs`; the transport (this
+//! file); one file of methods per area: `component.rs` (component token and authorizations),
+//! `authorizer.rs` (an authorizer's account APIs), `open_account.rs`; errcodes in `error.rs`,
+//! answer types in `types.rs`. Mini program and `sns/` APIs get `miniprogram.rs` and `sns.rs`
+//! with their first method.
+//!
 //! Tokens travel in query strings, so no URL is ever logged or put into an error: transport
 //! errors are stripped of their URL, and `errmsg` texts are not kept (only the IP of 61004).
 
@@ -9,12 +15,16 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
+mod api;
+mod authorizer;
+mod component;
 mod error;
+mod open_account;
 mod types;
 
-pub use error::{Api, ErrorKind, WeChatError};
+pub use api::Api;
+pub use error::{ErrorKind, WeChatError};
 pub use types::*;
 
 /// Default per-request timeout. Callbacks have a 5 s budget in all; callers can pass less.
@@ -125,228 +135,6 @@ impl WeChatClient {
     ) -> Result<(), WeChatError> {
         let _: serde_json::Value = self.post(api, auth, body).await?;
         Ok(())
-    }
-
-    /// `open/create` and `open/get`: `{appid}` in, `open_appid` out.
-    async fn open_appid(
-        &self,
-        api: Api,
-        authorizer_token: &SecretString,
-        appid: &str,
-    ) -> Result<String, WeChatError> {
-        let r: OpenAppid = self
-            .post(
-                api,
-                Auth::Authorizer(authorizer_token),
-                &json!({ "appid": appid }),
-            )
-            .await?;
-        Ok(r.open_appid)
-    }
-
-    /// `api_component_token`: a component access token from appid, appsecret and the ticket.
-    pub async fn component_token(
-        &self,
-        component_appid: &str,
-        component_appsecret: &SecretString,
-        ticket: &SecretString,
-    ) -> Result<AccessToken, WeChatError> {
-        let body = json!({
-            "component_appid": component_appid,
-            "component_appsecret": component_appsecret.expose_secret(),
-            "component_verify_ticket": ticket.expose_secret(),
-        });
-        let r: ComponentTokenResponse = self.post(Api::ComponentToken, Auth::None, &body).await?;
-        Ok(AccessToken {
-            token: r.component_access_token,
-            expires_in: r.expires_in,
-        })
-    }
-
-    /// `api_create_preauthcode`: a single-use pre-auth code for the authorization link.
-    pub async fn create_preauthcode(
-        &self,
-        component_token: &SecretString,
-        component_appid: &str,
-    ) -> Result<PreAuthCode, WeChatError> {
-        let body = json!({ "component_appid": component_appid });
-        self.post(
-            Api::CreatePreauthcode,
-            Auth::Component(component_token),
-            &body,
-        )
-        .await
-    }
-
-    /// `api_query_auth`: exchanges an authorization code for the authorizer's tokens.
-    pub async fn query_auth(
-        &self,
-        component_token: &SecretString,
-        component_appid: &str,
-        authorization_code: &SecretString,
-    ) -> Result<AuthorizationInfo, WeChatError> {
-        let body = json!({
-            "component_appid": component_appid,
-            "authorization_code": authorization_code.expose_secret(),
-        });
-        let r: QueryAuthResponse = self
-            .post(Api::QueryAuth, Auth::Component(component_token), &body)
-            .await?;
-        Ok(r.authorization_info)
-    }
-
-    /// `api_authorizer_token`: refreshes an authorizer access token.
-    pub async fn authorizer_token(
-        &self,
-        component_token: &SecretString,
-        component_appid: &str,
-        authorizer_appid: &str,
-        refresh_token: &SecretString,
-    ) -> Result<AuthorizerTokens, WeChatError> {
-        let body = json!({
-            "component_appid": component_appid,
-            "authorizer_appid": authorizer_appid,
-            "authorizer_refresh_token": refresh_token.expose_secret(),
-        });
-        self.post(
-            Api::AuthorizerToken,
-            Auth::Component(component_token),
-            &body,
-        )
-        .await
-    }
-
-    /// `api_get_authorizer_info`: the account's profile and granted permission sets.
-    pub async fn get_authorizer_info(
-        &self,
-        component_token: &SecretString,
-        component_appid: &str,
-        authorizer_appid: &str,
-    ) -> Result<AuthorizerInfoResponse, WeChatError> {
-        let body =
-            json!({ "component_appid": component_appid, "authorizer_appid": authorizer_appid });
-        self.post(
-            Api::GetAuthorizerInfo,
-            Auth::Component(component_token),
-            &body,
-        )
-        .await
-    }
-
-    /// `api_get_authorizer_list`: one page (count ≤ 500) of authorizers with refresh tokens.
-    pub async fn get_authorizer_list(
-        &self,
-        component_token: &SecretString,
-        component_appid: &str,
-        offset: u32,
-        count: u32,
-    ) -> Result<AuthorizerList, WeChatError> {
-        let body = json!({ "component_appid": component_appid, "offset": offset, "count": count.min(500) });
-        self.post(
-            Api::GetAuthorizerList,
-            Auth::Component(component_token),
-            &body,
-        )
-        .await
-    }
-
-    /// `api_start_push_ticket`: asks WeChat to push a ticket now.
-    pub async fn start_push_ticket(
-        &self,
-        component_appid: &str,
-        component_appsecret: &SecretString,
-    ) -> Result<(), WeChatError> {
-        let body = json!({
-            "component_appid": component_appid,
-            "component_secret": component_appsecret.expose_secret(),
-        });
-        self.post_ok(Api::StartPushTicket, Auth::None, &body).await
-    }
-
-    /// `open/create` with the **authorizer** token: creates an open account and binds the account.
-    pub async fn open_create(
-        &self,
-        authorizer_token: &SecretString,
-        appid: &str,
-    ) -> Result<String, WeChatError> {
-        self.open_appid(Api::OpenCreate, authorizer_token, appid)
-            .await
-    }
-
-    /// `open/bind` with the authorizer token.
-    pub async fn open_bind(
-        &self,
-        authorizer_token: &SecretString,
-        appid: &str,
-        open_appid: &str,
-    ) -> Result<(), WeChatError> {
-        let body = json!({ "appid": appid, "open_appid": open_appid });
-        self.post_ok(Api::OpenBind, Auth::Authorizer(authorizer_token), &body)
-            .await
-    }
-
-    /// `open/unbind` with the authorizer token.
-    pub async fn open_unbind(
-        &self,
-        authorizer_token: &SecretString,
-        appid: &str,
-        open_appid: &str,
-    ) -> Result<(), WeChatError> {
-        let body = json!({ "appid": appid, "open_appid": open_appid });
-        self.post_ok(Api::OpenUnbind, Auth::Authorizer(authorizer_token), &body)
-            .await
-    }
-
-    /// `open/get` with the authorizer token: the bound open account.
-    pub async fn open_get(
-        &self,
-        authorizer_token: &SecretString,
-        appid: &str,
-    ) -> Result<String, WeChatError> {
-        self.open_appid(Api::OpenGet, authorizer_token, appid).await
-    }
-
-    /// `qrcode/create` (`QR_STR_SCENE`, temporary) with the authorizer token.
-    pub async fn qrcode_create(
-        &self,
-        authorizer_token: &SecretString,
-        scene_str: &str,
-        expire_seconds: u32,
-    ) -> Result<QrCode, WeChatError> {
-        let body = json!({
-            "expire_seconds": expire_seconds,
-            "action_name": "QR_STR_SCENE",
-            "action_info": { "scene": { "scene_str": scene_str } },
-        });
-        self.post(Api::QrcodeCreate, Auth::Authorizer(authorizer_token), &body)
-            .await
-    }
-
-    /// `user/info` with the authorizer token.
-    pub async fn user_info(
-        &self,
-        authorizer_token: &SecretString,
-        openid: &str,
-    ) -> Result<UserInfo, WeChatError> {
-        self.call(
-            Api::UserInfo,
-            Auth::Authorizer(authorizer_token),
-            &[("openid", openid), ("lang", "zh_CN")],
-            None,
-        )
-        .await
-    }
-
-    /// `message/custom/send` (text) with the authorizer token.
-    pub async fn send_custom_text(
-        &self,
-        authorizer_token: &SecretString,
-        touser: &str,
-        content: &str,
-    ) -> Result<(), WeChatError> {
-        let body = json!({ "touser": touser, "msgtype": "text", "text": { "content": content } });
-        self.post_ok(Api::CustomSend, Auth::Authorizer(authorizer_token), &body)
-            .await
     }
 }
 

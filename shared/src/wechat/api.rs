@@ -1,0 +1,55 @@
+//! The table of every WeChat API the client calls: its name (for logs and metrics) and path.
+//! Adding an API starts here; see CONTRIBUTING.md.
+
+/// The API a call was for (names as in WeChat's paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    ClientSetup,
+    ComponentToken,
+    CreatePreauthcode,
+    QueryAuth,
+    AuthorizerToken,
+    GetAuthorizerInfo,
+    GetAuthorizerList,
+    StartPushTicket,
+    OpenCreate,
+    OpenBind,
+    OpenUnbind,
+    OpenGet,
+    QrcodeCreate,
+    UserInfo,
+    CustomSend,
+}
+
+impl Api {
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::ClientSetup => "",
+            Api::ComponentToken => "/cgi-bin/component/api_component_token",
+            Api::CreatePreauthcode => "/cgi-bin/component/api_create_preauthcode",
+            Api::QueryAuth => "/cgi-bin/component/api_query_auth",
+            Api::AuthorizerToken => "/cgi-bin/component/api_authorizer_token",
+            Api::GetAuthorizerInfo => "/cgi-bin/component/api_get_authorizer_info",
+            Api::GetAuthorizerList => "/cgi-bin/component/api_get_authorizer_list",
+            Api::StartPushTicket => "/cgi-bin/component/api_start_push_ticket",
+            Api::OpenCreate => "/cgi-bin/open/create",
+            Api::OpenBind => "/cgi-bin/open/bind",
+            Api::OpenUnbind => "/cgi-bin/open/unbind",
+            Api::OpenGet => "/cgi-bin/open/get",
+            Api::QrcodeCreate => "/cgi-bin/qrcode/create",
+            Api::UserInfo => "/cgi-bin/user/info",
+            Api::CustomSend => "/cgi-bin/message/custom/send",
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        self.path().rsplit('/').next().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
