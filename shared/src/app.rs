@@ -2,7 +2,7 @@
 //! client, generic over their ports so tests can swap the clock or the credentials.
 
 use crate::clock::{Clock, SystemClock};
-use crate::runtime::{Credentials, Runtime};
+use crate::runtime::Credentials;
 use crate::secrets::CredentialsProvider;
 use crate::store::{DynamoStore, TokenServiceStore};
 use crate::tokens::{TokenService, TokenSettings};
@@ -35,14 +35,3 @@ where
 
 /// Production dependencies.
 pub type LambdaDeps = Deps<DynamoStore, Credentials, SystemClock>;
-
-impl Runtime {
-    pub fn deps(self) -> LambdaDeps {
-        Deps {
-            store: self.store,
-            credentials: self.credentials,
-            clock: SystemClock,
-            wechat: self.wechat,
-        }
-    }
-}

@@ -103,19 +103,6 @@ fn required(
     }
 }
 
-impl Config {
-    /// Follow-to-log-in settings from this config.
-    pub fn login_settings(&self) -> crate::login::LoginSettings {
-        let defaults = crate::login::LoginSettings::default();
-        crate::login::LoginSettings {
-            qr_expire_secs: u32::try_from(self.login_qr_expire.as_secs())
-                .unwrap_or(defaults.qr_expire_secs),
-            reply_text: self.login_reply_text.clone().unwrap_or(defaults.reply_text),
-            mp_base: self.wechat_mp_base.clone(),
-        }
-    }
-}
-
 fn base_url(
     get: &impl Fn(&str) -> Option<String>,
     key: &'static str,

@@ -2,20 +2,14 @@
 //! A session is a `QR_STR_SCENE` code; the user's scan (`subscribe` with `qrscene_<scene>` or
 //! `SCAN` with `<scene>`) reaches the message URL and confirms it with openid and UnionID.
 
-use crate::authorization::permission_set_name;
 use crate::clock::Clock;
-use crate::http::ApiError;
-use crate::open_account::{OpenAccountError, with_authorizer_token};
+use crate::config::Config;
+use crate::model::{AccountKind, AuthorizerState, LoginConfirmation, LoginSession, LoginStatus};
+use crate::permissions::{self, MissingPermissions};
 use crate::secrets::CredentialsProvider;
-use crate::store::{
-    AccountKind, AuthorizerState, LoginConfirmation, LoginSession, LoginStatus, LoginStore,
-    StoreError, TokenServiceStore,
-};
+use crate::store::{LoginStore, StoreError, TokenServiceStore};
 use crate::tokens::{TokenError, TokenService};
-
-/// Permission sets follow-to-log-in needs: message management (to receive the scan event), user
-/// management (`user/info` for the UnionID) and account service (parametric QR codes).
-pub const REQUIRED_PERMISSIONS: [u32; 3] = [1, 2, 3];
+use crate::xml::Message;
 
 /// Why a UnionID is null.
 pub const NO_UNIONID_REASON: &str = "the official account is not bound to an open account, so WeChat returns no UnionID; bind it (open-account routes) first";
@@ -28,6 +22,22 @@ pub struct LoginSettings {
     pub reply_text: String,
     /// Where QR images are served: `{mp_base}/cgi-bin/showqrcode?ticket=`.
     pub mp_base: String,
+}
+
+impl LoginSettings {
+    /// The settings as deployed (`LOGIN_QR_EXPIRE_SECONDS`, `LOGIN_REPLY_TEXT`, `WECHAT_MP_BASE`).
+    pub fn from_config(config: &Config) -> Self {
+        let defaults = Self::default();
+        Self {
+            qr_expire_secs: u32::try_from(config.login_qr_expire.as_secs())
+                .unwrap_or(defaults.qr_expire_secs),
+            reply_text: config
+                .login_reply_text
+                .clone()
+                .unwrap_or(defaults.reply_text),
+            mp_base: config.wechat_mp_base.clone(),
+        }
+    }
 }
 
 impl Default for LoginSettings {
@@ -43,55 +53,15 @@ impl Default for LoginSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     #[error(transparent)]
-    Account(#[from] OpenAccountError),
+    Token(#[from] TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("only official accounts can make parametric QR codes")]
     NotOfficialAccount,
     #[error("parametric QR codes need a verified service account")]
     NotVerifiedServiceAccount,
-    #[error("missing permission sets")]
-    MissingPermissions(Vec<u32>),
-}
-
-impl From<TokenError> for LoginError {
-    fn from(e: TokenError) -> Self {
-        LoginError::Account(OpenAccountError::Token(e))
-    }
-}
-
-impl From<&LoginError> for ApiError {
-    fn from(e: &LoginError) -> Self {
-        match e {
-            LoginError::Account(a) => ApiError::from(a),
-            LoginError::Store(s) => ApiError::from(s),
-            LoginError::NotOfficialAccount => ApiError::new(
-                409,
-                "not_official_account",
-                "follow-to-log-in needs an official account; mini programs cannot make parametric QR codes",
-            ),
-            LoginError::NotVerifiedServiceAccount => ApiError::new(
-                409,
-                "not_verified_service_account",
-                "parametric QR codes need a WeChat-verified service account (服务号, verified)",
-            ),
-            LoginError::MissingPermissions(ids) => ApiError::new(
-                403,
-                "permission_not_granted",
-                format!(
-                    "the merchant has not granted permission sets {}; ask them to authorize again with them",
-                    ids.iter()
-                        .map(|id| format!(
-                            "{id} ({})",
-                            permission_set_name(Some(AccountKind::OfficialAccount), *id)
-                                .unwrap_or("?")
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-        }
-    }
+    #[error(transparent)]
+    MissingPermissions(#[from] MissingPermissions),
 }
 
 /// 16 random bytes as hex: the session id and the QR scene.
@@ -132,21 +102,15 @@ where
     if !profile.is_some_and(|p| p.service_type == 2 && p.verify_type >= 0) {
         return Err(LoginError::NotVerifiedServiceAccount);
     }
-    let missing: Vec<u32> = REQUIRED_PERMISSIONS
-        .iter()
-        .copied()
-        .filter(|id| !record.func_info.contains(id))
-        .collect();
-    if !missing.is_empty() {
-        return Err(LoginError::MissingPermissions(missing));
-    }
+    permissions::require(&record, permissions::FOLLOW_TO_LOG_IN)?;
     let id = new_session_id();
     let expire = settings.qr_expire_secs;
-    let qr = with_authorizer_token(svc, appid, |t| {
-        let id = id.clone();
-        async move { svc.wechat.qrcode_create(&t, &id, expire).await }
-    })
-    .await?;
+    let qr = svc
+        .with_authorizer_token(appid, |t| {
+            let id = id.clone();
+            async move { svc.wechat.qrcode_create(&t, &id, expire).await }
+        })
+        .await?;
     let now = svc.clock.now();
     let lifetime = if qr.expire_seconds > 0 {
         qr.expire_seconds.min(i64::from(expire))
@@ -186,6 +150,44 @@ pub fn scan_scene<'m>(event: Option<&'m str>, event_key: Option<&'m str>) -> Opt
     valid_session_id(scene).then_some(scene)
 }
 
+/// A login scan reaching the message URL: confirms its session and answers the reply text.
+/// `None` when the message is not a scan of a live session (nothing changed).
+pub async fn on_message<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    settings: &LoginSettings,
+    appid: &str,
+    msg: &Message,
+) -> Option<String>
+where
+    S: TokenServiceStore + LoginStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let event = msg
+        .event
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let scene = scan_scene(event, msg.event_key.as_deref())?;
+    match confirm_scan(svc, appid, &msg.from_user_name, scene).await {
+        Ok(Some(_)) => {
+            tracing::info!(authorizer = appid, "login session confirmed");
+            Some(settings.reply_text.clone())
+        }
+        Ok(None) => {
+            tracing::info!(
+                authorizer = appid,
+                "scan matched no live login session; nothing changed"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, authorizer = appid, "login scan could not be confirmed");
+            None
+        }
+    }
+}
+
 /// Confirms the session a user scanned. `None` (nothing changed) for unknown or expired scenes,
 /// another authorizer's session, and replays.
 pub async fn confirm_scan<S, C, K>(
@@ -207,10 +209,12 @@ where
     {
         return Ok(None);
     }
-    let info = with_authorizer_token(svc, appid, |t| async move {
-        svc.wechat.user_info(&t, openid).await
-    })
-    .await?;
+    let info = svc
+        .with_authorizer_token(
+            appid,
+            |t| async move { svc.wechat.user_info(&t, openid).await },
+        )
+        .await?;
     let unionid = info.unionid.filter(|u| !u.trim().is_empty());
     let known_user = match &unionid {
         Some(u) => !svc.store.linked_appids(u).await?.is_empty(),
@@ -234,40 +238,6 @@ where
         svc.store.record_identity(u, appid, openid, now).await?;
     }
     Ok(svc.store.get_session(scene).await?)
-}
-
-/// The status body of `GET /login/sessions/{id}`.
-pub async fn status_json<S: LoginStore>(
-    store: &S,
-    session: &LoginSession,
-    now: i64,
-) -> Result<serde_json::Value, StoreError> {
-    Ok(match session.status {
-        LoginStatus::Pending if session.expires_at <= now => serde_json::json!({
-            "id": session.id, "status": "expired", "appid": session.appid, "expires_at": session.expires_at,
-        }),
-        LoginStatus::Pending => serde_json::json!({
-            "id": session.id, "status": "pending", "appid": session.appid, "qr_url": session.qr_url,
-            "expires_at": session.expires_at,
-        }),
-        LoginStatus::Confirmed => {
-            let linked = match &session.unionid {
-                Some(u) => store.linked_appids(u).await?,
-                None => Vec::new(),
-            };
-            serde_json::json!({
-                "id": session.id,
-                "status": "confirmed",
-                "appid": session.appid,
-                "openid": session.openid,
-                "unionid": session.unionid,
-                "unionid_missing_reason": session.unionid_missing_reason,
-                "known_user": session.known_user,
-                "linked_appids": linked,
-                "confirmed_at": session.confirmed_at,
-            })
-        }
-    })
 }
 
 #[cfg(test)]

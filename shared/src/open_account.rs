@@ -1,22 +1,18 @@
 //! Open account (开放平台账号) operations for an authorizer, with the **authorizer** access token:
 //! create and bind, bind, unbind, get. The stored `open_appid` follows every successful call.
 
-use std::future::Future;
-
-use secrecy::SecretString;
-
-use crate::authorization::{open_account_permission, permission_set_name};
 use crate::clock::Clock;
-use crate::http::ApiError;
+use crate::model::AuthorizerState;
+use crate::permissions;
 use crate::secrets::CredentialsProvider;
-use crate::store::{AuthorizerListStore, AuthorizerState, StoreError, TokenServiceStore};
+use crate::store::{StoreError, TokenServiceStore};
 use crate::tokens::{TokenError, TokenService};
 use crate::wechat::{ErrorKind, WeChatError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenAccountError {
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Token(TokenError),
     #[error(transparent)]
     WeChat(#[from] WeChatError),
     #[error(transparent)]
@@ -28,32 +24,13 @@ pub enum OpenAccountError {
     AlreadyBound { open_appid: Option<String> },
 }
 
-/// Calls WeChat with the authorizer token; on 40001/42001 asks the token service for a refresh
-/// of that version and retries exactly once.
-pub async fn with_authorizer_token<S, C, K, T, F, Fut>(
-    svc: &TokenService<'_, S, C, K>,
-    appid: &str,
-    call: F,
-) -> Result<T, OpenAccountError>
-where
-    S: TokenServiceStore,
-    C: CredentialsProvider,
-    K: Clock,
-    F: Fn(SecretString) -> Fut,
-    Fut: Future<Output = Result<T, WeChatError>>,
-{
-    let token = svc.authorizer_token(appid, None).await?;
-    match call(token.token).await {
-        Err(e) if e.is_token_stale() => {
-            tracing::warn!(
-                authorizer = appid,
-                version = token.version,
-                "authorizer token rejected; refreshing that version once"
-            );
-            let fresh = svc.authorizer_token(appid, Some(token.version)).await?;
-            Ok(call(fresh.token).await?)
+impl From<TokenError> for OpenAccountError {
+    /// WeChat's refusals stay WeChat errors: the open-account errcodes have meanings here.
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::WeChat(w) => OpenAccountError::WeChat(w),
+            other => OpenAccountError::Token(other),
         }
-        other => Ok(other?),
     }
 }
 
@@ -75,7 +52,7 @@ where
     if record.state != AuthorizerState::Authorized {
         return Err(TokenError::NotAuthorized(record.state).into());
     }
-    let needed = open_account_permission(record.profile.as_ref().map(|p| p.kind));
+    let needed = permissions::open_account(record.profile.as_ref().map(|p| p.kind));
     if !record.func_info.contains(&needed) {
         return Err(OpenAccountError::MissingPermission(needed));
     }
@@ -91,10 +68,13 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    match with_authorizer_token(svc, appid, |t| async move {
-        svc.wechat.open_get(&t, appid).await
-    })
-    .await
+    match svc
+        .with_authorizer_token(
+            appid,
+            |t| async move { svc.wechat.open_get(&t, appid).await },
+        )
+        .await
+        .map_err(OpenAccountError::from)
     {
         Ok(open_appid) => Ok(Some(open_appid)),
         Err(OpenAccountError::WeChat(e)) if e.kind() == Some(ErrorKind::OpenNotBound) => Ok(None),
@@ -109,15 +89,18 @@ pub async fn create<S, C, K>(
     appid: &str,
 ) -> Result<String, OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
     precheck(svc, appid).await?;
-    match with_authorizer_token(svc, appid, |t| async move {
-        svc.wechat.open_create(&t, appid).await
-    })
-    .await
+    match svc
+        .with_authorizer_token(
+            appid,
+            |t| async move { svc.wechat.open_create(&t, appid).await },
+        )
+        .await
+        .map_err(OpenAccountError::from)
     {
         Ok(open_appid) => {
             svc.store
@@ -143,15 +126,17 @@ pub async fn bind<S, C, K>(
     open_appid: &str,
 ) -> Result<bool, OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
     precheck(svc, appid).await?;
-    match with_authorizer_token(svc, appid, |t| async move {
-        svc.wechat.open_bind(&t, appid, open_appid).await
-    })
-    .await
+    match svc
+        .with_authorizer_token(appid, |t| async move {
+            svc.wechat.open_bind(&t, appid, open_appid).await
+        })
+        .await
+        .map_err(OpenAccountError::from)
     {
         Ok(()) => {
             svc.store
@@ -181,15 +166,17 @@ pub async fn unbind<S, C, K>(
     open_appid: &str,
 ) -> Result<(), OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
     precheck(svc, appid).await?;
-    let result = with_authorizer_token(svc, appid, |t| async move {
-        svc.wechat.open_unbind(&t, appid, open_appid).await
-    })
-    .await;
+    let result = svc
+        .with_authorizer_token(appid, |t| async move {
+            svc.wechat.open_unbind(&t, appid, open_appid).await
+        })
+        .await
+        .map_err(OpenAccountError::from);
     match &result {
         Ok(()) => {
             svc.store
@@ -214,7 +201,7 @@ pub async fn get<S, C, K>(
     appid: &str,
 ) -> Result<Option<String>, OpenAccountError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -224,80 +211,4 @@ where
         .set_open_appid(appid, bound.as_deref(), svc.clock.now())
         .await?;
     Ok(bound)
-}
-
-/// The one error shape for open-account failures, with a message a person can act on.
-impl From<&OpenAccountError> for ApiError {
-    fn from(e: &OpenAccountError) -> Self {
-        match e {
-            OpenAccountError::Token(t) => ApiError::from(t),
-            OpenAccountError::Store(s) => ApiError::from(s),
-            OpenAccountError::MissingPermission(id) => ApiError::new(
-                403,
-                "permission_not_granted",
-                format!(
-                    "the merchant has not granted permission set {id} ({}); ask them to authorize again with it",
-                    permission_set_name(None, *id).unwrap_or("open platform account management")
-                ),
-            ),
-            OpenAccountError::AlreadyBound { open_appid } => {
-                let mut api = ApiError::new(
-                    409,
-                    "already_bound",
-                    "the account is already bound to an open account; unbind it first to move it",
-                );
-                api.wechat_errcode = Some(89000);
-                api.extra = Some(serde_json::json!({ "open_appid": open_appid }));
-                api
-            }
-            OpenAccountError::WeChat(w) => {
-                let (status, code, message) = match w.kind() {
-                    Some(ErrorKind::OpenNotSameSubject) => (
-                        409,
-                        "not_same_subject",
-                        "the account and the open account belong to different subjects (companies); only same-subject accounts can be bound",
-                    ),
-                    Some(ErrorKind::OpenNotBound) => (
-                        404,
-                        "not_bound",
-                        "the account is not bound to this open account",
-                    ),
-                    Some(ErrorKind::OpenNotCreatedByApi) => (
-                        409,
-                        "not_created_by_api",
-                        "the open account was registered on the Open Platform website; a third-party platform may not bind or unbind it",
-                    ),
-                    Some(ErrorKind::OpenLimitReached) => (
-                        409,
-                        "limit_reached",
-                        "the open account has reached its limit of bound accounts",
-                    ),
-                    Some(ErrorKind::OpenAlreadyBound) => (
-                        409,
-                        "already_bound",
-                        "the account is already bound to an open account",
-                    ),
-                    Some(ErrorKind::NoPermission) => (
-                        403,
-                        "permission_not_granted",
-                        "WeChat says the open-account permission set (24 for official accounts, 25 for mini programs) is not granted",
-                    ),
-                    Some(ErrorKind::InvalidAppId) => (
-                        400,
-                        "invalid_appid",
-                        "WeChat does not know this appid or open_appid",
-                    ),
-                    Some(ErrorKind::ComponentNotAuthorized) => (
-                        409,
-                        "component_not_authorized",
-                        "the account has not authorized this platform for this operation",
-                    ),
-                    _ => return ApiError::from(w),
-                };
-                let mut api = ApiError::new(status, code, message);
-                api.wechat_errcode = w.errcode();
-                api
-            }
-        }
-    }
 }

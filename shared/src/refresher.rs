@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
+use crate::authorization;
 use crate::clock::Clock;
+use crate::config::Config;
+use crate::model::TokenKey;
 use crate::secrets::CredentialsProvider;
-use crate::store::{TokenKey, TokenServiceStore};
+use crate::store::TokenServiceStore;
 use crate::tokens::{TokenError, TokenService};
 
 /// A ticket is valid 12 hours.
@@ -28,6 +31,16 @@ pub struct RefreshSettings {
     pub concurrency: usize,
     /// Most authorizer tokens refreshed per run (the rest are due next run).
     pub max_per_run: usize,
+}
+
+impl RefreshSettings {
+    /// The settings as deployed (`REFRESH_WINDOW_SECONDS`).
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            window_secs: i64::try_from(config.refresh_window.as_secs()).unwrap_or(900),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for RefreshSettings {
@@ -146,7 +159,7 @@ where
     match svc.store.list_pending_authorizations().await {
         Ok(pending) => {
             let results: Vec<_> = stream::iter(pending.iter())
-                .map(|p| svc.complete_pending(p))
+                .map(|p| authorization::complete_pending(svc, p))
                 .buffer_unordered(settings.concurrency.max(1))
                 .collect()
                 .await;

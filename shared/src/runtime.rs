@@ -1,17 +1,26 @@
-//! Production wiring shared by every function's `main`: config from the environment, then the
-//! DynamoDB store, the cached Secrets Manager credentials and the WeChat client, built once.
+//! Production wiring shared by every function: config from the environment, then the DynamoDB
+//! store, the cached Secrets Manager credentials and the WeChat client, built once per cold start.
+//!
+//! Each function crate exposes `App::from_runtime(Runtime<C>)` ([`FromRuntime`]): its `main.rs`
+//! calls it with [`Runtime::load`], and the local gateway calls the same constructor with a
+//! runtime of its own, so a function is wired in exactly one place.
 
+use crate::app::Deps;
+use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::secrets::{CachedCredentials, SecretsManagerSource};
 use crate::store::DynamoStore;
 use crate::wechat::WeChatClient;
 
+/// The credentials provider as deployed.
 pub type Credentials = CachedCredentials<SecretsManagerSource>;
 
-pub struct Runtime {
+/// What a function is built from. `C` is the credentials provider (cached Secrets Manager in
+/// production; the local stack shares one provider between functions).
+pub struct Runtime<C = Credentials> {
     pub config: Config,
     pub store: DynamoStore,
-    pub credentials: Credentials,
+    pub credentials: C,
     pub wechat: WeChatClient,
 }
 
@@ -32,5 +41,29 @@ impl Runtime {
             wechat: WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)?,
             config,
         })
+    }
+}
+
+impl<C> Runtime<C> {
+    /// The shared dependencies (store, credentials, clock, WeChat), consuming the runtime.
+    pub fn into_deps(self) -> Deps<DynamoStore, C, SystemClock> {
+        Deps {
+            store: self.store,
+            credentials: self.credentials,
+            clock: SystemClock,
+            wechat: self.wechat,
+        }
+    }
+}
+
+/// A function's state, built from the runtime: the one constructor `main.rs` and the local
+/// gateway both use.
+pub trait FromRuntime<C>: Sized {
+    fn from_runtime(rt: Runtime<C>) -> Self;
+}
+
+impl<C> FromRuntime<C> for Deps<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        rt.into_deps()
     }
 }

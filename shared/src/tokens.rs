@@ -9,19 +9,16 @@
 //!   authorizer becomes `needs_reauth` and its refresh token is recovered from
 //!   `api_get_authorizer_list`.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
 use crate::clock::Clock;
-use crate::crypto;
+use crate::model::{AuthorizerState, NewToken, TokenKey, TokenRecord};
 use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
-use crate::store::{
-    AccountKind, AuthorizationGrant, AuthorizerProfileRecord, AuthorizerState, CodeClaim,
-    CommitOutcome, EventApplied, LeaseOutcome, NewToken, PendingAuthorization, StoreError,
-    TokenKey, TokenRecord, TokenServiceStore,
-};
+use crate::store::{CommitOutcome, EventApplied, LeaseOutcome, StoreError, TokenServiceStore};
 use crate::wechat::{ErrorKind, WeChatClient, WeChatError};
 
 /// Tuning of the token service.
@@ -87,27 +84,6 @@ pub struct VendedToken {
     pub expires_at: i64,
 }
 
-/// How one authorization code exchange ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exchange {
-    /// This worker exchanged the code and recorded the authorizer.
-    Recorded { authorizer_appid: String },
-    /// Another worker (the push or the redirect) had already done it.
-    AlreadyDone { authorizer_appid: String },
-    /// A newer authorization event for this authorizer was already recorded.
-    Superseded { authorizer_appid: String },
-}
-
-impl Exchange {
-    pub fn authorizer_appid(&self) -> &str {
-        match self {
-            Exchange::Recorded { authorizer_appid }
-            | Exchange::AlreadyDone { authorizer_appid }
-            | Exchange::Superseded { authorizer_appid } => authorizer_appid,
-        }
-    }
-}
-
 /// Counts kept while the service works (the refresher reports them as metrics).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counters {
@@ -120,7 +96,7 @@ pub struct Counters {
 pub const RETRY_ATTEMPTS: u32 = 2;
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 
-fn new_owner() -> String {
+pub(crate) fn new_owner() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
@@ -233,6 +209,53 @@ where
     ) -> Result<VendedToken, TokenError> {
         self.token(&TokenKey::Authorizer(appid.to_string()), stale_version)
             .await
+    }
+
+    /// Calls WeChat with the component token; if WeChat rejects it (40001/40014/42001), asks for
+    /// a refresh of *that* version and retries once. The one stale-token retry every feature
+    /// uses for component APIs.
+    pub async fn with_component_token<T, F, Fut>(&self, call: F) -> Result<T, TokenError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, WeChatError>>,
+    {
+        let token = self.component_token(None).await?;
+        match call(token.token).await {
+            Err(e) if e.is_token_stale() => {
+                tracing::warn!(
+                    version = token.version,
+                    "component token rejected; refreshing that version once"
+                );
+                let fresh = self.component_token(Some(token.version)).await?;
+                Ok(call(fresh.token).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// [`Self::with_component_token`] for an authorizer's token.
+    pub async fn with_authorizer_token<T, F, Fut>(
+        &self,
+        appid: &str,
+        call: F,
+    ) -> Result<T, TokenError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, WeChatError>>,
+    {
+        let token = self.authorizer_token(appid, None).await?;
+        match call(token.token).await {
+            Err(e) if e.is_token_stale() => {
+                tracing::warn!(
+                    authorizer = appid,
+                    version = token.version,
+                    "authorizer token rejected; refreshing that version once"
+                );
+                let fresh = self.authorizer_token(appid, Some(token.version)).await?;
+                Ok(call(fresh.token).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Refreshes the token at `version` once: exactly one worker calls WeChat; the others wait
@@ -396,51 +419,52 @@ where
             .as_ref()
             .ok_or(TokenError::NotAuthorized(AuthorizerState::NeedsReauth))?;
         let creds = self.credentials.credentials().await?;
-        let mut component = self.component_token(None).await?;
-        let mut stale_retried = false;
-        let mut busy_retries = 0;
-        loop {
-            self.count(|c| c.wechat_token_calls += 1);
+        let mut attempt = 1;
+        let result = loop {
             let now = self.clock.now();
-            match self
-                .wechat
-                .authorizer_token(&component.token, &creds.component_appid, appid, refresh)
-                .await
-            {
-                Ok(t) => {
-                    return Ok(NewToken {
-                        access_token: t.authorizer_access_token,
-                        expires_at: now + t.expires_in,
-                        refresh_token: Some(t.authorizer_refresh_token),
-                    });
-                }
-                Err(e) if e.is_token_stale() && !stale_retried => {
-                    stale_retried = true;
-                    component = self.component_token(Some(component.version)).await?;
-                }
-                Err(e) if e.is_retryable() && busy_retries + 1 < RETRY_ATTEMPTS => {
-                    busy_retries += 1;
+            let called = self
+                .with_component_token(|component| {
+                    self.count(|c| c.wechat_token_calls += 1);
+                    let component_appid = &creds.component_appid;
+                    async move {
+                        self.wechat
+                            .authorizer_token(&component, component_appid, appid, refresh)
+                            .await
+                    }
+                })
+                .await;
+            match called {
+                Err(TokenError::WeChat(e)) if e.is_retryable() && attempt < RETRY_ATTEMPTS => {
+                    attempt += 1;
                     tracing::warn!(error = %e, authorizer = appid, "authorizer token call failed; retrying once");
                     tokio::time::sleep(RETRY_BACKOFF).await;
                 }
-                Err(e) if e.kind() == Some(ErrorKind::RefreshTokenInvalid) => {
-                    tracing::error!(
-                        authorizer = appid,
-                        "refresh token rejected (61023); marking needs_reauth"
-                    );
-                    self.store
-                        .mark_needs_reauth(appid, owner, self.clock.now())
-                        .await?;
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
+                other => break other.map(|t| (now, t)),
             }
+        };
+        match result {
+            Ok((now, t)) => Ok(NewToken {
+                access_token: t.authorizer_access_token,
+                expires_at: now + t.expires_in,
+                refresh_token: Some(t.authorizer_refresh_token),
+            }),
+            Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::RefreshTokenInvalid) => {
+                tracing::error!(
+                    authorizer = appid,
+                    "refresh token rejected (61023); marking needs_reauth"
+                );
+                self.store
+                    .mark_needs_reauth(appid, owner, self.clock.now())
+                    .await?;
+                Err(e.into())
+            }
+            Err(e) => Err(e),
         }
     }
 
     /// Pages through `api_get_authorizer_list` until every appid in `wanted` is found or the
     /// list ends; returns the refresh tokens found. Removes the found appids from `wanted`.
-    async fn listed_refresh_tokens(
+    pub(crate) async fn listed_refresh_tokens(
         &self,
         component_token: &SecretString,
         component_appid: &str,
@@ -496,227 +520,5 @@ where
             tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; it stays needs_reauth");
         }
         Ok(restored)
-    }
-
-    /// Records an authorization whose code can no longer be exchanged (a callback was cut off
-    /// after `api_query_auth` spent it): the refresh token from `api_get_authorizer_list`, fresh
-    /// tokens from `api_authorizer_token`, permission sets and profile from
-    /// `api_get_authorizer_info`. `None` when WeChat does not list the authorizer (it cancelled).
-    pub async fn recover_authorization(
-        &self,
-        authorizer_appid: &str,
-        event_time: i64,
-    ) -> Result<Option<Exchange>, TokenError> {
-        let creds = self.credentials.credentials().await?;
-        let component = self.component_token(None).await?;
-        let mut wanted = vec![authorizer_appid.to_string()];
-        let Some((appid, refresh_token)) = self
-            .listed_refresh_tokens(&component.token, &creds.component_appid, &mut wanted)
-            .await?
-            .pop()
-        else {
-            return Ok(None);
-        };
-        let tokens = self
-            .wechat
-            .authorizer_token(
-                &component.token,
-                &creds.component_appid,
-                &appid,
-                &refresh_token,
-            )
-            .await?;
-        let info = self
-            .wechat
-            .get_authorizer_info(&component.token, &creds.component_appid, &appid)
-            .await?;
-        let now = self.clock.now();
-        let grant = AuthorizationGrant {
-            appid: appid.clone(),
-            event_time,
-            func_info: info.authorization_info.func_info,
-            token: NewToken {
-                access_token: tokens.authorizer_access_token,
-                expires_at: now + tokens.expires_in,
-                refresh_token: Some(tokens.authorizer_refresh_token),
-            },
-            profile: Some(profile_record(info.authorizer_info)),
-            now,
-        };
-        Ok(Some(
-            match self.store.record_authorization(&grant).await? {
-                EventApplied::Applied => {
-                    tracing::info!(authorizer = %appid, "authorization recovered from api_get_authorizer_list");
-                    Exchange::Recorded {
-                        authorizer_appid: appid,
-                    }
-                }
-                EventApplied::Superseded => Exchange::Superseded {
-                    authorizer_appid: appid,
-                },
-            },
-        ))
-    }
-
-    /// Exchanges an authorization code (from the push or the redirect) exactly once and records
-    /// the authorizer with its tokens, permission sets and profile.
-    pub async fn exchange_code(
-        &self,
-        code: &SecretString,
-        event_time: i64,
-    ) -> Result<Exchange, TokenError> {
-        let code_id = crypto::sha1_hex(code.expose_secret());
-        let deadline = Instant::now() + self.settings.wait_budget;
-        let owner = new_owner();
-        loop {
-            let now = self.clock.now();
-            match self
-                .store
-                .claim_code(&code_id, &owner, now, now + self.settings.code_lease_secs)
-                .await?
-            {
-                CodeClaim::Claimed => break,
-                CodeClaim::Done { authorizer_appid } => {
-                    return Ok(Exchange::AlreadyDone { authorizer_appid });
-                }
-                CodeClaim::Busy if Instant::now() >= deadline => return Err(TokenError::Busy),
-                CodeClaim::Busy => tokio::time::sleep(self.settings.poll).await,
-            }
-        }
-        match self.exchange_claimed(code, event_time).await {
-            Ok(exchange) => {
-                self.store
-                    .finish_code(
-                        &code_id,
-                        &owner,
-                        exchange.authorizer_appid(),
-                        self.clock.now(),
-                    )
-                    .await?;
-                Ok(exchange)
-            }
-            Err(e) => {
-                if let Err(release) = self.store.release_code(&code_id, &owner).await {
-                    tracing::warn!(error = %release, "could not release an authorization-code claim");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn exchange_claimed(
-        &self,
-        code: &SecretString,
-        event_time: i64,
-    ) -> Result<Exchange, TokenError> {
-        let creds = self.credentials.credentials().await?;
-        let mut component = self.component_token(None).await?;
-        let info = match self
-            .wechat
-            .query_auth(&component.token, &creds.component_appid, code)
-            .await
-        {
-            Err(e) if e.is_token_stale() => {
-                component = self.component_token(Some(component.version)).await?;
-                self.wechat
-                    .query_auth(&component.token, &creds.component_appid, code)
-                    .await?
-            }
-            other => other?,
-        };
-        let now = self.clock.now();
-        let profile = match self
-            .wechat
-            .get_authorizer_info(
-                &component.token,
-                &creds.component_appid,
-                &info.authorizer_appid,
-            )
-            .await
-        {
-            Ok(r) => Some(profile_record(r.authorizer_info)),
-            Err(e) => {
-                // The tokens matter more than the profile: record them anyway.
-                tracing::warn!(error = %e, authorizer = %info.authorizer_appid, "api_get_authorizer_info failed");
-                None
-            }
-        };
-        let grant = AuthorizationGrant {
-            appid: info.authorizer_appid.clone(),
-            event_time,
-            func_info: info.func_info,
-            token: NewToken {
-                access_token: info.authorizer_access_token,
-                expires_at: now + info.expires_in,
-                refresh_token: Some(info.authorizer_refresh_token),
-            },
-            profile,
-            now,
-        };
-        let authorizer_appid = info.authorizer_appid;
-        Ok(match self.store.record_authorization(&grant).await? {
-            EventApplied::Applied => {
-                tracing::info!(authorizer = %authorizer_appid, "authorization recorded");
-                Exchange::Recorded { authorizer_appid }
-            }
-            EventApplied::Superseded => Exchange::Superseded { authorizer_appid },
-        })
-    }
-
-    /// Completes a pending `authorized`/`updateauthorized` push and removes it. A code WeChat no
-    /// longer accepts (spent by a callback that was cut off before it could record, or expired)
-    /// is completed from `api_get_authorizer_list` instead; if WeChat does not list the
-    /// authorizer, the pending item is dropped.
-    pub async fn complete_pending(
-        &self,
-        pending: &PendingAuthorization,
-    ) -> Result<Exchange, TokenError> {
-        // `done`: the pending item will never need another attempt.
-        let (outcome, done) = match self
-            .exchange_code(&pending.authorization_code, pending.create_time)
-            .await
-        {
-            Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
-                tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
-                match self
-                    .recover_authorization(&pending.authorizer_appid, pending.create_time)
-                    .await
-                {
-                    Ok(Some(exchange)) => (Ok(exchange), true),
-                    Ok(None) => {
-                        tracing::error!(authorizer = %pending.authorizer_appid, "authorizer not listed by WeChat; pending authorization dropped");
-                        (Err(TokenError::WeChat(e)), true)
-                    }
-                    Err(other) => (Err(other), false),
-                }
-            }
-            other => {
-                let done = other.is_ok();
-                (other, done)
-            }
-        };
-        if done {
-            self.store
-                .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
-                .await?;
-        }
-        outcome
-    }
-}
-
-/// The stored form of `api_get_authorizer_info`'s profile.
-pub fn profile_record(p: crate::wechat::AuthorizerProfile) -> AuthorizerProfileRecord {
-    AuthorizerProfileRecord {
-        kind: if p.is_mini_program() {
-            AccountKind::MiniProgram
-        } else {
-            AccountKind::OfficialAccount
-        },
-        nick_name: p.nick_name,
-        user_name: p.user_name,
-        principal_name: p.principal_name,
-        service_type: p.service_type_info.id,
-        verify_type: p.verify_type_info.id,
-        head_img: p.head_img,
     }
 }

@@ -16,7 +16,9 @@ use lambda_http::{Body, Request, RequestExt};
 use wxopen::app::Deps;
 use wxopen::authorization::LinkHosts;
 use wxopen::clock::SystemClock;
+use wxopen::config::{Config, ConfigError};
 use wxopen::login::LoginSettings;
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::DynamoStore;
 use wxopen::wechat::WeChatClient;
@@ -56,18 +58,23 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/login/sessions/{id}", "login-session-status"),
 ];
 
-type D<C> = Deps<DynamoStore, Arc<C>, SystemClock>;
-
-/// Every function's app, sharing one store, one credentials provider and one WeChat client,
-/// configured as template.yaml configures the Lambdas.
+/// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
+/// `main.rs` does), sharing one store, one credentials provider and one WeChat client.
 pub struct Apps<C> {
     pub component_events: component_events::App<DynamoStore, Arc<C>, SystemClock>,
     pub message_events: message_events::App<DynamoStore, Arc<C>, SystemClock>,
     pub authorize_link: authorize_link::App<DynamoStore, Arc<C>, SystemClock>,
-    pub deps: D<C>,
+    pub authorize_callback: authorize_callback::App<DynamoStore, Arc<C>, SystemClock>,
     pub authorizers: authorizers::App<DynamoStore>,
+    pub access_token: access_token::App<DynamoStore, Arc<C>, SystemClock>,
+    pub open_account_create: open_account_create::App<DynamoStore, Arc<C>, SystemClock>,
+    pub open_account_bind: open_account_bind::App<DynamoStore, Arc<C>, SystemClock>,
+    pub open_account_unbind: open_account_unbind::App<DynamoStore, Arc<C>, SystemClock>,
+    pub open_account_get: open_account_get::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_create: login_session_create::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_status: login_session_status::App<DynamoStore, SystemClock>,
+    /// The shared dependencies, for tests that drive the domain directly.
+    pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
 
 /// What the gateway needs to know that API Gateway and the template would otherwise supply.
@@ -80,12 +87,29 @@ pub struct GatewayConfig {
     pub login: LoginSettings,
 }
 
-fn deps<C>(store: &DynamoStore, credentials: &Arc<C>, wechat: &WeChatClient) -> D<C> {
-    Deps {
-        store: store.clone(),
-        credentials: credentials.clone(),
-        clock: SystemClock,
-        wechat: wechat.clone(),
+impl GatewayConfig {
+    /// The functions' configuration, as template.yaml's environment would give it.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("TABLE_NAME", "local".to_string()),
+            ("SECRET_ID", "local".to_string()),
+            (
+                "PUSH_TIMESTAMP_WINDOW_SECONDS",
+                self.push_window.as_secs().to_string(),
+            ),
+            ("WECHAT_MP_BASE", self.hosts.mp_base.clone()),
+            ("WECHAT_OPEN_BASE", self.hosts.open_base.clone()),
+            (
+                "LOGIN_QR_EXPIRE_SECONDS",
+                self.login.qr_expire_secs.to_string(),
+            ),
+            ("LOGIN_REPLY_TEXT", self.login.reply_text.clone()),
+        ]);
+        if let Some(base) = &self.public_base {
+            env.insert("PUBLIC_BASE_URL", base.clone());
+        }
+        // One WeChat web host serves the authorization page and the QR images, as in production.
+        Config::from_lookup(|k| env.get(k).cloned())
     }
 }
 
@@ -96,35 +120,30 @@ impl<C: CredentialsProvider> Apps<C> {
         wechat: WeChatClient,
         config: GatewayConfig,
     ) -> Self {
-        let d = || deps(&store, &credentials, &wechat);
+        let config = match config.to_config() {
+            Ok(c) => c,
+            Err(e) => panic!("the local gateway's configuration is invalid: {e}"),
+        };
+        let rt = || Runtime {
+            config: config.clone(),
+            store: store.clone(),
+            credentials: credentials.clone(),
+            wechat: wechat.clone(),
+        };
         Self {
-            component_events: component_events::App {
-                deps: d(),
-                push_window: config.push_window,
-                completion_budget: component_events::DEFAULT_COMPLETION_BUDGET,
-            },
-            message_events: message_events::App {
-                deps: d(),
-                push_window: config.push_window,
-                login: config.login.clone(),
-            },
-            authorize_link: authorize_link::App {
-                deps: d(),
-                hosts: config.hosts.clone(),
-                public_base: config.public_base.clone(),
-            },
-            authorizers: authorizers::App {
-                store: store.clone(),
-            },
-            login_create: login_session_create::App {
-                deps: d(),
-                login: config.login.clone(),
-            },
-            login_status: login_session_status::App {
-                store: store.clone(),
-                clock: SystemClock,
-            },
-            deps: d(),
+            component_events: FromRuntime::from_runtime(rt()),
+            message_events: FromRuntime::from_runtime(rt()),
+            authorize_link: FromRuntime::from_runtime(rt()),
+            authorize_callback: FromRuntime::from_runtime(rt()),
+            authorizers: FromRuntime::from_runtime(rt()),
+            access_token: FromRuntime::from_runtime(rt()),
+            open_account_create: FromRuntime::from_runtime(rt()),
+            open_account_bind: FromRuntime::from_runtime(rt()),
+            open_account_unbind: FromRuntime::from_runtime(rt()),
+            open_account_get: FromRuntime::from_runtime(rt()),
+            login_create: FromRuntime::from_runtime(rt()),
+            login_status: FromRuntime::from_runtime(rt()),
+            deps: rt().into_deps(),
         }
     }
 
@@ -133,13 +152,17 @@ impl<C: CredentialsProvider> Apps<C> {
             "component-events" => component_events::handle(&self.component_events, req).await,
             "message-events" => message_events::handle(&self.message_events, req).await,
             "authorize-link" => authorize_link::handle(&self.authorize_link, req).await,
-            "authorize-callback" => authorize_callback::handle(&self.deps, req).await,
+            "authorize-callback" => authorize_callback::handle(&self.authorize_callback, req).await,
             "authorizers" => authorizers::handle(&self.authorizers, req).await,
-            "access-token" => access_token::handle(&self.deps, req).await,
-            "open-account-create" => open_account_create::handle(&self.deps, req).await,
-            "open-account-bind" => open_account_bind::handle(&self.deps, req).await,
-            "open-account-unbind" => open_account_unbind::handle(&self.deps, req).await,
-            "open-account-get" => open_account_get::handle(&self.deps, req).await,
+            "access-token" => access_token::handle(&self.access_token, req).await,
+            "open-account-create" => {
+                open_account_create::handle(&self.open_account_create, req).await
+            }
+            "open-account-bind" => open_account_bind::handle(&self.open_account_bind, req).await,
+            "open-account-unbind" => {
+                open_account_unbind::handle(&self.open_account_unbind, req).await
+            }
+            "open-account-get" => open_account_get::handle(&self.open_account_get, req).await,
             "login-session-create" => login_session_create::handle(&self.login_create, req).await,
             "login-session-status" => login_session_status::handle(&self.login_status, req).await,
             _ => return not_found(),

@@ -8,10 +8,9 @@ use lambda_http::Body;
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
 use wxopen::clock::FixedClock;
+use wxopen::model::{AuthorizerState, PushStatus};
 use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
-use wxopen::store::{
-    AuthorizerState, AuthorizerStore, DynamoStore, PushStatus, PushStore, TicketStore,
-};
+use wxopen::store::{AuthCodeStore, AuthorizerStore, DynamoStore, PushStore, TicketStore};
 use wxopen_tests::*;
 
 const NOW: i64 = 1_763_856_000;

@@ -4,11 +4,10 @@
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use wxopen::authorization;
 use wxopen::clock::Clock;
-use wxopen::store::{
-    AuthorizationKind, AuthorizerState, AuthorizerStore, PendingAuthorization, TicketStore,
-    TokenKey, TokenStore,
-};
+use wxopen::model::{AuthorizationKind, AuthorizerState, PendingAuthorization, TokenKey};
+use wxopen::store::{AuthCodeStore, AuthorizerStore, TicketStore, TokenStore};
 use wxopen::tokens::TokenError;
 use wxopen::wechat::ErrorKind;
 use wxopen_tests::APPID;
@@ -366,10 +365,7 @@ async fn pending_count(stack: &Stack) -> usize {
 async fn a_spent_code_is_completed_from_the_authorizer_list() {
     let stack = ready().await;
     let pending = spend_code_and_leave_pending(&stack, OA).await;
-    let exchange = stack
-        .deps()
-        .tokens()
-        .complete_pending(&pending)
+    let exchange = authorization::complete_pending(&stack.deps().tokens(), &pending)
         .await
         .expect("recovered");
     assert_eq!(exchange.authorizer_appid(), OA);
@@ -391,10 +387,7 @@ async fn a_spent_code_for_a_cancelled_authorization_is_dropped() {
         .control(Method::POST, &format!("merchants/{MP}/cancel"), json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let err = stack
-        .deps()
-        .tokens()
-        .complete_pending(&pending)
+    let err = authorization::complete_pending(&stack.deps().tokens(), &pending)
         .await
         .expect_err("nothing to complete");
     assert!(

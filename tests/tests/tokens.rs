@@ -10,8 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use token_refresh::App;
 use wxopen::clock::{Clock, FixedClock, SystemClock};
+use wxopen::model::{AuthorizerState, NewToken, TokenKey};
 use wxopen::refresher::{RefreshReport, RefreshSettings};
-use wxopen::store::{AuthorizerState, AuthorizerStore, NewToken, TokenKey, TokenStore};
+use wxopen::store::{AuthorizerStore, TokenStore};
 use wxopen_tests::stack::Stack;
 
 const OA1: &str = "wxoa00000000000001";
@@ -489,7 +490,7 @@ pub async fn seed_authorizers(
     let grants: Vec<_> = list
         .iter()
         .enumerate()
-        .map(|(i, m)| wxopen::store::AuthorizationGrant {
+        .map(|(i, m)| wxopen::model::AuthorizationGrant {
             appid: m["appid"].as_str().unwrap().to_string(),
             event_time: now,
             func_info: vec![1, 2, 3],

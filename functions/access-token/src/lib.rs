@@ -9,8 +9,9 @@ use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::clock::Clock;
 use wxopen::http::{ApiError, appid_param, json_response, path_param, query_param, require_method};
+use wxopen::model::TokenKey;
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{TokenKey, TokenServiceStore};
+use wxopen::store::TokenServiceStore;
 
 pub use wxopen::app::Deps as App;
 
@@ -34,7 +35,7 @@ where
 {
     require_method(req, Method::GET)?;
     let key = if path_param(req, "appid").is_some() {
-        TokenKey::Authorizer(appid_param(req)?)
+        TokenKey::Authorizer(appid_param(req)?.into_string())
     } else {
         TokenKey::Component
     };

@@ -4,7 +4,7 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use wxopen::authorization::{failure_page, success_page};
+use wxopen::authorization::{self, failure_page, success_page};
 use wxopen::clock::Clock;
 use wxopen::http::{ApiError, html_response, query_param};
 use wxopen::secrets::CredentialsProvider;
@@ -36,10 +36,7 @@ where
     };
     let svc = app.tokens();
     Ok(
-        match svc
-            .exchange_code(&code.trim().into(), app.clock.now())
-            .await
-        {
+        match authorization::exchange_code(&svc, &code.trim().into(), app.clock.now()).await {
             Ok(exchange) => {
                 let appid = exchange.authorizer_appid().to_string();
                 let nick = match app.store.get_authorizer(&appid).await {

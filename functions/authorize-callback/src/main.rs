@@ -1,9 +1,9 @@
 use lambda_http::{Error, run, service_fn};
-use wxopen::runtime::Runtime;
+use wxopen::runtime::{FromRuntime, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let app = Runtime::load().await?.deps();
+    let app = authorize_callback::App::from_runtime(Runtime::load().await?);
     run(service_fn(|req| authorize_callback::handle(&app, req))).await
 }

@@ -7,8 +7,11 @@ use lambda_http::{Body, Error, Request, Response};
 use wxopen::app::Deps;
 use wxopen::authorization::{self, LinkHosts, LinkOptions, create_links, failure_page};
 use wxopen::clock::Clock;
+use wxopen::clock::SystemClock;
 use wxopen::http::{ApiError, html_response, json_object, json_response, json_text, query_param};
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
+use wxopen::store::DynamoStore;
 use wxopen::store::TokenServiceStore;
 
 pub struct App<S, C, K> {
@@ -16,6 +19,16 @@ pub struct App<S, C, K> {
     pub hosts: LinkHosts,
     /// `https://<api domain>`; when absent it is taken from the request's Host header.
     pub public_base: Option<String>,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            hosts: LinkHosts::from_config(&rt.config),
+            public_base: rt.config.public_base_url.clone(),
+            deps: rt.into_deps(),
+        }
+    }
 }
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>

@@ -3,15 +3,24 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use wxopen::authorization::authorizer_json;
+use wxopen::http::views::authorizer_json;
 use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
     valid_appid,
 };
-use wxopen::store::{AuthorizerListStore, AuthorizerState, AuthorizerStore};
+use wxopen::model::AuthorizerState;
+use wxopen::runtime::{FromRuntime, Runtime};
+use wxopen::store::AuthorizerStore;
+use wxopen::store::DynamoStore;
 
 pub struct App<S> {
     pub store: S,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self { store: rt.store }
+    }
 }
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -19,7 +28,7 @@ pub const MAX_LIMIT: usize = 100;
 
 pub async fn handle<S>(app: &App<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AuthorizerStore + AuthorizerListStore,
+    S: AuthorizerStore,
 {
     Ok(process(app, &req)
         .await
@@ -28,7 +37,7 @@ where
 
 async fn process<S>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AuthorizerStore + AuthorizerListStore,
+    S: AuthorizerStore,
 {
     require_method(req, Method::GET)?;
     if path_param(req, "appid").is_some() {

@@ -1,10 +1,9 @@
 use lambda_http::{Error, run, service_fn};
-use wxopen::runtime::Runtime;
+use wxopen::runtime::{FromRuntime, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let rt = Runtime::load().await?;
-    let app = authorizers::App { store: rt.store };
+    let app = authorizers::App::from_runtime(Runtime::load().await?);
     run(service_fn(|req| authorizers::handle(&app, req))).await
 }

@@ -9,11 +9,14 @@ use std::time::Duration;
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
+use wxopen::callbacks::component::{PushOutcome, apply_push, complete_within};
 use wxopen::clock::Clock;
-use wxopen::component::{PushOutcome, apply_push, complete_within};
+use wxopen::clock::SystemClock;
 use wxopen::http::{ApiError, open_push, rejected_plaintext, wechat_success};
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::ComponentEventStore;
+use wxopen::store::DynamoStore;
 use wxopen::xml::ComponentPush;
 
 /// The ports this function needs.
@@ -22,6 +25,16 @@ pub struct App<S, C, K> {
     pub push_window: Duration,
     /// Time allowed to complete an authorization before answering WeChat (which waits 5 s).
     pub completion_budget: Duration,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            push_window: rt.config.push_window,
+            completion_budget: DEFAULT_COMPLETION_BUDGET,
+            deps: rt.into_deps(),
+        }
+    }
 }
 
 /// Leaves room within WeChat's 5 s for verification, storage and the answer.

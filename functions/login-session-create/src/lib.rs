@@ -5,14 +5,26 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
+use wxopen::clock::SystemClock;
 use wxopen::http::{ApiError, json_object, json_response, json_text, require_method, valid_appid};
 use wxopen::login::{self, LoginSettings};
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
+use wxopen::store::DynamoStore;
 use wxopen::store::{LoginStore, TokenServiceStore};
 
 pub struct App<S, C, K> {
     pub deps: Deps<S, C, K>,
     pub login: LoginSettings,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            login: LoginSettings::from_config(&rt.config),
+            deps: rt.into_deps(),
+        }
+    }
 }
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>

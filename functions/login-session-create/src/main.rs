@@ -1,13 +1,9 @@
 use lambda_http::{Error, run, service_fn};
-use wxopen::runtime::Runtime;
+use wxopen::runtime::{FromRuntime, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let rt = Runtime::load().await?;
-    let app = login_session_create::App {
-        login: rt.config.login_settings(),
-        deps: rt.deps(),
-    };
+    let app = login_session_create::App::from_runtime(Runtime::load().await?);
     run(service_fn(|req| login_session_create::handle(&app, req))).await
 }

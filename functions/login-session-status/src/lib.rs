@@ -4,13 +4,26 @@
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use wxopen::clock::Clock;
+use wxopen::clock::SystemClock;
+use wxopen::http::views::login_session_json;
 use wxopen::http::{ApiError, json_response, path_param, require_method, store_failed};
-use wxopen::login::{status_json, valid_session_id};
+use wxopen::login::valid_session_id;
+use wxopen::runtime::{FromRuntime, Runtime};
+use wxopen::store::DynamoStore;
 use wxopen::store::LoginStore;
 
 pub struct App<S, K> {
     pub store: S,
     pub clock: K,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            store: rt.store,
+            clock: SystemClock,
+        }
+    }
 }
 
 pub async fn handle<S: LoginStore, K: Clock>(
@@ -41,7 +54,7 @@ async fn process<S: LoginStore, K: Clock>(
         .await
         .map_err(store_failed)?
         .ok_or_else(|| ApiError::new(404, "unknown_session", "no login session with this id"))?;
-    let body = status_json(&app.store, &session, app.clock.now())
+    let body = login_session_json(&app.store, &session, app.clock.now())
         .await
         .map_err(store_failed)?;
     Ok(json_response(200, &body))

@@ -10,22 +10,37 @@ use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
+use wxopen::callbacks::messages::{self, Reply};
 use wxopen::clock::Clock;
+use wxopen::clock::SystemClock;
 use wxopen::crypto;
 use wxopen::http::{
     ApiError, appid_param, open_push, rejected_plaintext, store_failed, text_response,
     wechat_success,
 };
 use wxopen::login::LoginSettings;
-use wxopen::messages::{self, Reply, is_release_test_account};
+use wxopen::model::AuthorizerState;
+use wxopen::release_test::is_release_test_account;
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{AuthorizerState, MessageEventStore, PushClaim};
+use wxopen::store::DynamoStore;
+use wxopen::store::{MessageEventStore, PushClaim};
 use wxopen::xml::{Message, text_reply};
 
 pub struct App<S, C, K> {
     pub deps: Deps<S, C, K>,
     pub push_window: Duration,
     pub login: LoginSettings,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            push_window: rt.config.push_window,
+            login: LoginSettings::from_config(&rt.config),
+            deps: rt.into_deps(),
+        }
+    }
 }
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>

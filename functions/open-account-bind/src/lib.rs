@@ -11,11 +11,11 @@ use wxopen::http::{
 };
 use wxopen::open_account;
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{AuthorizerListStore, TokenServiceStore};
+use wxopen::store::TokenServiceStore;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -26,7 +26,7 @@ where
 
 async fn process<S, C, K>(app: &App<S, C, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {

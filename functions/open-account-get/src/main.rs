@@ -1,9 +1,9 @@
 use lambda_http::{Error, run, service_fn};
-use wxopen::runtime::Runtime;
+use wxopen::runtime::{FromRuntime, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let app = Runtime::load().await?.deps();
+    let app = open_account_get::App::from_runtime(Runtime::load().await?);
     run(service_fn(|req| open_account_get::handle(&app, req))).await
 }

@@ -8,11 +8,11 @@ use wxopen::clock::Clock;
 use wxopen::http::{ApiError, appid_param, query_param, require_method, valid_appid};
 use wxopen::open_account;
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::{AuthorizerListStore, TokenServiceStore};
+use wxopen::store::TokenServiceStore;
 
 pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -23,7 +23,7 @@ where
 
 async fn process<S, C, K>(app: &App<S, C, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: TokenServiceStore + AuthorizerListStore,
+    S: TokenServiceStore,
     C: CredentialsProvider,
     K: Clock,
 {

@@ -3,13 +3,25 @@
 use lambda_runtime::{Error, LambdaEvent};
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
+use wxopen::clock::SystemClock;
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
+use wxopen::store::DynamoStore;
 use wxopen::store::TokenServiceStore;
 
 pub struct App<S, C, K> {
     pub deps: Deps<S, C, K>,
     pub settings: RefreshSettings,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            settings: RefreshSettings::from_config(&rt.config),
+            deps: rt.into_deps(),
+        }
+    }
 }
 
 /// One run. The event's content is not needed (any schedule event starts a run). Metrics go to

@@ -1,17 +1,9 @@
 use lambda_runtime::{Error, run, service_fn};
-use wxopen::refresher::RefreshSettings;
-use wxopen::runtime::Runtime;
+use wxopen::runtime::{FromRuntime, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let rt = Runtime::load().await?;
-    let app = token_refresh::App {
-        settings: RefreshSettings {
-            window_secs: i64::try_from(rt.config.refresh_window.as_secs()).unwrap_or(900),
-            ..RefreshSettings::default()
-        },
-        deps: rt.deps(),
-    };
+    let app = token_refresh::App::from_runtime(Runtime::load().await?);
     run(service_fn(|event| token_refresh::handle(&app, event))).await
 }

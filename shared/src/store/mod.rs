@@ -1,4 +1,5 @@
-//! State: port traits per aggregate, a DynamoDB adapter and an in-memory adapter.
+//! State: the port traits (one per aggregate) and their DynamoDB adapter. The records they
+//! carry are in [`crate::model`].
 //!
 //! One table, keys `pk`/`sk` (strings), TTL attribute `ttl`:
 //!
@@ -17,13 +18,15 @@
 use std::future::Future;
 
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AuthorizationGrant, AuthorizerRecord, AuthorizerState, DueToken, LoginConfirmation,
+    LoginSession, NewToken, PendingAuthorization, PushRecord, StoredTicket, TokenKey, TokenRecord,
+};
 
 pub mod dynamo;
-pub mod memory;
 
 pub use dynamo::DynamoStore;
-pub use memory::MemoryStore;
 
 /// Push records live a day (WeChat retries within seconds; a day covers any replay window).
 pub const PUSH_RECORD_TTL_SECS: i64 = 86_400;
@@ -45,15 +48,6 @@ where
     fn from(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self {
         StoreError::Dynamo(Box::new(aws_sdk_dynamodb::Error::from(e)))
     }
-}
-
-/// The newest `component_verify_ticket`.
-#[derive(Debug, Clone)]
-pub struct StoredTicket {
-    pub ticket: SecretString,
-    /// WeChat's `CreateTime` of the push that carried it: what "newest" is judged by.
-    pub create_time: i64,
-    pub received_at: i64,
 }
 
 /// Outcome of offering a ticket to the store.
@@ -85,23 +79,6 @@ pub enum PushClaim {
     Unfinished,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushStatus {
-    Received,
-    Done,
-}
-
-/// A push's dedupe record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PushRecord {
-    pub key: String,
-    pub kind: String,
-    pub status: PushStatus,
-    pub received_at: i64,
-    pub ttl: i64,
-}
-
 pub trait PushStore: Send + Sync {
     /// Writes the push record once (conditional put); tells what was there before.
     fn claim_push(
@@ -118,73 +95,6 @@ pub trait PushStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<PushRecord>, StoreError>> + Send;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthorizationKind {
-    Authorized,
-    UpdateAuthorized,
-}
-
-/// An `authorized`/`updateauthorized` push waiting for the token service to exchange its code.
-#[derive(Debug, Clone)]
-pub struct PendingAuthorization {
-    pub authorizer_appid: String,
-    pub kind: AuthorizationKind,
-    pub authorization_code: SecretString,
-    pub create_time: i64,
-    pub code_expires_at: Option<i64>,
-    pub received_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthorizerState {
-    Authorized,
-    Unauthorized,
-    NeedsReauth,
-}
-
-/// What is known of one authorizer (an official account or mini program). Never holds secrets in
-/// its `Debug` output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizerRecord {
-    pub appid: String,
-    pub state: AuthorizerState,
-    /// `CreateTime` of the newest authorization event applied: older events never win.
-    pub last_event_at: i64,
-    pub updated_at: i64,
-    #[serde(default)]
-    pub func_info: Vec<u32>,
-    #[serde(default)]
-    pub open_appid: Option<String>,
-    #[serde(default)]
-    pub authorized_at: Option<i64>,
-    #[serde(default)]
-    pub profile: Option<AuthorizerProfileRecord>,
-}
-
-/// What `api_get_authorizer_info` said of the account, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizerProfileRecord {
-    pub kind: AccountKind,
-    pub nick_name: String,
-    /// The `gh_` original id (the `ToUserName` of its messages).
-    pub user_name: String,
-    #[serde(default)]
-    pub principal_name: Option<String>,
-    pub service_type: i64,
-    pub verify_type: i64,
-    #[serde(default)]
-    pub head_img: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountKind {
-    OfficialAccount,
-    MiniProgram,
-}
-
 /// Whether an authorization-state change was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventApplied {
@@ -193,15 +103,26 @@ pub enum EventApplied {
     Superseded,
 }
 
+/// The authorizer item's lifecycle: state, permission sets, profile, refresh-token recovery,
+/// open account. (Its access token is written only through [`TokenStore`].)
 pub trait AuthorizerStore: Send + Sync {
-    /// Keeps the newest pending authorization per authorizer (conditional on `create_time`).
-    fn put_pending_authorization(
+    fn get_authorizer(
         &self,
-        pending: &PendingAuthorization,
+        appid: &str,
+    ) -> impl Future<Output = Result<Option<AuthorizerRecord>, StoreError>> + Send;
+    /// Authorizers in appid order after `after`, optionally in one state; returns the page and
+    /// the cursor (last appid) when more may follow.
+    fn list_authorizers(
+        &self,
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<AuthorizerRecord>, Option<String>), StoreError>> + Send;
+    /// Records an authorization with its tokens in one conditional update (newer event wins).
+    fn record_authorization(
+        &self,
+        grant: &AuthorizationGrant,
     ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
-    fn list_pending_authorizations(
-        &self,
-    ) -> impl Future<Output = Result<Vec<PendingAuthorization>, StoreError>> + Send;
     /// Marks the authorizer `unauthorized` unless a newer event was applied; drops any older
     /// pending authorization for it. Creates the record (for audit) if it did not exist.
     fn mark_unauthorized(
@@ -210,64 +131,23 @@ pub trait AuthorizerStore: Send + Sync {
         event_time: i64,
         now: i64,
     ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
-    fn get_authorizer(
+    /// A refresh token recovered from `api_get_authorizer_list` for a `needs_reauth` authorizer:
+    /// back to `authorized`, due for refresh at once.
+    fn restore_refresh_token(
         &self,
         appid: &str,
-    ) -> impl Future<Output = Result<Option<AuthorizerRecord>, StoreError>> + Send;
-}
-
-/// Which token.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TokenKey {
-    Component,
-    Authorizer(String),
-}
-
-impl TokenKey {
-    pub fn label(&self) -> &str {
-        match self {
-            TokenKey::Component => "component",
-            TokenKey::Authorizer(appid) => appid,
-        }
-    }
-}
-
-/// The token part of the component-token item or of an authorizer item. `Debug` is redacted.
-#[derive(Clone, Default)]
-pub struct TokenRecord {
-    pub access_token: Option<SecretString>,
-    pub expires_at: i64,
-    /// Bumped by every write of a new access token.
-    pub version: u64,
-    pub lease_owner: Option<String>,
-    pub lease_until: i64,
-    /// Authorizers only.
-    pub refresh_token: Option<SecretString>,
-    /// Authorizers only: tokens are usable only while `Authorized`.
-    pub state: Option<AuthorizerState>,
-}
-
-impl std::fmt::Debug for TokenRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenRecord")
-            .field("has_access_token", &self.access_token.is_some())
-            .field("expires_at", &self.expires_at)
-            .field("version", &self.version)
-            .field("lease_owner", &self.lease_owner)
-            .field("lease_until", &self.lease_until)
-            .field("has_refresh_token", &self.refresh_token.is_some())
-            .field("state", &self.state)
-            .finish()
-    }
-}
-
-/// A new access token to commit.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    pub access_token: SecretString,
-    pub expires_at: i64,
-    /// Authorizers: written in the same conditional update as the access token.
-    pub refresh_token: Option<SecretString>,
+        refresh_token: &SecretString,
+        now: i64,
+    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
+    /// Authorizers in `needs_reauth` (few; found through the refresh index's sibling partition).
+    fn needs_reauth(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Keeps `open_appid` in step with successful open-account operations.
+    fn set_open_appid(
+        &self,
+        appid: &str,
+        open_appid: Option<&str>,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,26 +167,7 @@ pub enum CommitOutcome {
     LostLease,
 }
 
-/// A token the refresher should renew (read from the refresh index).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueToken {
-    pub key: TokenKey,
-    pub version: u64,
-    pub due_at: i64,
-}
-
-/// Everything an authorization (or re-authorization) writes, in one conditional update.
-#[derive(Debug, Clone)]
-pub struct AuthorizationGrant {
-    pub appid: String,
-    /// `CreateTime` of the authorization event (or the time of the redirect): newer wins.
-    pub event_time: i64,
-    pub func_info: Vec<u32>,
-    pub token: NewToken,
-    pub profile: Option<AuthorizerProfileRecord>,
-    pub now: i64,
-}
-
+/// Access tokens (component and authorizer): leases, compare-and-set, the refresh index.
 pub trait TokenStore: Send + Sync {
     fn get_token(
         &self,
@@ -351,21 +212,6 @@ pub trait TokenStore: Send + Sync {
         owner: &str,
         now: i64,
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
-    /// A refresh token recovered from `api_get_authorizer_list` for a `needs_reauth` authorizer:
-    /// back to `authorized`, due for refresh at once.
-    fn restore_refresh_token(
-        &self,
-        appid: &str,
-        refresh_token: &SecretString,
-        now: i64,
-    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
-    /// Authorizers in `needs_reauth` (few; found through the refresh index's sibling partition).
-    fn needs_reauth(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-    /// Records an authorization with its tokens in one conditional update (newer event wins).
-    fn record_authorization(
-        &self,
-        grant: &AuthorizationGrant,
-    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
 }
 
 /// The claim on one authorization code: whoever claims it first exchanges it (push or redirect);
@@ -380,6 +226,8 @@ pub enum CodeClaim {
     Done { authorizer_appid: String },
 }
 
+/// Authorization codes (claimed once, push or redirect) and the pending authorizations that
+/// carry them until they are exchanged.
 pub trait AuthCodeStore: Send + Sync {
     /// `code_id` is a digest of the code (the code itself is never a key).
     fn claim_code(
@@ -402,70 +250,20 @@ pub trait AuthCodeStore: Send + Sync {
         code_id: &str,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Keeps the newest pending authorization per authorizer (conditional on `create_time`).
+    fn put_pending_authorization(
+        &self,
+        pending: &PendingAuthorization,
+    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
+    fn list_pending_authorizations(
+        &self,
+    ) -> impl Future<Output = Result<Vec<PendingAuthorization>, StoreError>> + Send;
     /// Drops the pending authorization if it is still the one with `create_time`.
     fn remove_pending_authorization(
         &self,
         appid: &str,
         create_time: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-pub trait AuthorizerListStore: Send + Sync {
-    /// Authorizers in appid order after `after`, optionally in one state; returns the page and
-    /// the cursor (last appid) when more may follow.
-    fn list_authorizers(
-        &self,
-        state: Option<AuthorizerState>,
-        limit: usize,
-        after: Option<&str>,
-    ) -> impl Future<Output = Result<(Vec<AuthorizerRecord>, Option<String>), StoreError>> + Send;
-    /// Keeps `open_appid` in step with successful open-account operations.
-    fn set_open_appid(
-        &self,
-        appid: &str,
-        open_appid: Option<&str>,
-        now: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoginStatus {
-    Pending,
-    Confirmed,
-}
-
-/// A follow-to-log-in session: a parametric QR code waiting for a scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginSession {
-    /// Also the QR code's `scene_str`.
-    pub id: String,
-    pub appid: String,
-    pub status: LoginStatus,
-    pub qr_url: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    #[serde(default)]
-    pub openid: Option<String>,
-    #[serde(default)]
-    pub unionid: Option<String>,
-    /// Why `unionid` is null, when it is.
-    #[serde(default)]
-    pub unionid_missing_reason: Option<String>,
-    #[serde(default)]
-    pub known_user: bool,
-    #[serde(default)]
-    pub confirmed_at: Option<i64>,
-}
-
-/// What a scan confirmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginConfirmation {
-    pub openid: String,
-    pub unionid: Option<String>,
-    pub unionid_missing_reason: Option<String>,
-    pub known_user: bool,
-    pub now: i64,
 }
 
 pub trait LoginStore: Send + Sync {

@@ -22,7 +22,7 @@ use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use wxopen::clock::{Clock, SystemClock};
-use wxopen::store::{AuthorizationGrant, NewToken};
+use wxopen::model::{AuthorizationGrant, NewToken};
 use wxopen_tests::sandbox::{self, SandboxConfig};
 
 /// A minimal Lambda Runtime API: hands out queued events, records responses.
@@ -319,7 +319,7 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
     let ticket_value = ticket["ticket"].as_str().unwrap_or_default().to_string();
     wxopen::store::TicketStore::put_ticket(
         &store,
-        &wxopen::store::StoredTicket {
+        &wxopen::model::StoredTicket {
             ticket: ticket_value.into(),
             create_time: now,
             received_at: now,

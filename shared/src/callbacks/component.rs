@@ -4,15 +4,14 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
+use crate::authorization::{self, Exchange};
 use crate::clock::Clock;
 use crate::secrets::CredentialsProvider;
-use crate::tokens::{Exchange, TokenError, TokenService};
+use crate::tokens::{TokenError, TokenService};
 
-use crate::store::{
-    AuthorizationKind, ComponentEventStore, EventApplied, PendingAuthorization, PushClaim,
-    StoreError, StoredTicket, TicketWrite,
-};
-use crate::xml::{AuthorizationEvent, ComponentPush};
+use crate::model::{AuthorizationKind, PendingAuthorization, StoredTicket};
+use crate::store::{ComponentEventStore, EventApplied, PushClaim, StoreError, TicketWrite};
+use crate::xml::ComponentPush;
 
 /// What happened to a push, for logs and tests (never secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +43,22 @@ impl PushOutcome {
     }
 }
 
-fn pending(kind: AuthorizationKind, a: &AuthorizationEvent, now: i64) -> PendingAuthorization {
-    PendingAuthorization {
+/// The pending authorization an `authorized`/`updateauthorized` push carries (built in one place
+/// for the store and for the exchange).
+fn pending_authorization(push: &ComponentPush, now: i64) -> Option<PendingAuthorization> {
+    let (kind, a) = match push {
+        ComponentPush::Authorized(a) => (AuthorizationKind::Authorized, a),
+        ComponentPush::UpdateAuthorized(a) => (AuthorizationKind::UpdateAuthorized, a),
+        _ => return None,
+    };
+    Some(PendingAuthorization {
         authorizer_appid: a.authorizer_appid.clone(),
         kind,
         authorization_code: a.authorization_code.expose_secret().into(),
         create_time: a.create_time,
         code_expires_at: a.code_expires_at,
         received_at: now,
-    }
+    })
 }
 
 /// Dedupes the push by `dedupe_key`, applies it (every effect is idempotent, so a crashed
@@ -86,18 +92,15 @@ pub async fn apply_push<S: ComponentEventStore>(
                 TicketWrite::NotNewer => PushOutcome::TicketNotNewer,
             }
         }
-        ComponentPush::Authorized(a) => applied(
-            store
-                .put_pending_authorization(&pending(AuthorizationKind::Authorized, a, now))
-                .await?,
-            PushOutcome::AuthorizationPending,
-        ),
-        ComponentPush::UpdateAuthorized(a) => applied(
-            store
-                .put_pending_authorization(&pending(AuthorizationKind::UpdateAuthorized, a, now))
-                .await?,
-            PushOutcome::AuthorizationPending,
-        ),
+        ComponentPush::Authorized(_) | ComponentPush::UpdateAuthorized(_) => {
+            match pending_authorization(push, now) {
+                Some(p) => applied(
+                    store.put_pending_authorization(&p).await?,
+                    PushOutcome::AuthorizationPending,
+                ),
+                None => PushOutcome::Ignored,
+            }
+        }
         ComponentPush::Unauthorized {
             authorizer_appid,
             create_time,
@@ -128,12 +131,8 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    let pending = match push {
-        ComponentPush::Authorized(a) => pending(AuthorizationKind::Authorized, a, now),
-        ComponentPush::UpdateAuthorized(a) => pending(AuthorizationKind::UpdateAuthorized, a, now),
-        _ => return None,
-    };
-    match tokio::time::timeout(budget, svc.complete_pending(&pending)).await {
+    let pending = pending_authorization(push, now)?;
+    match tokio::time::timeout(budget, authorization::complete_pending(svc, &pending)).await {
         Ok(result) => Some(result),
         Err(_) => {
             tracing::warn!(authorizer = %pending.authorizer_appid, "authorization not completed within the callback budget; left pending");

@@ -1,0 +1,268 @@
+//! Exchanging an authorization code for the authorizer's tokens, exactly once whoever arrives
+//! first (the `authorized` push or the browser redirect), and the recoveries when a code can no
+//! longer be exchanged.
+
+use std::time::Instant;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::Clock;
+use crate::crypto;
+use crate::model::{
+    AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken, PendingAuthorization,
+};
+use crate::secrets::CredentialsProvider;
+use crate::store::{CodeClaim, EventApplied, TokenServiceStore};
+use crate::tokens::{TokenError, TokenService, new_owner};
+use crate::wechat::ErrorKind;
+
+/// How one authorization code exchange ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchange {
+    /// This worker exchanged the code and recorded the authorizer.
+    Recorded { authorizer_appid: String },
+    /// Another worker (the push or the redirect) had already done it.
+    AlreadyDone { authorizer_appid: String },
+    /// A newer authorization event for this authorizer was already recorded.
+    Superseded { authorizer_appid: String },
+}
+
+impl Exchange {
+    pub fn authorizer_appid(&self) -> &str {
+        match self {
+            Exchange::Recorded { authorizer_appid }
+            | Exchange::AlreadyDone { authorizer_appid }
+            | Exchange::Superseded { authorizer_appid } => authorizer_appid,
+        }
+    }
+}
+
+/// Records an authorization whose code can no longer be exchanged (a callback was cut off
+/// after `api_query_auth` spent it): the refresh token from `api_get_authorizer_list`, fresh
+/// tokens from `api_authorizer_token`, permission sets and profile from
+/// `api_get_authorizer_info`. `None` when WeChat does not list the authorizer (it cancelled).
+pub async fn recover_authorization<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    authorizer_appid: &str,
+    event_time: i64,
+) -> Result<Option<Exchange>, TokenError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let creds = svc.credentials.credentials().await?;
+    let component = svc.component_token(None).await?;
+    let mut wanted = vec![authorizer_appid.to_string()];
+    let Some((appid, refresh_token)) = svc
+        .listed_refresh_tokens(&component.token, &creds.component_appid, &mut wanted)
+        .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    let tokens = svc
+        .wechat
+        .authorizer_token(
+            &component.token,
+            &creds.component_appid,
+            &appid,
+            &refresh_token,
+        )
+        .await?;
+    let info = svc
+        .wechat
+        .get_authorizer_info(&component.token, &creds.component_appid, &appid)
+        .await?;
+    let now = svc.clock.now();
+    let grant = AuthorizationGrant {
+        appid: appid.clone(),
+        event_time,
+        func_info: info.authorization_info.func_info,
+        token: NewToken {
+            access_token: tokens.authorizer_access_token,
+            expires_at: now + tokens.expires_in,
+            refresh_token: Some(tokens.authorizer_refresh_token),
+        },
+        profile: Some(profile_record(info.authorizer_info)),
+        now,
+    };
+    Ok(Some(match svc.store.record_authorization(&grant).await? {
+        EventApplied::Applied => {
+            tracing::info!(authorizer = %appid, "authorization recovered from api_get_authorizer_list");
+            Exchange::Recorded {
+                authorizer_appid: appid,
+            }
+        }
+        EventApplied::Superseded => Exchange::Superseded {
+            authorizer_appid: appid,
+        },
+    }))
+}
+
+/// Exchanges an authorization code (from the push or the redirect) exactly once and records
+/// the authorizer with its tokens, permission sets and profile.
+pub async fn exchange_code<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    code: &SecretString,
+    event_time: i64,
+) -> Result<Exchange, TokenError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let code_id = crypto::sha1_hex(code.expose_secret());
+    let deadline = Instant::now() + svc.settings.wait_budget;
+    let owner = new_owner();
+    loop {
+        let now = svc.clock.now();
+        match svc
+            .store
+            .claim_code(&code_id, &owner, now, now + svc.settings.code_lease_secs)
+            .await?
+        {
+            CodeClaim::Claimed => break,
+            CodeClaim::Done { authorizer_appid } => {
+                return Ok(Exchange::AlreadyDone { authorizer_appid });
+            }
+            CodeClaim::Busy if Instant::now() >= deadline => return Err(TokenError::Busy),
+            CodeClaim::Busy => tokio::time::sleep(svc.settings.poll).await,
+        }
+    }
+    match exchange_claimed(svc, code, event_time).await {
+        Ok(exchange) => {
+            svc.store
+                .finish_code(
+                    &code_id,
+                    &owner,
+                    exchange.authorizer_appid(),
+                    svc.clock.now(),
+                )
+                .await?;
+            Ok(exchange)
+        }
+        Err(e) => {
+            if let Err(release) = svc.store.release_code(&code_id, &owner).await {
+                tracing::warn!(error = %release, "could not release an authorization-code claim");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn exchange_claimed<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    code: &SecretString,
+    event_time: i64,
+) -> Result<Exchange, TokenError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let creds = svc.credentials.credentials().await?;
+    let info = svc
+        .with_component_token(|t| {
+            let appid = &creds.component_appid;
+            async move { svc.wechat.query_auth(&t, appid, code).await }
+        })
+        .await?;
+    // The token the exchange just worked with (cached in this invocation).
+    let component = svc.component_token(None).await?;
+    let now = svc.clock.now();
+    let profile = match svc
+        .wechat
+        .get_authorizer_info(
+            &component.token,
+            &creds.component_appid,
+            &info.authorizer_appid,
+        )
+        .await
+    {
+        Ok(r) => Some(profile_record(r.authorizer_info)),
+        Err(e) => {
+            // The tokens matter more than the profile: record them anyway.
+            tracing::warn!(error = %e, authorizer = %info.authorizer_appid, "api_get_authorizer_info failed");
+            None
+        }
+    };
+    let grant = AuthorizationGrant {
+        appid: info.authorizer_appid.clone(),
+        event_time,
+        func_info: info.func_info,
+        token: NewToken {
+            access_token: info.authorizer_access_token,
+            expires_at: now + info.expires_in,
+            refresh_token: Some(info.authorizer_refresh_token),
+        },
+        profile,
+        now,
+    };
+    let authorizer_appid = info.authorizer_appid;
+    Ok(match svc.store.record_authorization(&grant).await? {
+        EventApplied::Applied => {
+            tracing::info!(authorizer = %authorizer_appid, "authorization recorded");
+            Exchange::Recorded { authorizer_appid }
+        }
+        EventApplied::Superseded => Exchange::Superseded { authorizer_appid },
+    })
+}
+
+/// Completes a pending `authorized`/`updateauthorized` push and removes it. A code WeChat no
+/// longer accepts (spent by a callback that was cut off before it could record, or expired)
+/// is completed from `api_get_authorizer_list` instead; if WeChat does not list the
+/// authorizer, the pending item is dropped.
+pub async fn complete_pending<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    pending: &PendingAuthorization,
+) -> Result<Exchange, TokenError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    // `done`: the pending item will never need another attempt.
+    let (outcome, done) = match exchange_code(svc, &pending.authorization_code, pending.create_time)
+        .await
+    {
+        Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
+            tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
+            match recover_authorization(svc, &pending.authorizer_appid, pending.create_time).await {
+                Ok(Some(exchange)) => (Ok(exchange), true),
+                Ok(None) => {
+                    tracing::error!(authorizer = %pending.authorizer_appid, "authorizer not listed by WeChat; pending authorization dropped");
+                    (Err(TokenError::WeChat(e)), true)
+                }
+                Err(other) => (Err(other), false),
+            }
+        }
+        other => {
+            let done = other.is_ok();
+            (other, done)
+        }
+    };
+    if done {
+        svc.store
+            .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
+            .await?;
+    }
+    outcome
+}
+
+/// The stored form of `api_get_authorizer_info`'s profile.
+pub fn profile_record(p: crate::wechat::AuthorizerProfile) -> AuthorizerProfileRecord {
+    AuthorizerProfileRecord {
+        kind: if p.is_mini_program() {
+            AccountKind::MiniProgram
+        } else {
+            AccountKind::OfficialAccount
+        },
+        nick_name: p.nick_name,
+        user_name: p.user_name,
+        principal_name: p.principal_name,
+        service_type: p.service_type_info.id,
+        verify_type: p.verify_type_info.id,
+        head_img: p.head_img,
+    }
+}

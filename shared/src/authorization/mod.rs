@@ -1,0 +1,16 @@
+//! Merchant authorization: the links a merchant opens ([`links`]), the pages it sees
+//! ([`pages`]), and the code exchange that records the authorizer with its tokens, exactly once
+//! ([`exchange`]). The permission sets it grants are named in [`crate::permissions`].
+
+pub mod exchange;
+pub mod links;
+pub mod pages;
+
+pub use exchange::{
+    Exchange, complete_pending, exchange_code, profile_record, recover_authorization,
+};
+pub use links::{
+    AuthType, AuthorizationLinks, LinkError, LinkHosts, LinkOptions, build_links, create_links,
+    redirect_uri,
+};
+pub use pages::{authorize_page, escape_html, failure_page, success_page};

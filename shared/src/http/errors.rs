@@ -1,0 +1,305 @@
+//! The one error shape of every internal route, and how each domain error maps to it.
+//!
+//! Body: `{"error": "<snake_case_code>", "message": "<for a human>"}` plus `"wechat_errcode"` when
+//! WeChat said no. Messages never carry internal error text or secrets. The domain modules know
+//! nothing of this: every mapping lives here.
+
+use lambda_http::{Body, Response};
+
+use crate::login::LoginError;
+use crate::model::AuthorizerState;
+use crate::open_account::OpenAccountError;
+use crate::permissions::{self, MissingPermissions};
+use crate::push::PushError;
+use crate::secrets::SecretsError;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+use crate::wechat::{ErrorKind, WeChatError};
+use crate::xml::XmlError;
+
+use super::json_response;
+
+/// An error as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub wechat_errcode: Option<i64>,
+    /// Extra fields merged into the body (e.g. the bound `open_appid` of a 409).
+    pub extra: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            wechat_errcode: None,
+            extra: None,
+        }
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            "internal_error",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!("this route accepts {allowed} only"),
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"error": self.code, "message": self.message});
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(code) = self.wechat_errcode {
+                obj.insert("wechat_errcode".into(), code.into());
+            }
+            if let Some(serde_json::Value::Object(extra)) = &self.extra {
+                for (k, val) in extra {
+                    obj.entry(k.clone()).or_insert_with(|| val.clone());
+                }
+            }
+        }
+        v
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json_response(self.status, &self.body())
+    }
+}
+
+impl From<&StoreError> for ApiError {
+    fn from(_: &StoreError) -> Self {
+        ApiError::new(
+            503,
+            "store_unavailable",
+            "the state store failed; try again",
+        )
+    }
+}
+
+impl From<&SecretsError> for ApiError {
+    fn from(e: &SecretsError) -> Self {
+        match e {
+            SecretsError::NotConfigured => ApiError::new(
+                503,
+                "not_configured",
+                "the component credentials are not configured yet",
+            ),
+            _ => ApiError::new(
+                503,
+                "credentials_unavailable",
+                "the component credentials could not be loaded",
+            ),
+        }
+    }
+}
+
+impl From<&TokenError> for ApiError {
+    fn from(e: &TokenError) -> Self {
+        match e {
+            TokenError::NoTicket => ApiError::new(
+                503,
+                "no_ticket",
+                "no component_verify_ticket has been received from WeChat yet; tickets arrive every 10 minutes",
+            ),
+            TokenError::UnknownAuthorizer => {
+                ApiError::new(404, "unknown_authorizer", "no authorizer with this appid")
+            }
+            TokenError::NotAuthorized(AuthorizerState::NeedsReauth) => {
+                ApiError::new(409, "authorizer_needs_reauth", e.to_string())
+            }
+            TokenError::NotAuthorized(_) => {
+                ApiError::new(409, "authorizer_unauthorized", e.to_string())
+            }
+            TokenError::Busy => ApiError::new(503, "busy", e.to_string()),
+            TokenError::WeChat(w) => ApiError::from(w),
+            TokenError::Store(s) => ApiError::from(s),
+            TokenError::Secrets(SecretsError::NotConfigured) => ApiError::new(
+                503,
+                "not_configured",
+                "the component credentials are not configured yet",
+            ),
+            TokenError::Secrets(_) => ApiError::new(
+                503,
+                "credentials_unavailable",
+                "the component credentials could not be loaded",
+            ),
+        }
+    }
+}
+
+impl From<&WeChatError> for ApiError {
+    fn from(e: &WeChatError) -> Self {
+        let mut api = match e.kind() {
+            Some(ErrorKind::QuotaReached) => ApiError::new(
+                503,
+                "wechat_quota_reached",
+                "WeChat's daily quota for this API is used up",
+            ),
+            Some(ErrorKind::IpNotWhitelisted) => ApiError::new(
+                502,
+                "wechat_ip_not_whitelisted",
+                "WeChat refused the caller IP: add the egress IP to the platform's whitelist",
+            ),
+            Some(ErrorKind::TicketInvalid) => ApiError::new(
+                503,
+                "ticket_invalid",
+                "WeChat rejected the component ticket; a new one was requested",
+            ),
+            _ => match e {
+                WeChatError::Timeout { .. } => {
+                    ApiError::new(504, "wechat_timeout", "WeChat did not answer in time")
+                }
+                _ => ApiError::new(502, "wechat_error", e.to_string()),
+            },
+        };
+        api.wechat_errcode = e.errcode();
+        api
+    }
+}
+
+impl From<&PushError> for ApiError {
+    fn from(e: &PushError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PushError::TooLarge => ApiError::new(413, "body_too_large", msg),
+            PushError::EmptyBody => ApiError::new(400, "empty_body", msg),
+            PushError::MissingParameter(_) => ApiError::new(400, "missing_parameter", msg),
+            PushError::InvalidParameter(_) => ApiError::new(400, "invalid_parameter", msg),
+            PushError::StaleTimestamp => ApiError::new(401, "stale_timestamp", msg),
+            PushError::Xml(XmlError::Doctype) => ApiError::new(400, "forbidden_xml", msg),
+            PushError::Xml(XmlError::MissingField(_)) => ApiError::new(400, "missing_field", msg),
+            PushError::Xml(_) => ApiError::new(400, "malformed_xml", msg),
+            PushError::Crypto(crate::crypto::CryptoError::BadSignature) => {
+                ApiError::new(401, "invalid_signature", msg)
+            }
+            PushError::Crypto(crate::crypto::CryptoError::WrongAppId) => {
+                ApiError::new(401, "wrong_appid", msg)
+            }
+            PushError::Crypto(_) => ApiError::new(
+                400,
+                "decrypt_failed",
+                format!("the message could not be decrypted: {msg}"),
+            ),
+        }
+    }
+}
+
+/// The one error shape for open-account failures, with a message a person can act on.
+impl From<&OpenAccountError> for ApiError {
+    fn from(e: &OpenAccountError) -> Self {
+        match e {
+            OpenAccountError::Token(t) => ApiError::from(t),
+            OpenAccountError::Store(s) => ApiError::from(s),
+            OpenAccountError::MissingPermission(id) => ApiError::new(
+                403,
+                "permission_not_granted",
+                format!(
+                    "the merchant has not granted permission set {id} ({}); ask them to authorize again with it",
+                    permissions::name(None, *id).unwrap_or("open platform account management")
+                ),
+            ),
+            OpenAccountError::AlreadyBound { open_appid } => {
+                let mut api = ApiError::new(
+                    409,
+                    "already_bound",
+                    "the account is already bound to an open account; unbind it first to move it",
+                );
+                api.wechat_errcode = Some(89000);
+                api.extra = Some(serde_json::json!({ "open_appid": open_appid }));
+                api
+            }
+            OpenAccountError::WeChat(w) => {
+                let (status, code, message) = match w.kind() {
+                    Some(ErrorKind::OpenNotSameSubject) => (
+                        409,
+                        "not_same_subject",
+                        "the account and the open account belong to different subjects (companies); only same-subject accounts can be bound",
+                    ),
+                    Some(ErrorKind::OpenNotBound) => (
+                        404,
+                        "not_bound",
+                        "the account is not bound to this open account",
+                    ),
+                    Some(ErrorKind::OpenNotCreatedByApi) => (
+                        409,
+                        "not_created_by_api",
+                        "the open account was registered on the Open Platform website; a third-party platform may not bind or unbind it",
+                    ),
+                    Some(ErrorKind::OpenLimitReached) => (
+                        409,
+                        "limit_reached",
+                        "the open account has reached its limit of bound accounts",
+                    ),
+                    Some(ErrorKind::OpenAlreadyBound) => (
+                        409,
+                        "already_bound",
+                        "the account is already bound to an open account",
+                    ),
+                    Some(ErrorKind::NoPermission) => (
+                        403,
+                        "permission_not_granted",
+                        "WeChat says the open-account permission set (24 for official accounts, 25 for mini programs) is not granted",
+                    ),
+                    Some(ErrorKind::InvalidAppId) => (
+                        400,
+                        "invalid_appid",
+                        "WeChat does not know this appid or open_appid",
+                    ),
+                    Some(ErrorKind::ComponentNotAuthorized) => (
+                        409,
+                        "component_not_authorized",
+                        "the account has not authorized this platform for this operation",
+                    ),
+                    _ => return ApiError::from(w),
+                };
+                let mut api = ApiError::new(status, code, message);
+                api.wechat_errcode = w.errcode();
+                api
+            }
+        }
+    }
+}
+
+impl From<&MissingPermissions> for ApiError {
+    fn from(e: &MissingPermissions) -> Self {
+        ApiError::new(
+            403,
+            "permission_not_granted",
+            format!(
+                "the merchant has not granted permission sets {}; ask them to authorize again with them",
+                e.describe()
+            ),
+        )
+    }
+}
+
+impl From<&LoginError> for ApiError {
+    fn from(e: &LoginError) -> Self {
+        match e {
+            LoginError::Token(t) => ApiError::from(t),
+            LoginError::Store(s) => ApiError::from(s),
+            LoginError::NotOfficialAccount => ApiError::new(
+                409,
+                "not_official_account",
+                "follow-to-log-in needs an official account; mini programs cannot make parametric QR codes",
+            ),
+            LoginError::NotVerifiedServiceAccount => ApiError::new(
+                409,
+                "not_verified_service_account",
+                "parametric QR codes need a WeChat-verified service account (服务号, verified)",
+            ),
+            LoginError::MissingPermissions(m) => ApiError::from(m),
+        }
+    }
+}

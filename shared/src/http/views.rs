@@ -1,0 +1,69 @@
+//! JSON views of records, as the internal routes show them (never a token).
+
+use crate::model::{AccountKind, AuthorizerRecord, AuthorizerState, LoginSession, LoginStatus};
+use crate::permissions;
+use crate::store::{LoginStore, StoreError};
+
+/// The public view of an authorizer (never a token).
+pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
+    let kind = r.profile.as_ref().map(|p| p.kind);
+    let state = match r.state {
+        AuthorizerState::Authorized => "authorized",
+        AuthorizerState::Unauthorized => "unauthorized",
+        AuthorizerState::NeedsReauth => "needs_reauth",
+    };
+    serde_json::json!({
+        "appid": r.appid,
+        "type": kind.map(|k| match k {
+            AccountKind::OfficialAccount => "official_account",
+            AccountKind::MiniProgram => "mini_program",
+        }),
+        "nick_name": r.profile.as_ref().map(|p| p.nick_name.clone()),
+        "user_name": r.profile.as_ref().map(|p| p.user_name.clone()),
+        "principal_name": r.profile.as_ref().and_then(|p| p.principal_name.clone()),
+        "service_type": r.profile.as_ref().map(|p| p.service_type),
+        "verify_type": r.profile.as_ref().map(|p| p.verify_type),
+        "state": state,
+        "permission_sets": r.func_info.iter().map(|id| serde_json::json!({
+            "id": id,
+            "name": permissions::name(kind, *id),
+        })).collect::<Vec<_>>(),
+        "authorized_at": r.authorized_at,
+        "updated_at": r.updated_at,
+        "open_appid": r.open_appid,
+    })
+}
+
+/// The status body of `GET /login/sessions/{id}`.
+pub async fn login_session_json<S: LoginStore>(
+    store: &S,
+    session: &LoginSession,
+    now: i64,
+) -> Result<serde_json::Value, StoreError> {
+    Ok(match session.status {
+        LoginStatus::Pending if session.expires_at <= now => serde_json::json!({
+            "id": session.id, "status": "expired", "appid": session.appid, "expires_at": session.expires_at,
+        }),
+        LoginStatus::Pending => serde_json::json!({
+            "id": session.id, "status": "pending", "appid": session.appid, "qr_url": session.qr_url,
+            "expires_at": session.expires_at,
+        }),
+        LoginStatus::Confirmed => {
+            let linked = match &session.unionid {
+                Some(u) => store.linked_appids(u).await?,
+                None => Vec::new(),
+            };
+            serde_json::json!({
+                "id": session.id,
+                "status": "confirmed",
+                "appid": session.appid,
+                "openid": session.openid,
+                "unionid": session.unionid,
+                "unionid_missing_reason": session.unionid_missing_reason,
+                "known_user": session.known_user,
+                "linked_appids": linked,
+                "confirmed_at": session.confirmed_at,
+            })
+        }
+    })
+}

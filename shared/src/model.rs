@@ -1,0 +1,212 @@
+//! The records wxopen keeps: what the store persists and the features read. Plain data, no I/O;
+//! the port traits that load and save them are in [`crate::store`].
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The newest `component_verify_ticket`.
+#[derive(Debug, Clone)]
+pub struct StoredTicket {
+    pub ticket: SecretString,
+    /// WeChat's `CreateTime` of the push that carried it: what "newest" is judged by.
+    pub create_time: i64,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushStatus {
+    Received,
+    Done,
+}
+
+/// A push's dedupe record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRecord {
+    pub key: String,
+    pub kind: String,
+    pub status: PushStatus,
+    pub received_at: i64,
+    pub ttl: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizationKind {
+    Authorized,
+    UpdateAuthorized,
+}
+
+/// An `authorized`/`updateauthorized` push waiting for the token service to exchange its code.
+#[derive(Debug, Clone)]
+pub struct PendingAuthorization {
+    pub authorizer_appid: String,
+    pub kind: AuthorizationKind,
+    pub authorization_code: SecretString,
+    pub create_time: i64,
+    pub code_expires_at: Option<i64>,
+    pub received_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorizerState {
+    Authorized,
+    Unauthorized,
+    NeedsReauth,
+}
+
+/// What is known of one authorizer (an official account or mini program). Never holds secrets in
+/// its `Debug` output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizerRecord {
+    pub appid: String,
+    pub state: AuthorizerState,
+    /// `CreateTime` of the newest authorization event applied: older events never win.
+    pub last_event_at: i64,
+    pub updated_at: i64,
+    #[serde(default)]
+    pub func_info: Vec<u32>,
+    #[serde(default)]
+    pub open_appid: Option<String>,
+    #[serde(default)]
+    pub authorized_at: Option<i64>,
+    #[serde(default)]
+    pub profile: Option<AuthorizerProfileRecord>,
+}
+
+/// What `api_get_authorizer_info` said of the account, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizerProfileRecord {
+    pub kind: AccountKind,
+    pub nick_name: String,
+    /// The `gh_` original id (the `ToUserName` of its messages).
+    pub user_name: String,
+    #[serde(default)]
+    pub principal_name: Option<String>,
+    pub service_type: i64,
+    pub verify_type: i64,
+    #[serde(default)]
+    pub head_img: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    OfficialAccount,
+    MiniProgram,
+}
+
+/// Which token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TokenKey {
+    Component,
+    Authorizer(String),
+}
+
+impl TokenKey {
+    pub fn label(&self) -> &str {
+        match self {
+            TokenKey::Component => "component",
+            TokenKey::Authorizer(appid) => appid,
+        }
+    }
+}
+
+/// The token part of the component-token item or of an authorizer item. `Debug` is redacted.
+#[derive(Clone, Default)]
+pub struct TokenRecord {
+    pub access_token: Option<SecretString>,
+    pub expires_at: i64,
+    /// Bumped by every write of a new access token.
+    pub version: u64,
+    pub lease_owner: Option<String>,
+    pub lease_until: i64,
+    /// Authorizers only.
+    pub refresh_token: Option<SecretString>,
+    /// Authorizers only: tokens are usable only while `Authorized`.
+    pub state: Option<AuthorizerState>,
+}
+
+impl std::fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("has_access_token", &self.access_token.is_some())
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version)
+            .field("lease_owner", &self.lease_owner)
+            .field("lease_until", &self.lease_until)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// A new access token to commit.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub access_token: SecretString,
+    pub expires_at: i64,
+    /// Authorizers: written in the same conditional update as the access token.
+    pub refresh_token: Option<SecretString>,
+}
+
+/// A token the refresher should renew (read from the refresh index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueToken {
+    pub key: TokenKey,
+    pub version: u64,
+    pub due_at: i64,
+}
+
+/// Everything an authorization (or re-authorization) writes, in one conditional update.
+#[derive(Debug, Clone)]
+pub struct AuthorizationGrant {
+    pub appid: String,
+    /// `CreateTime` of the authorization event (or the time of the redirect): newer wins.
+    pub event_time: i64,
+    pub func_info: Vec<u32>,
+    pub token: NewToken,
+    pub profile: Option<AuthorizerProfileRecord>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginStatus {
+    Pending,
+    Confirmed,
+}
+
+/// A follow-to-log-in session: a parametric QR code waiting for a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginSession {
+    /// Also the QR code's `scene_str`.
+    pub id: String,
+    pub appid: String,
+    pub status: LoginStatus,
+    pub qr_url: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    #[serde(default)]
+    pub openid: Option<String>,
+    #[serde(default)]
+    pub unionid: Option<String>,
+    /// Why `unionid` is null, when it is.
+    #[serde(default)]
+    pub unionid_missing_reason: Option<String>,
+    #[serde(default)]
+    pub known_user: bool,
+    #[serde(default)]
+    pub confirmed_at: Option<i64>,
+}
+
+/// What a scan confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfirmation {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub unionid_missing_reason: Option<String>,
+    pub known_user: bool,
+    pub now: i64,
+}

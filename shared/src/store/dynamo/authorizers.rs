@@ -1,0 +1,227 @@
+//! The authorizer item's lifecycle: authorization, cancellation, recovery, the list index.
+
+use super::tokens::*;
+use super::*;
+
+impl AuthorizerStore for DynamoStore {
+    async fn get_authorizer(&self, appid: &str) -> Result<Option<AuthorizerRecord>, StoreError> {
+        match self.get(authorizer_pk(appid), AUTHORIZER_SK).await? {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_authorizers(
+        &self,
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
+        let mut out = Vec::new();
+        let mut start = after.map(|appid| {
+            std::collections::HashMap::from([
+                ("pk".to_string(), s(authorizer_pk(appid))),
+                ("sk".to_string(), s(AUTHORIZER_SK)),
+                ("entity".to_string(), s(AUTHORIZER_ENTITY)),
+                ("appid".to_string(), s(appid)),
+            ])
+        });
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(AUTHORIZERS_INDEX)
+                .key_condition_expression("entity = :e")
+                .expression_attribute_values(":e", s(AUTHORIZER_ENTITY))
+                .set_limit(i32::try_from((limit - out.len()).clamp(1, 1000)).ok())
+                .set_exclusive_start_key(start.take());
+            if let Some(state) = state {
+                req = req
+                    .filter_expression("#state = :s")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":s", serde_dynamo::to_attribute_value(state)?);
+            }
+            let page = req.send().await?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<_, AuthorizerRecord>(item)?);
+            }
+            start = page.last_evaluated_key;
+            if out.len() >= limit || start.is_none() {
+                let next = if start.is_some() || out.len() > limit {
+                    out.truncate(limit);
+                    out.last().map(|r| r.appid.clone())
+                } else {
+                    None
+                };
+                return Ok((out, next));
+            }
+        }
+    }
+
+    async fn record_authorization(
+        &self,
+        g: &AuthorizationGrant,
+    ) -> Result<EventApplied, StoreError> {
+        let mut update = String::from(
+            "SET appid = :appid, entity = :entity, #state = :authorized, last_event_at = :t, updated_at = :now, \
+             authorized_at = :now, func_info = :f, access_token = :at, expires_at = :e, \
+             refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e",
+        );
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(&g.appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":appid", s(&g.appid))
+            .expression_attribute_values(":entity", s(AUTHORIZER_ENTITY))
+            .expression_attribute_values(":authorized", s("authorized"))
+            .expression_attribute_values(":t", n(g.event_time))
+            .expression_attribute_values(":now", n(g.now))
+            .expression_attribute_values(":f", serde_dynamo::to_attribute_value(&g.func_info)?)
+            .expression_attribute_values(":at", s(g.token.access_token.expose_secret()))
+            .expression_attribute_values(":e", n(g.token.expires_at))
+            .expression_attribute_values(
+                ":r",
+                s(g.token
+                    .refresh_token
+                    .as_ref()
+                    .map(|r| r.expose_secret())
+                    .unwrap_or_default()),
+            )
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":rp", s(DUE_PARTITION));
+        if let Some(profile) = &g.profile {
+            update.push_str(", profile = :profile");
+            req = req.expression_attribute_values(
+                ":profile",
+                serde_dynamo::to_attribute_value(profile)?,
+            );
+        }
+        update.push_str(" REMOVE lease_owner, lease_until");
+        let result = req
+            .update_expression(update)
+            .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
+            .send()
+            .await;
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
+    }
+
+    async fn mark_unauthorized(
+        &self,
+        appid: &str,
+        event_time: i64,
+        now: i64,
+    ) -> Result<EventApplied, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression(
+                "SET appid = :appid, entity = :entity, #state = :state, last_event_at = :t, updated_at = :now \
+                 REMOVE access_token, refresh_token, refresh_pk, due_at, lease_owner, lease_until",
+            )
+            .expression_attribute_values(":entity", s(AUTHORIZER_ENTITY))
+            .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":appid", s(appid))
+            .expression_attribute_values(":state", s("unauthorized"))
+            .expression_attribute_values(":t", n(event_time))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        if !applied(result)? {
+            return Ok(EventApplied::Superseded);
+        }
+        // A pending authorization older than the cancellation must not be completed later.
+        let dropped = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(PENDING_PK))
+            .key("sk", s(pending_sk(appid)))
+            .condition_expression("create_time <= :t")
+            .expression_attribute_values(":t", n(event_time))
+            .send()
+            .await;
+        // Nothing to drop (or a newer pending one) is fine.
+        applied(dropped)?;
+        Ok(EventApplied::Applied)
+    }
+
+    async fn restore_refresh_token(
+        &self,
+        appid: &str,
+        refresh_token: &SecretString,
+        now: i64,
+    ) -> Result<EventApplied, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression(
+                "SET #state = :authorized, refresh_token = :r, refresh_pk = :rp, due_at = :now, updated_at = :now",
+            )
+            .condition_expression("#state = :needs")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":needs", s("needs_reauth"))
+            .expression_attribute_values(":authorized", s("authorized"))
+            .expression_attribute_values(":r", s(refresh_token.expose_secret()))
+            .expression_attribute_values(":rp", s(DUE_PARTITION))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
+    }
+
+    async fn needs_reauth(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query_index(REAUTH_PARTITION, i64::MAX, 10_000)
+            .await?
+            .into_iter()
+            .filter_map(|i| match key_from_pk(&i.pk) {
+                Some(TokenKey::Authorizer(appid)) => Some(appid),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn set_open_appid(
+        &self,
+        appid: &str,
+        open_appid: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now));
+        req = match open_appid {
+            Some(o) => req
+                .update_expression("SET open_appid = :o, updated_at = :now")
+                .expression_attribute_values(":o", s(o)),
+            None => req.update_expression("SET updated_at = :now REMOVE open_appid"),
+        };
+        applied(req.send().await)?;
+        Ok(())
+    }
+}
