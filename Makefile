@@ -1,4 +1,7 @@
 # wxopen: the verbs. `make demo` and `make test` work on a fresh machine with Rust, Python 3 and make.
+# `make` alone (or `make help`) lists the verbs from their `## verb: text` comments below
+# (a `##` line indented by four spaces continues the one above).
+.DEFAULT_GOAL := help
 VENV      ?= .venv
 TOOLS     ?= .venv-tools
 PYTHON    ?= python3
@@ -13,7 +16,7 @@ TEST_THREADS ?= 4
 export PROPTEST_CASES ?= 256
 WITH_MOTO = set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; eval "$$(scripts/local-aws.sh env)";
 
-.PHONY: demo dev test lint fmt bench fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean
+.PHONY: help demo dev test lint fmt bench fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean
 
 $(STAMP): scripts/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +34,19 @@ $(TOOLS_STAMP): scripts/requirements-tools.txt
 venv: $(STAMP)
 tools: $(TOOLS_STAMP)
 
+## help: this list.
+help:
+	@awk 'match($$0, /^## [a-z][a-z0-9-]*: /) { printf "  make %-12s %s\n", substr($$0, 4, RLENGTH - 5), substr($$0, RLENGTH + 1); next } \
+	      /^##    / { printf "  %-17s %s\n", "", substr($$0, 7) }' $(MAKEFILE_LIST)
+
 ## demo: the whole provider story end to end on this machine; leaves nothing running.
 demo: $(STAMP)
 	cargo build -q -p wxopen-tests --bin wxopen-local
 	@$(WITH_MOTO) target/debug/wxopen-local demo
 
-## dev: the local stack (moto, sandbox, gateway) left running; prints the URLs. Ctrl-C stops it.
+## dev: the local stack (moto, sandbox, gateway; PORT=8787) left running, URLs printed; Ctrl-C stops it.
+##    Aim it at another WeChat: WECHAT_API_BASE, WECHAT_MP_BASE, WECHAT_OPEN_BASE and
+##    WXOPEN_CREDENTIALS_JSON or WXOPEN_CREDENTIALS_FILE (see README "Local development").
 dev: $(STAMP)
 	cargo build -q -p wxopen-tests --bin wxopen-local
 	@$(WITH_MOTO) target/debug/wxopen-local serve $(or $(PORT),8787)
@@ -51,6 +61,7 @@ lint: $(STAMP)
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 
+## fmt: format every crate (rustfmt).
 fmt:
 	cargo fmt --all
 
@@ -84,11 +95,13 @@ deploy: $(TOOLS_STAMP)
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam build
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(TOOLS)/bin/sam deploy --guided
 
+## moto-start: moto (local DynamoDB + Secrets Manager) in the background; `moto-stop` stops it.
 moto-start: $(STAMP)
 	scripts/local-aws.sh start
 moto-stop:
 	scripts/local-aws.sh stop
 
+## clean: stop moto; remove the virtualenvs, target/ and .aws-sam.
 clean:
 	scripts/local-aws.sh stop
 	rm -rf $(VENV) $(TOOLS) target .aws-sam

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use wxopen::app::Deps;
 use wxopen::authorization::LinkHosts;
 use wxopen::clock::{Clock, SystemClock};
+use wxopen::config::{Config, ConfigError};
 use wxopen::login::LoginSettings;
-use wxopen::secrets::{ComponentCredentials, StaticCredentials};
+use wxopen::secrets::{ComponentCredentials, SecretsError, StaticCredentials};
 use wxopen::store::DynamoStore;
 use wxopen::wechat::WeChatClient;
 
@@ -183,5 +185,339 @@ impl Stack {
     /// Number of sandbox calls to `api` so far.
     pub fn calls_to(&self, api: &str) -> usize {
         self.sandbox.calls().iter().filter(|c| c.api == api).count()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the local stack (`make dev`, `wxopen-local serve`) sends its WeChat calls.
+
+/// The environment variables that aim the local stack away from the sandbox.
+pub const AIM_VARIABLES: &[&str] = &[
+    "WECHAT_API_BASE",
+    "WECHAT_MP_BASE",
+    "WECHAT_OPEN_BASE",
+    "WXOPEN_CREDENTIALS_JSON",
+    "WXOPEN_CREDENTIALS_FILE",
+];
+
+/// The three WeChat hosts a deployment is configured with (no trailing slash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeChatBases {
+    /// API calls (`WECHAT_API_BASE`).
+    pub api: String,
+    /// The authorization page and QR images (`WECHAT_MP_BASE`).
+    pub mp: String,
+    /// The mobile authorization link (`WECHAT_OPEN_BASE`).
+    pub open: String,
+}
+
+impl WeChatBases {
+    /// All three hosts at one server (the sandbox serves them all).
+    pub fn all(base: &str) -> Self {
+        Self {
+            api: base.to_string(),
+            mp: base.to_string(),
+            open: base.to_string(),
+        }
+    }
+}
+
+/// A WeChat other than the sandbox: its hosts and the component credentials it knows.
+#[derive(Clone)]
+pub struct Aim {
+    pub bases: WeChatBases,
+    /// Where the credentials came from (`WXOPEN_CREDENTIALS_JSON` or the file's path).
+    pub credentials_source: String,
+    /// The component appid in the credentials (not a secret; printed at startup).
+    pub component_appid: String,
+    /// The provider's `PUBLIC_BASE_URL` (a tunnel's address), if set: the redirect URI uses it.
+    pub public_base: Option<String>,
+    credentials_json: SecretString,
+}
+
+impl std::fmt::Debug for Aim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aim")
+            .field("bases", &self.bases)
+            .field("credentials_source", &self.credentials_source)
+            .field("component_appid", &self.component_appid)
+            .field("public_base", &self.public_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Aim {
+    /// The validated credentials JSON, as it goes into the stack's secret.
+    pub fn credentials_json(&self) -> &SecretString {
+        &self.credentials_json
+    }
+}
+
+/// What the local stack talks to.
+#[derive(Debug, Clone)]
+pub enum WeChatTarget {
+    /// The project's WeChat sandbox, started with the stack, with the test component (default).
+    Sandbox,
+    /// The server(s) named in the environment; the sandbox is not started.
+    Aimed(Aim),
+}
+
+/// A bad aim variable. The message names the variable and never quotes a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AimError(pub String);
+
+impl std::fmt::Display for AimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AimError {}
+
+impl WeChatTarget {
+    pub fn from_env() -> Result<Self, AimError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the aim from any lookup (the environment, or a map in tests). Empty values count as
+    /// unset. None of [`AIM_VARIABLES`] set: the sandbox. Any of them set: the credentials are
+    /// required (exactly one of `WXOPEN_CREDENTIALS_JSON` / `WXOPEN_CREDENTIALS_FILE`) and each
+    /// base not given is WeChat's own host, as in a deployed stack. Base URLs (and
+    /// `PUBLIC_BASE_URL`) are validated by the same rules as a deployed function's config.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AimError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if AIM_VARIABLES.iter().all(|k| get(k).is_none()) {
+            return Ok(Self::Sandbox);
+        }
+        let bases = bases(&get)?;
+        let (credentials_source, json) = match (
+            get("WXOPEN_CREDENTIALS_JSON"),
+            get("WXOPEN_CREDENTIALS_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(AimError(
+                    "set WXOPEN_CREDENTIALS_JSON or WXOPEN_CREDENTIALS_FILE, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(AimError(format!(
+                    "the local stack is aimed at {} but has no component credentials: set \
+                         WXOPEN_CREDENTIALS_JSON (a JSON object with component_appid, \
+                         component_appsecret, token, encoding_aes_key) or \
+                         WXOPEN_CREDENTIALS_FILE (a path to one)",
+                    bases.api
+                )));
+            }
+            (Some(json), None) => ("WXOPEN_CREDENTIALS_JSON".to_string(), json),
+            (None, Some(path)) => {
+                let path = path.trim().to_string();
+                let json = std::fs::read_to_string(&path).map_err(|e| {
+                    AimError(format!(
+                        "WXOPEN_CREDENTIALS_FILE {path:?} cannot be read: {e}"
+                    ))
+                })?;
+                (format!("WXOPEN_CREDENTIALS_FILE {path}"), json)
+            }
+        };
+        let parsed = ComponentCredentials::from_json(&json).map_err(|e| {
+            AimError(match e {
+                SecretsError::NotConfigured => format!(
+                    "{credentials_source}: component_appid is missing or still the placeholder"
+                ),
+                // `Invalid` names the field, never its value.
+                SecretsError::Invalid(what) => {
+                    format!("{credentials_source}: invalid credentials: {what}")
+                }
+                other => format!("{credentials_source}: {other}"),
+            })
+        })?;
+        Ok(Self::Aimed(Aim {
+            bases,
+            credentials_source,
+            component_appid: parsed.component_appid.clone(),
+            public_base: public_base(&get)?,
+            credentials_json: SecretString::from(json),
+        }))
+    }
+}
+
+/// Only these keys reach the config parser, with placeholders for the two it requires.
+fn config_lookup<'a>(
+    get: &'a impl Fn(&str) -> Option<String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |k: &str| match k {
+        "TABLE_NAME" | "SECRET_ID" => Some("local".to_string()),
+        "WECHAT_API_BASE" | "WECHAT_MP_BASE" | "WECHAT_OPEN_BASE" | "PUBLIC_BASE_URL" => get(k),
+        _ => None,
+    }
+}
+
+fn bases(get: &impl Fn(&str) -> Option<String>) -> Result<WeChatBases, AimError> {
+    let config = Config::from_lookup(config_lookup(get)).map_err(aim_config_error)?;
+    Ok(WeChatBases {
+        api: config.wechat_api_base,
+        mp: config.wechat_mp_base,
+        open: config.wechat_open_base,
+    })
+}
+
+fn public_base(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, AimError> {
+    Ok(Config::from_lookup(config_lookup(get))
+        .map_err(aim_config_error)?
+        .public_base_url)
+}
+
+fn aim_config_error(e: ConfigError) -> AimError {
+    match e {
+        ConfigError::Invalid(key, why) => AimError(format!(
+            "{key} is not a usable base URL ({why}); expected e.g. http://127.0.0.1:9000"
+        )),
+        other => AimError(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod aim_tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    const CREDS: &str = r#"{"component_appid":"wxaimed00000000001","component_appsecret":"s3cret-appsecret","token":"aim-token","encoding_aes_key":"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"}"#;
+
+    fn target(vars: &[(&str, &str)]) -> Result<WeChatTarget, AimError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        WeChatTarget::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn aimed(vars: &[(&str, &str)]) -> Aim {
+        match target(vars) {
+            Ok(WeChatTarget::Aimed(aim)) => aim,
+            other => panic!("expected an aim, got {other:?}"),
+        }
+    }
+
+    fn error(vars: &[(&str, &str)]) -> String {
+        match target(vars) {
+            Err(e) => e.to_string(),
+            Ok(t) => panic!("expected an error, got {t:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_set_or_all_empty_is_the_sandbox() {
+        assert!(matches!(target(&[]), Ok(WeChatTarget::Sandbox)));
+        let empty: Vec<(&str, &str)> = AIM_VARIABLES.iter().map(|k| (*k, " ")).collect();
+        assert!(matches!(target(&empty), Ok(WeChatTarget::Sandbox)));
+        // PUBLIC_BASE_URL alone does not aim anything.
+        assert!(matches!(
+            target(&[("PUBLIC_BASE_URL", "https://tunnel.example")]),
+            Ok(WeChatTarget::Sandbox)
+        ));
+    }
+
+    #[test]
+    fn bases_and_json_credentials() {
+        let aim = aimed(&[
+            ("WECHAT_API_BASE", "http://127.0.0.1:9000/"),
+            ("WECHAT_MP_BASE", "http://127.0.0.1:9001"),
+            ("WECHAT_OPEN_BASE", "http://127.0.0.1:9002"),
+            ("WXOPEN_CREDENTIALS_JSON", CREDS),
+        ]);
+        assert_eq!(
+            aim.bases,
+            WeChatBases {
+                api: "http://127.0.0.1:9000".into(),
+                mp: "http://127.0.0.1:9001".into(),
+                open: "http://127.0.0.1:9002".into(),
+            }
+        );
+        assert_eq!(aim.component_appid, "wxaimed00000000001");
+        assert_eq!(aim.credentials_source, "WXOPEN_CREDENTIALS_JSON");
+        assert_eq!(aim.credentials_json().expose_secret(), CREDS);
+        assert_eq!(aim.public_base, None);
+        let debug = format!("{aim:?}");
+        assert!(!debug.contains("s3cret-appsecret"), "{debug}");
+        assert!(!debug.contains("aim-token"), "{debug}");
+    }
+
+    #[test]
+    fn bases_not_given_are_wechats_own_hosts() {
+        let aim = aimed(&[
+            ("WXOPEN_CREDENTIALS_JSON", CREDS),
+            ("PUBLIC_BASE_URL", "https://tunnel.example/"),
+        ]);
+        assert_eq!(
+            aim.bases,
+            WeChatBases {
+                api: "https://api.weixin.qq.com".into(),
+                mp: "https://mp.weixin.qq.com".into(),
+                open: "https://open.weixin.qq.com".into(),
+            }
+        );
+        assert_eq!(aim.public_base.as_deref(), Some("https://tunnel.example"));
+    }
+
+    #[test]
+    fn credentials_from_a_file() {
+        let path = std::env::temp_dir().join(format!("wxopen-aim-{}.json", std::process::id()));
+        std::fs::write(&path, CREDS).unwrap();
+        let path_str = path.to_string_lossy().to_string();
+        let aim = aimed(&[
+            ("WECHAT_API_BASE", "http://127.0.0.1:9000"),
+            ("WXOPEN_CREDENTIALS_FILE", &path_str),
+        ]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(aim.component_appid, "wxaimed00000000001");
+        assert_eq!(
+            aim.credentials_source,
+            format!("WXOPEN_CREDENTIALS_FILE {path_str}")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let api = ("WECHAT_API_BASE", "http://127.0.0.1:9000");
+        let creds = ("WXOPEN_CREDENTIALS_JSON", CREDS);
+        let e = error(&[("WECHAT_API_BASE", "not a url"), creds]);
+        assert!(e.contains("WECHAT_API_BASE"), "{e}");
+        let e = error(&[("WECHAT_MP_BASE", "ftp://127.0.0.1"), creds]);
+        assert!(e.contains("WECHAT_MP_BASE"), "{e}");
+        let e = error(&[creds, ("PUBLIC_BASE_URL", "nowhere")]);
+        assert!(e.contains("PUBLIC_BASE_URL"), "{e}");
+        let e = error(&[api]);
+        assert!(
+            e.contains("WXOPEN_CREDENTIALS_JSON") && e.contains("WXOPEN_CREDENTIALS_FILE"),
+            "{e}"
+        );
+        let e = error(&[api, creds, ("WXOPEN_CREDENTIALS_FILE", "/x")]);
+        assert!(e.contains("not both"), "{e}");
+        let e = error(&[
+            api,
+            ("WXOPEN_CREDENTIALS_FILE", "/no/such/wxopen-creds.json"),
+        ]);
+        assert!(e.contains("/no/such/wxopen-creds.json"), "{e}");
+        let e = error(&[api, ("WXOPEN_CREDENTIALS_JSON", "{not json s3cret")]);
+        assert!(e.contains("WXOPEN_CREDENTIALS_JSON"), "{e}");
+        assert!(!e.contains("s3cret"), "the value is never quoted: {e}");
+        let e = error(&[
+            api,
+            (
+                "WXOPEN_CREDENTIALS_JSON",
+                r#"{"component_appid":"REPLACE_ME"}"#,
+            ),
+        ]);
+        assert!(e.contains("placeholder"), "{e}");
+        let e = error(&[
+            api,
+            (
+                "WXOPEN_CREDENTIALS_JSON",
+                r#"{"component_appid":"wx1","component_appsecret":"s3cret","token":"t","encoding_aes_key":"short"}"#,
+            ),
+        ]);
+        assert!(e.contains("encoding_aes_key"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use wxopen::authorization::LinkHosts;
 use wxopen::clock::{Clock, FixedClock, SystemClock};
@@ -17,6 +18,7 @@ use wxopen::wechat::WeChatClient;
 
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
+use crate::stack::{Aim, WeChatBases};
 
 type Creds = CachedCredentials<SecretsManagerSource>;
 
@@ -30,8 +32,71 @@ pub struct Local {
     pub http: reqwest::Client,
 }
 
+/// The local stack aimed at any WeChat: moto's table and secret, the WeChat client, the gateway.
+pub struct Core {
+    pub gateway: Gateway,
+    pub store: DynamoStore,
+    pub wechat: WeChatClient,
+    pub credentials: Arc<Creds>,
+    pub secret_arn: String,
+    pub http: reqwest::Client,
+}
+
 /// Creates a table and a filled secret on moto, starts the sandbox and the gateway.
 pub async fn start(gateway_port: u16) -> Result<Local, String> {
+    let sandbox = sandbox::start(SandboxConfig::default())
+        .await
+        .map_err(|e| format!("the sandbox did not start: {e}"))?;
+    let core = start_core(
+        gateway_port,
+        &crate::credentials_json(),
+        &WeChatBases::all(&sandbox.base_url()),
+        None,
+    )
+    .await?;
+    sandbox.set_callbacks(
+        Some(format!("{}/wechat/component", core.gateway.base_url)),
+        Some(format!("{}/wechat/messages", core.gateway.base_url)),
+    );
+    let Core {
+        gateway,
+        store,
+        wechat,
+        credentials,
+        secret_arn,
+        http,
+    } = core;
+    Ok(Local {
+        sandbox,
+        gateway,
+        store,
+        wechat,
+        credentials,
+        secret_arn,
+        http,
+    })
+}
+
+/// The local stack aimed at another WeChat (`make dev` with the aim variables): the secret holds
+/// the aim's credentials, every WeChat host is the aim's; no sandbox is started.
+pub async fn start_aimed(gateway_port: u16, aim: &Aim) -> Result<Core, String> {
+    start_core(
+        gateway_port,
+        aim.credentials_json().expose_secret(),
+        &aim.bases,
+        aim.public_base.clone(),
+    )
+    .await
+}
+
+/// Moto's table and secret (filled with `credentials_json`), the client and the gateway.
+/// `public_base` is the redirect URI's base (default: the gateway's own URL).
+async fn start_core(
+    gateway_port: u16,
+    credentials_json: &str,
+    bases: &WeChatBases,
+    public_base: Option<String>,
+) -> Result<Core, String> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     if endpoint.is_empty() {
         return Err(
@@ -57,23 +122,20 @@ pub async fn start(gateway_port: u16) -> Result<Local, String> {
     let secret_arn = secret.arn().unwrap_or_default().to_string();
     sm.put_secret_value()
         .secret_id(&secret_arn)
-        .secret_string(crate::credentials_json())
+        .secret_string(credentials_json)
         .send()
         .await
         .map_err(|e| format!("filling the secret failed: {e}"))?;
     let store = DynamoStore::new(ddb, table);
-    let sandbox = sandbox::start(SandboxConfig::default())
-        .await
-        .map_err(|e| format!("the sandbox did not start: {e}"))?;
-    let wechat = WeChatClient::new(&sandbox.base_url(), Duration::from_secs(4))
-        .map_err(|e| e.to_string())?;
+    let wechat =
+        WeChatClient::new(&bases.api, Duration::from_secs(4)).map_err(|e| e.to_string())?;
     let credentials = Arc::new(CachedCredentials::new(
         SecretsManagerSource::new(sm, secret_arn.clone()),
         Duration::from_secs(300),
     ));
     let gw = {
         let (store, credentials, wechat) = (store.clone(), credentials.clone(), wechat.clone());
-        let base = sandbox.base_url();
+        let (mp_base, open_base) = (bases.mp.clone(), bases.open.clone());
         gateway::start(gateway_port, move |public| {
             Apps::new(
                 store,
@@ -82,12 +144,12 @@ pub async fn start(gateway_port: u16) -> Result<Local, String> {
                 GatewayConfig {
                     push_window: Duration::from_secs(300),
                     hosts: LinkHosts {
-                        mp_base: base.clone(),
-                        open_base: base.clone(),
+                        mp_base: mp_base.clone(),
+                        open_base,
                     },
-                    public_base: Some(public.to_string()),
+                    public_base: Some(public_base.unwrap_or_else(|| public.to_string())),
                     login: LoginSettings {
-                        mp_base: base,
+                        mp_base,
                         ..LoginSettings::default()
                     },
                 },
@@ -96,12 +158,7 @@ pub async fn start(gateway_port: u16) -> Result<Local, String> {
         .await
         .map_err(|e| format!("the gateway did not start: {e}"))?
     };
-    sandbox.set_callbacks(
-        Some(format!("{}/wechat/component", gw.base_url)),
-        Some(format!("{}/wechat/messages", gw.base_url)),
-    );
-    Ok(Local {
-        sandbox,
+    Ok(Core {
         gateway: gw,
         store,
         wechat,

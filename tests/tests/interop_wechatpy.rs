@@ -110,6 +110,10 @@ fn wechatpy_agrees_on_rejections() {
     assert_eq!(bad_appid["error"], "InvalidAppIdException");
 }
 
+/// Fixed vector A (the one `wxopen::crypto`'s unit tests use): token `wxopen-test-token`, key
+/// `abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG`, appid `wx1234567890abcdef`, timestamp
+/// 1763856000, nonce 1320562132, random prefix `0123456789abcdef`; its `Encrypt` (below)
+/// decrypts in wechatpy to the ticket push carrying `ticket@@@example-ticket-value`.
 #[test]
 fn spec_vector_a_decrypts_in_wechatpy_too() {
     let encrypt = "Q3stYC6hdFzMh9T8HCvyDHbKQqSxgboF8oFZaBcMh1cUSCUrzF5f59E77Cy4rSfvf0tXvIvMw7Ta3YYKG4ijwNm2C79vEAHVXMYJcQ+fTPziGj9ooFMXUqmmBjUXtPCybdWPT/1MUZw/6U5+9j9nTK5Ctn0xTXwPPQ7h+oBHbxC3J6f/q3mXRpRxz+omIgPYSMvDioOQ46+8jtvCMB5Mw/Q7Zy9GSxLfi1NnprUuxtwbNp0mjO7GDpynyWU5bjMGa71voVPNoq9TyxHkUhcW06HCjQmv47KJGE6Wd7EHPWXYuGl6bFcj5xUyb04GfnQnjiMjEj/so7zBNBgmieXu+vrq8lgTHncLiZWYFpBAxWf0kfjZ4z3fSvrY+j4ALv89";

@@ -126,7 +126,8 @@ async fn fault(stack: &Stack, api: &str, errcode: i64) {
     assert_eq!(s, 200, "{b}");
 }
 
-/// Each errcode of the spec's table becomes its typed error, on the call it was injected into.
+/// Each errcode the client maps (the cases below, one per mapped code, plus an unmapped one)
+/// becomes its typed error, on the call it was injected into.
 #[tokio::test]
 async fn every_mapped_errcode_reaches_the_caller_typed() {
     let stack = Stack::start().await;

@@ -65,7 +65,8 @@ pub enum F {
     Num(String),
 }
 
-/// A message-URL plaintext (§7): ToUserName, FromUserName, CreateTime, MsgType, then `fields`.
+/// A message-URL plaintext as WeChat builds it: ToUserName (the account's gh_ id), FromUserName
+/// (the user's openid), CreateTime, MsgType, then `fields`.
 pub fn message_xml(
     gh: &str,
     openid: &str,
