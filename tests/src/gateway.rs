@@ -34,26 +34,14 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/authorizers/{appid}", "authorizers"),
     ("GET", "/component/access-token", "access-token"),
     ("GET", "/authorizers/{appid}/access-token", "access-token"),
-    (
-        "POST",
-        "/authorizers/{appid}/open-account",
-        "open-account-create",
-    ),
-    (
-        "PUT",
-        "/authorizers/{appid}/open-account",
-        "open-account-bind",
-    ),
+    ("POST", "/authorizers/{appid}/open-account", "open-account"),
+    ("PUT", "/authorizers/{appid}/open-account", "open-account"),
     (
         "DELETE",
         "/authorizers/{appid}/open-account",
-        "open-account-unbind",
+        "open-account",
     ),
-    (
-        "GET",
-        "/authorizers/{appid}/open-account",
-        "open-account-get",
-    ),
+    ("GET", "/authorizers/{appid}/open-account", "open-account"),
     ("POST", "/login/sessions", "login-session-create"),
     ("GET", "/login/sessions/{id}", "login-session-status"),
 ];
@@ -67,10 +55,7 @@ pub struct Apps<C> {
     pub authorize_callback: authorize_callback::App<DynamoStore, Arc<C>, SystemClock>,
     pub authorizers: authorizers::App<DynamoStore>,
     pub access_token: access_token::App<DynamoStore, Arc<C>, SystemClock>,
-    pub open_account_create: open_account_create::App<DynamoStore, Arc<C>, SystemClock>,
-    pub open_account_bind: open_account_bind::App<DynamoStore, Arc<C>, SystemClock>,
-    pub open_account_unbind: open_account_unbind::App<DynamoStore, Arc<C>, SystemClock>,
-    pub open_account_get: open_account_get::App<DynamoStore, Arc<C>, SystemClock>,
+    pub open_account: open_account::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_create: login_session_create::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_status: login_session_status::App<DynamoStore, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
@@ -137,10 +122,7 @@ impl<C: CredentialsProvider> Apps<C> {
             authorize_callback: FromRuntime::from_runtime(rt()),
             authorizers: FromRuntime::from_runtime(rt()),
             access_token: FromRuntime::from_runtime(rt()),
-            open_account_create: FromRuntime::from_runtime(rt()),
-            open_account_bind: FromRuntime::from_runtime(rt()),
-            open_account_unbind: FromRuntime::from_runtime(rt()),
-            open_account_get: FromRuntime::from_runtime(rt()),
+            open_account: FromRuntime::from_runtime(rt()),
             login_create: FromRuntime::from_runtime(rt()),
             login_status: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
@@ -155,14 +137,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "authorize-callback" => authorize_callback::handle(&self.authorize_callback, req).await,
             "authorizers" => authorizers::handle(&self.authorizers, req).await,
             "access-token" => access_token::handle(&self.access_token, req).await,
-            "open-account-create" => {
-                open_account_create::handle(&self.open_account_create, req).await
-            }
-            "open-account-bind" => open_account_bind::handle(&self.open_account_bind, req).await,
-            "open-account-unbind" => {
-                open_account_unbind::handle(&self.open_account_unbind, req).await
-            }
-            "open-account-get" => open_account_get::handle(&self.open_account_get, req).await,
+            "open-account" => open_account::handle(&self.open_account, req).await,
             "login-session-create" => login_session_create::handle(&self.login_create, req).await,
             "login-session-status" => login_session_status::handle(&self.login_status, req).await,
             _ => return not_found(),

@@ -531,26 +531,14 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
             .unwrap(),
         ),
         (
-            "open-account-create",
-            open_account_create::handle(&deps, with_appid("GET"))
+            "open-account",
+            open_account::handle(&deps, with_appid("PATCH"))
                 .await
                 .unwrap(),
         ),
         (
-            "open-account-bind",
-            open_account_bind::handle(&deps, with_appid("POST"))
-                .await
-                .unwrap(),
-        ),
-        (
-            "open-account-unbind",
-            open_account_unbind::handle(&deps, with_appid("PUT"))
-                .await
-                .unwrap(),
-        ),
-        (
-            "open-account-get",
-            open_account_get::handle(&deps, with_appid("PATCH"))
+            "open-account",
+            open_account::handle(&deps, with_appid("HEAD"))
                 .await
                 .unwrap(),
         ),

@@ -4,6 +4,6 @@ use wxopen::runtime::{FromRuntime, Runtime};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let app = open_account_get::App::from_runtime(Runtime::load().await?);
-    run(service_fn(|req| open_account_get::handle(&app, req))).await
+    let app = open_account::App::from_runtime(Runtime::load().await?);
+    run(service_fn(|req| open_account::handle(&app, req))).await
 }

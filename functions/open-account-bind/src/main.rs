@@ -1,9 +1,0 @@
-use lambda_http::{Error, run, service_fn};
-use wxopen::runtime::{FromRuntime, Runtime};
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    wxopen::logging::init();
-    let app = open_account_bind::App::from_runtime(Runtime::load().await?);
-    run(service_fn(|req| open_account_bind::handle(&app, req))).await
-}
