@@ -348,7 +348,10 @@ fn calls_of(calls: &[CallRecord], api: &str) -> Vec<CallRecord> {
 mod authorization;
 mod control;
 mod faults;
+mod mini_program;
 mod open_account;
 mod pushes;
+mod routing;
+mod sign_in;
 mod tokens;
 mod users;
