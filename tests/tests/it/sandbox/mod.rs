@@ -351,6 +351,7 @@ mod faults;
 mod mini_program;
 mod open_account;
 mod pushes;
+mod release;
 mod routing;
 mod sign_in;
 mod tokens;
