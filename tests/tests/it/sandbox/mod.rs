@@ -7,18 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{MP1, OA1, OA2, OA3, OA4};
 use axum::Router;
 use axum::http::{StatusCode, Uri};
 use serde_json::{Value, json};
 use wxopen::crypto::{self, AesKey};
 use wxopen_tests::sandbox::{self, CallRecord, SandboxConfig, SandboxHandle};
 use wxopen_tests::{AES_KEY, APPID, APPSECRET, TOKEN};
-
-const OA1: &str = "wxoa00000000000001";
-const OA2: &str = "wxoa00000000000002";
-const OA3: &str = "wxoa00000000000003";
-const OA4: &str = "wxoa00000000000004";
-const MP1: &str = "wxmp00000000000001";
 
 struct Sb {
     handle: SandboxHandle,
