@@ -2,10 +2,18 @@
 //! providers testing their own integrations.
 //!
 //! One HTTP server plays all three WeChat hosts (API, `mp.weixin.qq.com`, `open.weixin.qq.com`):
-//! the component and authorizer APIs under `/cgi-bin/…` with WeChat's exact paths and JSON, plus a
-//! control API under `/sandbox/…` that drives the other actors (merchants authorizing, users
-//! scanning and messaging, WeChat pushing tickets) and injects faults. State lives in memory; time
-//! is a virtual clock (real time plus an offset the control API moves), used for every expiry.
+//! the WeChat APIs at WeChat's exact paths (`/cgi-bin/…`, `/wxa/…`, `/sns/…`; see the API table
+//! in `apis.rs`, which also says how to add one) with WeChat's JSON or binary answers, plus a
+//! control API under `/sandbox/…` that drives the other actors (`actors/`: merchants
+//! authorizing, users scanning, messaging and signing in; `release.rs`: WeChat's release-test
+//! robot; WeChat pushing tickets) and injects faults. State lives in memory; time is a virtual
+//! clock (real time plus an offset the control API moves), used for every expiry.
+//!
+//! Layout: `http.rs` routes (WeChat paths, pages, control API); `apis.rs` is the API table;
+//! `api.rs` the pipeline every API call goes through (token, quota, body, rule, call log);
+//! `rules/` each API's rules by area; `state.rs` the world; `control.rs` the control API's
+//! route table; `actors/` and `release.rs` the actors; `push.rs` outbound pushes; `pages.rs`
+//! the browser pages (authorization page, QR code image).
 //!
 //! Robustness: no input makes a handler panic. WeChat APIs answer `{"errcode", "errmsg"}` (HTTP
 //! 200, as WeChat does); the control API answers `{"error": "…"}` with a 4xx status.
@@ -14,11 +22,16 @@
 //! parameter of a push is *real* time (it is transport freshness, checked against the receiver's
 //! own clock), while `CreateTime` and every expiry inside the sandbox use sandbox time.
 
+mod actors;
 mod api;
+mod apis;
 mod control;
 mod http;
+mod pages;
 mod push;
 mod release;
+mod reply;
+mod rules;
 mod state;
 mod util;
 
@@ -33,23 +46,7 @@ use tokio::sync::watch;
 use crate::{AES_KEY, APPID, APPSECRET, TOKEN};
 use state::State;
 
-/// Every API name the sandbox serves (as used in the call log, faults and quotas).
-pub const API_NAMES: &[&str] = &[
-    "api_component_token",
-    "api_create_preauthcode",
-    "api_query_auth",
-    "api_authorizer_token",
-    "api_get_authorizer_info",
-    "api_get_authorizer_list",
-    "api_start_push_ticket",
-    "open/create",
-    "open/bind",
-    "open/unbind",
-    "open/get",
-    "qrcode/create",
-    "user/info",
-    "message/custom/send",
-];
+pub use apis::{APIS, Api, ApiSpec, Method, Token, api_names};
 
 /// Per-API daily call limits (per acting account and sandbox day).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +88,8 @@ pub struct SandboxConfig {
     pub pre_auth_code_ttl_secs: i64,
     pub auth_code_ttl_secs: i64,
     pub ticket_ttl_secs: i64,
+    /// Lifetime of a mini program login code (`wx.login`; WeChat: 5 minutes).
+    pub js_code_ttl_secs: i64,
     pub daily_quota: DailyQuota,
     pub open_account_bind_limit: usize,
     /// Per-attempt deadline of a push (WeChat: 5 s).
@@ -114,6 +113,7 @@ impl Default for SandboxConfig {
             pre_auth_code_ttl_secs: 600,
             auth_code_ttl_secs: 3600,
             ticket_ttl_secs: 43200,
+            js_code_ttl_secs: 300,
             daily_quota: DailyQuota::default(),
             open_account_bind_limit: 100,
             push_deadline: Duration::from_secs(5),
@@ -126,7 +126,8 @@ impl Default for SandboxConfig {
 /// One call to a WeChat API, as the sandbox answered it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRecord {
-    /// e.g. `"api_component_token"`, `"open/create"`.
+    /// The API's name ([`Api::name`]), e.g. `"api_component_token"`, `"open/create"`,
+    /// `"wxa/commit"`.
     pub api: String,
     /// `"component"`, `"authorizer"`, `"none"` (no token sent) or `"unknown"`.
     pub token_kind: String,

@@ -348,3 +348,40 @@ pub fn open_reply(shared: &Shared, body: &str) -> (Option<String>, Option<String
         Err(e) => (None, Some(format!("reply does not decrypt: {e}"))),
     }
 }
+
+/// A push to the component callback URL (tickets and authorization events).
+pub async fn deliver_component(shared: &Arc<Shared>, kind: &str, plaintext: String) -> Delivery {
+    let (url, appid) = {
+        let st = shared.lock();
+        (
+            st.config.component_callback_url.clone(),
+            st.config.component_appid.clone(),
+        )
+    };
+    deliver(
+        shared,
+        Outgoing {
+            kind: kind.to_string(),
+            target: "component",
+            url,
+            plaintext,
+            outer_tag: "AppId",
+            outer_value: appid,
+            require_success: true,
+        },
+    )
+    .await
+}
+
+/// Pushes a fresh `component_verify_ticket` and waits for the delivery (WeChat does this every
+/// 10 minutes, and on `api_start_push_ticket`).
+pub async fn push_ticket(shared: &Arc<Shared>) -> serde_json::Value {
+    let (ticket, xml) = {
+        let mut st = shared.lock();
+        let (ticket, now) = st.new_ticket();
+        let xml = ticket_xml(&st.config.component_appid, now, &ticket);
+        (ticket, xml)
+    };
+    let delivery = deliver_component(shared, "component_verify_ticket", xml).await;
+    serde_json::json!({ "ticket": ticket, "delivery": delivery })
+}

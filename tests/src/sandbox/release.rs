@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::actors::user;
 use super::push::{self, AuthPush, F};
 use super::util::{openid, xml_field};
 
@@ -33,11 +34,7 @@ fn content_of(reply: &Value) -> String {
 
 /// Runs the three cases against the platform for test account `appid` (authorizing it first,
 /// as WeChat's robot does, if it is not yet authorized). Returns `{passed, cases}`.
-pub async fn run(
-    shared: &Arc<Shared>,
-    appid: &str,
-    deliver: impl AsyncDeliver,
-) -> Result<Value, String> {
+pub async fn run(shared: &Arc<Shared>, appid: &str) -> Result<Value, String> {
     // The robot's test account authorizes the platform: an `authorized` push.
     let auth = {
         let mut st = shared.lock();
@@ -60,7 +57,7 @@ pub async fn run(
         }
     };
     if let Some(xml) = auth {
-        let d = super::http::deliver_component(shared, "authorized", xml).await;
+        let d = push::deliver_component(shared, "authorized", xml).await;
         if !d.delivered {
             return Err(format!(
                 "the authorized push was not accepted: {:?}",
@@ -72,20 +69,18 @@ pub async fn run(
 
     // 1. An event → text reply "<Event>from_callback".
     let started = Instant::now();
-    let r = deliver
-        .message(
-            shared,
-            appid,
-            ROBOT,
-            "event",
-            vec![
-                ("Event", F::Text("LOCATION".into())),
-                ("Latitude", F::Num("23.1".into())),
-                ("Longitude", F::Num("113.3".into())),
-                ("Precision", F::Num("119.4".into())),
-            ],
-        )
-        .await;
+    let r = message(
+        shared,
+        appid,
+        "event",
+        vec![
+            ("Event", F::Text("LOCATION".into())),
+            ("Latitude", F::Num("23.1".into())),
+            ("Longitude", F::Num("113.3".into())),
+            ("Precision", F::Num("119.4".into())),
+        ],
+    )
+    .await;
     let got = content_of(&r["reply"]);
     cases.push(Case {
         name: "event",
@@ -97,18 +92,16 @@ pub async fn run(
 
     // 2. Text TESTCOMPONENT_MSG_TYPE_TEXT → "TESTCOMPONENT_MSG_TYPE_TEXT_callback".
     let started = Instant::now();
-    let r = deliver
-        .message(
-            shared,
-            appid,
-            ROBOT,
-            "text",
-            vec![
-                ("Content", F::Text("TESTCOMPONENT_MSG_TYPE_TEXT".into())),
-                ("MsgId", F::Num("6000000000000000001".into())),
-            ],
-        )
-        .await;
+    let r = message(
+        shared,
+        appid,
+        "text",
+        vec![
+            ("Content", F::Text("TESTCOMPONENT_MSG_TYPE_TEXT".into())),
+            ("MsgId", F::Num("6000000000000000001".into())),
+        ],
+    )
+    .await;
     let got = content_of(&r["reply"]);
     cases.push(Case {
         name: "text",
@@ -122,18 +115,16 @@ pub async fn run(
     //    "<code>_from_api" sent with the authorizer token obtained through api_query_auth.
     let code = shared.lock().new_auth_code(appid);
     let started = Instant::now();
-    let r = deliver
-        .message(
-            shared,
-            appid,
-            ROBOT,
-            "text",
-            vec![
-                ("Content", F::Text(format!("QUERY_AUTH_CODE:{code}"))),
-                ("MsgId", F::Num("6000000000000000002".into())),
-            ],
-        )
-        .await;
+    let r = message(
+        shared,
+        appid,
+        "text",
+        vec![
+            ("Content", F::Text(format!("QUERY_AUTH_CODE:{code}"))),
+            ("MsgId", F::Num("6000000000000000002".into())),
+        ],
+    )
+    .await;
     let reply_ok = r["status"] == 200
         && r["delivery"]["body"]
             .as_str()
@@ -174,15 +165,15 @@ pub async fn run(
     }))
 }
 
-/// How the runner sends one message to the platform's message URL (the control module's
-/// user actor, which encrypts, signs and reads the passive reply).
-pub trait AsyncDeliver {
-    fn message(
-        &self,
-        shared: &Arc<Shared>,
-        appid: &str,
-        user: &str,
-        msg_type: &'static str,
-        fields: Vec<(&'static str, F)>,
-    ) -> impl std::future::Future<Output = Value> + Send;
+/// One message from the robot to the platform's message URL, as the user actor sends it
+/// (encrypted, signed, the passive reply read).
+async fn message(
+    shared: &Arc<Shared>,
+    appid: &str,
+    msg_type: &'static str,
+    fields: Vec<(&'static str, F)>,
+) -> Value {
+    user::send_as_user(shared, appid, ROBOT, msg_type, &fields)
+        .await
+        .unwrap_or_else(|f| json!({ "error": f.error }))
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::apis::Api;
 use super::util::{openid, random_alnum, random_hex, real_now, short_hash};
 use super::{CallRecord, CustomMessage, PushRecord, SandboxConfig};
 
@@ -70,6 +71,18 @@ pub struct Merchant {
     pub open_appid: Option<String>,
     /// Keyed by the test's user name.
     pub followers: BTreeMap<String, Follower>,
+    /// The code committed through `wxa/commit` (the trial version), mini programs only.
+    pub committed: Option<CodeCommit>,
+}
+
+/// A `wxa/commit`: the template and version a mini program's trial version runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeCommit {
+    pub template_id: i64,
+    pub user_version: String,
+    pub user_desc: String,
+    pub ext_json: Option<Value>,
+    pub at: i64,
 }
 
 impl Merchant {
@@ -90,6 +103,7 @@ impl Merchant {
             authorization: None,
             open_appid: None,
             followers: BTreeMap::new(),
+            committed: None,
         }
     }
 
@@ -169,6 +183,16 @@ pub struct AuthCode {
     pub used: bool,
 }
 
+/// A mini program login code (`wx.login`), exchanged once through `jscode2session`.
+#[derive(Debug, Clone)]
+pub struct JsCode {
+    pub appid: String,
+    /// The test's user name.
+    pub user: String,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct QrCode {
     pub appid: String,
@@ -206,12 +230,13 @@ pub struct State {
     pub merchants: BTreeMap<String, Merchant>,
     pub open_accounts: BTreeMap<String, OpenAccount>,
     pub qrcodes: HashMap<String, QrCode>,
+    pub js_codes: HashMap<String, JsCode>,
     pub calls: VecDeque<CallRecord>,
     pub custom_messages: VecDeque<CustomMessage>,
     pub pushes: VecDeque<PushRecord>,
     pub faults: Vec<Fault>,
     /// (api, acting account, sandbox day) → calls.
-    pub quota_used: HashMap<(String, String, i64), u64>,
+    pub quota_used: HashMap<(Api, String, i64), u64>,
     pub auth_seq: u64,
     pub push_seq: u64,
 }
@@ -230,6 +255,7 @@ impl State {
             merchants: BTreeMap::new(),
             open_accounts: BTreeMap::new(),
             qrcodes: HashMap::new(),
+            js_codes: HashMap::new(),
             calls: VecDeque::new(),
             custom_messages: VecDeque::new(),
             pushes: VecDeque::new(),
@@ -351,11 +377,11 @@ impl State {
     // ---- faults and quotas ----
 
     /// Takes one use of the first matching fault rule.
-    pub fn take_fault(&mut self, api: &str) -> Option<Fault> {
+    pub fn take_fault(&mut self, api: Api) -> Option<Fault> {
         let i = self
             .faults
             .iter()
-            .position(|f| f.remaining > 0 && (f.api == api || f.api == "*"))?;
+            .position(|f| f.remaining > 0 && (f.api == api.name() || f.api == "*"))?;
         let f = &mut self.faults[i];
         f.remaining -= 1;
         let taken = f.clone();
@@ -366,12 +392,12 @@ impl State {
     }
 
     /// Counts a call against the daily quota; false when the quota is already spent.
-    pub fn spend_quota(&mut self, api: &str, actor: &str) -> bool {
+    pub fn spend_quota(&mut self, api: Api, actor: &str) -> bool {
         let day = self.now().div_euclid(86_400);
-        let limit = self.config.daily_quota.limit(api);
+        let limit = self.config.daily_quota.limit(api.name());
         let used = self
             .quota_used
-            .entry((api.to_string(), actor.to_string(), day))
+            .entry((api, actor.to_string(), day))
             .or_insert(0);
         if *used >= limit {
             return false;
@@ -406,6 +432,22 @@ impl State {
             code.clone(),
             AuthCode {
                 appid: appid.to_string(),
+                expires_at,
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// A fresh login code for `user` in mini program `appid` (what `wx.login` gives the app).
+    pub fn new_js_code(&mut self, appid: &str, user: &str) -> String {
+        let code = random_alnum(32);
+        let expires_at = self.now().saturating_add(self.config.js_code_ttl_secs);
+        self.js_codes.insert(
+            code.clone(),
+            JsCode {
+                appid: appid.to_string(),
+                user: user.to_string(),
                 expires_at,
                 used: false,
             },

@@ -1,23 +1,10 @@
 //! Open-account operations end to end: gateway → functions → sandbox (WeChat's rules) → moto.
 
+use crate::common::{MP1, OA1, OA2, OA3, stack_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wxopen::store::AuthorizerStore;
 use wxopen_tests::stack::Stack;
-
-const OA1: &str = "wxoa00000000000001";
-const OA2: &str = "wxoa00000000000002"; // same subject as OA1
-const OA3: &str = "wxoa00000000000003"; // another subject
-const MP1: &str = "wxmp00000000000001"; // same subject, mini program
-
-async fn stack_with(authorizers: &[&str]) -> Stack {
-    let stack = Stack::start().await;
-    stack.push_ticket().await;
-    for a in authorizers {
-        stack.authorize(a, "push_only").await;
-    }
-    stack
-}
 
 fn path(appid: &str) -> String {
     format!("/authorizers/{appid}/open-account")

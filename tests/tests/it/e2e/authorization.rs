@@ -1,6 +1,7 @@
 //! Merchant authorization end to end over HTTP: sandbox (WeChat and the merchant), local
 //! gateway (every function), moto (DynamoDB).
 
+use crate::common::{MP1 as MP, OA1 as OA};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -12,9 +13,6 @@ use wxopen::tokens::TokenError;
 use wxopen::wechat::ErrorKind;
 use wxopen_tests::APPID;
 use wxopen_tests::stack::Stack;
-
-const OA: &str = "wxoa00000000000001";
-const MP: &str = "wxmp00000000000001";
 
 async fn ready() -> Stack {
     let stack = Stack::start().await;

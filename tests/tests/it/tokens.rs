@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use crate::common::{MP1, OA1, OA2, OA3, OA4, stack_with};
 use futures_util::future::join_all;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,22 +16,7 @@ use wxopen::refresher::{RefreshReport, RefreshSettings};
 use wxopen::store::{AuthorizerStore, TokenStore};
 use wxopen_tests::stack::Stack;
 
-const OA1: &str = "wxoa00000000000001";
-const OA2: &str = "wxoa00000000000002";
-const OA3: &str = "wxoa00000000000003";
-const OA4: &str = "wxoa00000000000004";
-const MP1: &str = "wxmp00000000000001";
 const ALL: [&str; 5] = [OA1, OA2, OA3, OA4, MP1];
-
-/// A stack with a ticket, a component token and the given authorizers.
-async fn stack_with(authorizers: &[&str]) -> Stack {
-    let stack = Stack::start().await;
-    stack.push_ticket().await;
-    for a in authorizers {
-        stack.authorize(a, "push_only").await;
-    }
-    stack
-}
 
 fn refresher(
     stack: &Stack,

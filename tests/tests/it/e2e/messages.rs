@@ -1,26 +1,13 @@
 //! The message URL end to end: follow-to-log-in with UnionID linking, and what must not change
 //! state (expired sessions, unknown scenes, replays, wrong-appid paths).
 
+use crate::common::{MP1, OA1, OA2, OA4, stack_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wxopen::clock::{Clock, FixedClock, SystemClock};
 use wxopen::login::LoginSettings;
 use wxopen_tests::stack::Stack;
 use wxopen_tests::{SignedPush, body_text, request};
-
-const OA1: &str = "wxoa00000000000001";
-const OA2: &str = "wxoa00000000000002"; // same subject as OA1
-const OA4: &str = "wxoa00000000000004"; // unverified subscription account
-const MP1: &str = "wxmp00000000000001";
-
-async fn stack_with(authorizers: &[&str]) -> Stack {
-    let stack = Stack::start().await;
-    stack.push_ticket().await;
-    for a in authorizers {
-        stack.authorize(a, "push_only").await;
-    }
-    stack
-}
 
 async fn new_session(stack: &Stack, appid: &str) -> Value {
     let (status, body) = stack

@@ -4,13 +4,12 @@
 
 use std::collections::HashMap;
 
+use crate::common::OA1 as OA;
 use lambda_http::Body;
 use reqwest::Method;
 use serde_json::{Value, json};
 use wxopen_tests::stack::Stack;
 use wxopen_tests::{body_text, request, scan_all};
-
-const OA: &str = "wxoa00000000000001";
 
 struct Case {
     method: Method,

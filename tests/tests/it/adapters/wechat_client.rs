@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
+use crate::common::OA1 as OA;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use wxopen::wechat::{Api, ErrorKind, WeChatClient, WeChatError};
 use wxopen_tests::stack::Stack;
 use wxopen_tests::{APPID, APPSECRET};
-
-const OA: &str = "wxoa00000000000001";
 
 /// Every method, in the order a provider meets them, on one sandbox.
 #[tokio::test]

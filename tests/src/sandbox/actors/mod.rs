@@ -1,0 +1,5 @@
+//! The actors besides WeChat itself that the control API drives: merchants and users. (WeChat's
+//! release-test robot is `release.rs`; WeChat's own ticket pushes are in `push.rs`.)
+
+pub mod merchant;
+pub mod user;

@@ -1,0 +1,260 @@
+//! The user actor: someone with WeChat who scans a platform's QR code (follows, or scans
+//! again), sends messages and events to an official account, and signs in to a mini program
+//! (`wx.login`). Each message is pushed to the platform's message URL and the passive reply read.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::super::Shared;
+use super::super::push::{self, F, Outgoing};
+use super::super::reply::{Fail, Outcome, bad, bad_request, ok, required};
+use super::super::state::{Kind, Merchant, State as World};
+use super::super::util::{openid, random_from, str_field};
+
+struct MessagePush {
+    appid: String,
+    gh: String,
+    openid: String,
+    url: Option<String>,
+    event: String,
+    xml: String,
+}
+
+fn user_name(obj: &Map<String, Value>) -> Result<String, Fail> {
+    let user = required(obj, "user")?;
+    if user.chars().count() > 128 {
+        return Err(bad_request("user is too long"));
+    }
+    Ok(user)
+}
+
+fn message_url(st: &World, appid: &str) -> Option<String> {
+    st.config
+        .message_callback_base
+        .as_deref()
+        .map(|base| format!("{}/{appid}", base.trim_end_matches('/')))
+}
+
+/// The merchant a user acts on: it must exist and be authorized to the component (otherwise
+/// WeChat would not push to the component's message URL).
+fn acted_on<'a>(st: &'a mut World, appid: &str) -> Result<&'a mut Merchant, Fail> {
+    match st.merchants.get_mut(appid) {
+        None => Err(bad(StatusCode::NOT_FOUND, "unknown merchant")),
+        Some(m) if m.authorization.is_none() => Err(bad(StatusCode::CONFLICT, "not_authorized")),
+        Some(m) => Ok(m),
+    }
+}
+
+pub async fn scan(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
+    let user = user_name(&obj)?;
+    let ticket = required(&obj, "ticket")?;
+    let msg = {
+        let mut st = shared.lock();
+        let now = st.now();
+        let qr = st
+            .qrcodes
+            .get(&ticket)
+            .filter(|q| q.expires_at > now)
+            .cloned()
+            .ok_or_else(|| bad_request("qr_expired"))?;
+        let url = message_url(&st, &qr.appid);
+        let m = acted_on(&mut st, &qr.appid)?;
+        let newly = m.follow(&user, now, "ADD_SCENE_QR_CODE", &qr.scene);
+        let (event, key) = if newly {
+            ("subscribe", format!("qrscene_{}", qr.scene))
+        } else {
+            ("SCAN", qr.scene.clone())
+        };
+        let id = openid(&m.appid, &user);
+        let xml = push::message_xml(
+            &m.user_name,
+            &id,
+            now,
+            "event",
+            &[
+                ("Event", F::Text(event.to_string())),
+                ("EventKey", F::Text(key)),
+                ("Ticket", F::Text(ticket.clone())),
+            ],
+        );
+        MessagePush {
+            appid: m.appid.clone(),
+            gh: m.user_name.clone(),
+            openid: id,
+            url,
+            event: event.to_string(),
+            xml,
+        }
+    };
+    ok(deliver_message(shared, msg).await)
+}
+
+pub async fn message(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
+    let appid = required(&obj, "appid")?;
+    let user = user_name(&obj)?;
+    let content = str_field(&obj, "content").ok_or_else(|| bad_request("content is required"))?;
+    let msg = {
+        let mut st = shared.lock();
+        let now = st.now();
+        let url = message_url(&st, &appid);
+        let m = acted_on(&mut st, &appid)?;
+        m.follow(&user, now, "ADD_SCENE_OTHERS", "");
+        let id = openid(&m.appid, &user);
+        let msg_id = format!(
+            "{}{}",
+            random_from(b"123456789", 1),
+            random_from(b"0123456789", 18)
+        );
+        let xml = push::message_xml(
+            &m.user_name,
+            &id,
+            now,
+            "text",
+            &[("Content", F::Text(content)), ("MsgId", F::Num(msg_id))],
+        );
+        MessagePush {
+            appid: m.appid.clone(),
+            gh: m.user_name.clone(),
+            openid: id,
+            url,
+            event: "text".to_string(),
+            xml,
+        }
+    };
+    ok(deliver_message(shared, msg).await)
+}
+
+pub async fn event(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
+    let appid = required(&obj, "appid")?;
+    let user = user_name(&obj)?;
+    let event = required(&obj, "event")?;
+    if event.chars().count() > 64 {
+        return Err(bad_request("event is too long"));
+    }
+    let event_key = str_field(&obj, "event_key");
+    let msg = {
+        let mut st = shared.lock();
+        let now = st.now();
+        let url = message_url(&st, &appid);
+        let m = acted_on(&mut st, &appid)?;
+        match event.as_str() {
+            "subscribe" => {
+                m.follow(&user, now, "ADD_SCENE_SEARCH", "");
+            }
+            "unsubscribe" => {
+                m.follow(&user, now, "ADD_SCENE_OTHERS", "");
+                if let Some(f) = m.followers.get_mut(&user) {
+                    f.subscribed = false;
+                }
+            }
+            _ => {
+                m.follow(&user, now, "ADD_SCENE_OTHERS", "");
+            }
+        }
+        let mut fields = vec![("Event", F::Text(event.clone()))];
+        if let Some(k) = event_key {
+            fields.push(("EventKey", F::Text(k)));
+        }
+        if event == "LOCATION" {
+            fields.push(("Latitude", F::Num("23.137466".to_string())));
+            fields.push(("Longitude", F::Num("113.352425".to_string())));
+            fields.push(("Precision", F::Num("119.385040".to_string())));
+        }
+        let id = openid(&m.appid, &user);
+        let xml = push::message_xml(&m.user_name, &id, now, "event", &fields);
+        MessagePush {
+            appid: m.appid.clone(),
+            gh: m.user_name.clone(),
+            openid: id,
+            url,
+            event,
+            xml,
+        }
+    };
+    ok(deliver_message(shared, msg).await)
+}
+
+/// Sends any message from `user` to `appid`'s message URL (the release-test robot uses it).
+pub async fn send_as_user(
+    shared: &Arc<Shared>,
+    appid: &str,
+    user: &str,
+    msg_type: &str,
+    fields: &[(&str, F)],
+) -> Result<Value, Fail> {
+    let msg = {
+        let mut st = shared.lock();
+        let now = st.now();
+        let url = message_url(&st, appid);
+        let m = acted_on(&mut st, appid)?;
+        m.follow(user, now, "ADD_SCENE_OTHERS", "");
+        let id = openid(&m.appid, user);
+        let event = fields
+            .iter()
+            .find_map(|(k, v)| match (k, v) {
+                (&"Event", F::Text(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| msg_type.to_string());
+        MessagePush {
+            appid: m.appid.clone(),
+            gh: m.user_name.clone(),
+            xml: push::message_xml(&m.user_name, &id, now, msg_type, fields),
+            openid: id,
+            url,
+            event,
+        }
+    };
+    Ok(deliver_message(shared, msg).await)
+}
+
+async fn deliver_message(shared: &Arc<Shared>, msg: MessagePush) -> Value {
+    let kind = if msg.event == "text" {
+        "text".to_string()
+    } else {
+        format!("event:{}", msg.event)
+    };
+    let delivery = push::deliver(
+        shared,
+        Outgoing {
+            kind,
+            target: "message",
+            url: msg.url,
+            plaintext: msg.xml,
+            outer_tag: "ToUserName",
+            outer_value: msg.gh,
+            require_success: false,
+        },
+    )
+    .await;
+    let (reply, reply_error) = if delivery.status.is_some() {
+        push::open_reply(shared, &delivery.body)
+    } else {
+        (None, None)
+    };
+    json!({
+        "appid": msg.appid,
+        "openid": msg.openid,
+        "event": msg.event,
+        "status": delivery.status,
+        "reply": reply,
+        "reply_error": reply_error,
+        "delivery": delivery,
+    })
+}
+
+/// The user opens mini program `appid`, which calls `wx.login`: a fresh login code for the
+/// platform to exchange through `sns/component/jscode2session` (single use, 5 minutes).
+pub fn login(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
+    let appid = required(&obj, "appid")?;
+    let user = user_name(&obj)?;
+    let mut st = shared.lock();
+    let ttl = st.config.js_code_ttl_secs;
+    if acted_on(&mut st, &appid)?.kind != Kind::MiniProgram {
+        return Err(bad_request("wx.login is for mini programs"));
+    }
+    let code = st.new_js_code(&appid, &user);
+    ok(json!({ "appid": appid, "js_code": code, "expires_in": ttl }))
+}

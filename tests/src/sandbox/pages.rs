@@ -1,0 +1,110 @@
+//! The browser pages the sandbox serves for WeChat's web hosts: the authorization page
+//! (`componentloginpage`, `bindcomponent`; informational: the merchant actor does the real
+//! work) and the QR code image (`showqrcode`).
+
+use std::collections::HashMap;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::Shared;
+use super::state::Kind;
+use super::util::html_escape;
+
+/// A 1×1 GIF standing in for a QR code image.
+const GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+pub fn showqrcode(shared: &Shared, query: &HashMap<String, String>) -> Response {
+    let st = shared.lock();
+    let now = st.now();
+    let live = query
+        .get("ticket")
+        .and_then(|t| st.qrcodes.get(t))
+        .filter(|q| q.expires_at > now);
+    match live {
+        Some(q) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/gif".to_string()),
+                (
+                    header::HeaderName::from_static("x-sandbox-appid"),
+                    q.appid.clone(),
+                ),
+            ],
+            GIF,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "QR code not found or expired").into_response(),
+    }
+}
+
+/// Informational page for an authorization link: the merchant actor does the real work.
+pub fn login_page(shared: &Shared, flow: &str, query: &HashMap<String, String>) -> Response {
+    let st = shared.lock();
+    let now = st.now();
+    let get = |k: &str| query.get(k).cloned().unwrap_or_default();
+    let pre = get("pre_auth_code");
+    let pre_state = match st.pre_auth_codes.get(&pre) {
+        None => "unknown",
+        Some(c) if c.used => "already used",
+        Some(c) if c.expires_at <= now => "expired",
+        Some(_) => "valid",
+    };
+    let auth_type = get("auth_type");
+    let biz = get("biz_appid");
+    let eligible: Vec<String> = st
+        .merchants
+        .values()
+        .filter(|m| {
+            if !biz.is_empty() {
+                return m.appid == biz;
+            }
+            match auth_type.as_str() {
+                "1" => m.kind == Kind::OfficialAccount,
+                "2" => m.kind == Kind::MiniProgram,
+                _ => true,
+            }
+        })
+        .map(|m| {
+            format!(
+                "<li>{} ({})</li>",
+                html_escape(&m.appid),
+                html_escape(&m.nick_name)
+            )
+        })
+        .collect();
+    let component_ok = get("component_appid") == st.config.component_appid;
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>WeChat sandbox authorization</title></head><body>\
+<h1>WeChat sandbox: authorization page</h1>\
+<p>Flow: {flow}</p>\
+<p>component_appid: {} ({})</p>\
+<p>pre_auth_code: {}</p>\
+<p>auth_type: {} biz_appid: {}</p>\
+<p>redirect_uri: {}</p>\
+<p>Accounts this link admits:</p><ul>{}</ul>\
+<p>To authorize, POST this link to <code>/sandbox/merchants/{{appid}}/authorize</code> as <code>{{\"link\": \"…\"}}</code>.</p>\
+</body></html>",
+        html_escape(&get("component_appid")),
+        if component_ok {
+            "matches"
+        } else {
+            "does not match the sandbox component"
+        },
+        pre_state,
+        html_escape(&auth_type),
+        html_escape(&biz),
+        html_escape(&get("redirect_uri")),
+        eligible.join(""),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}

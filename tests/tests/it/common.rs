@@ -1,0 +1,24 @@
+//! What the test modules share: the sandbox's default accounts and a ready stack.
+
+use wxopen_tests::stack::Stack;
+
+/// A verified service account of "Acme Ltd" (grants 1-4, 6, 7, 11, 15, 24 by default).
+pub const OA1: &str = "wxoa00000000000001";
+/// Another verified service account of the same subject as `OA1`.
+pub const OA2: &str = "wxoa00000000000002";
+/// A verified service account of another subject ("Other Co").
+pub const OA3: &str = "wxoa00000000000003";
+/// An unverified subscription account of "Acme Ltd".
+pub const OA4: &str = "wxoa00000000000004";
+/// A mini program of "Acme Ltd" (grants 17, 18, 19, 25, 30 by default).
+pub const MP1: &str = "wxmp00000000000001";
+
+/// A stack with a ticket, a component token and the given authorizers.
+pub async fn stack_with(authorizers: &[&str]) -> Stack {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    for a in authorizers {
+        stack.authorize(a, "push_only").await;
+    }
+    stack
+}

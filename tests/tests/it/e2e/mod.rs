@@ -1,0 +1,5 @@
+//! Whole flows: the gateway, the functions, moto and the sandbox together.
+
+mod authorization;
+mod messages;
+mod open_account;

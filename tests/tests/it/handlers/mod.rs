@@ -1,0 +1,3 @@
+//! Handlers called directly, without the gateway.
+
+mod component_events;

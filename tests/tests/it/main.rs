@@ -1,0 +1,24 @@
+//! wxopen's integration tests: one test binary (`cargo test -p wxopen-tests --test it`), one
+//! module per area. Everything runs against real parts: moto for DynamoDB and Secrets Manager
+//! (`AWS_ENDPOINT_URL`; a test that needs it fails without it, never skips), the WeChat sandbox
+//! over real HTTP, the local gateway in front of the functions, and wechatpy for interop.
+//!
+//! * `e2e`: whole flows through the gateway, the functions and the sandbox.
+//! * `handlers`: one function's handler called directly (no gateway).
+//! * `adapters`: the store contract on DynamoDB, the WeChat client over HTTP.
+//! * `sandbox`: the WeChat sandbox's own rules, one file per topic.
+//! * `tokens`, `bad_input`, `template`, `interop_wechatpy`, `no_secrets_in_logs`: cross-cutting
+//!   properties of the whole stack.
+//!
+//! Run one area with a filter: `cargo test -p wxopen-tests --test it -- sandbox::`.
+
+mod adapters;
+mod bad_input;
+mod common;
+mod e2e;
+mod handlers;
+mod interop_wechatpy;
+mod no_secrets_in_logs;
+mod sandbox;
+mod template;
+mod tokens;
