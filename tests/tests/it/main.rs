@@ -18,6 +18,7 @@ mod common;
 mod e2e;
 mod handlers;
 mod interop_wechatpy;
+mod local_stack_aim;
 mod no_secrets_in_logs;
 mod sandbox;
 mod template;
