@@ -4,6 +4,7 @@ pub mod clock;
 pub mod component;
 pub mod config;
 pub mod crypto;
+pub mod gateway;
 pub mod http;
 pub mod logging;
 pub mod login;

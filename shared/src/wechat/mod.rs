@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 mod error;
+pub mod forward;
 mod types;
 
 pub use error::{Api, ErrorKind, WeChatError};
@@ -50,6 +51,8 @@ impl WeChatClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
+            // WeChat's API host never redirects; a redirect is never followed (API gateway rule).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| WeChatError::Transport {
                 api: Api::ClientSetup,
