@@ -35,16 +35,10 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    fn token(
-        &self,
-        key: &TokenKey,
-        stale: Option<u64>,
-    ) -> impl Future<Output = Result<VendedToken, TokenError>> + Send {
-        async move {
-            match key {
-                TokenKey::Component => self.component_token(stale).await,
-                TokenKey::Authorizer(appid) => self.authorizer_token(appid, stale).await,
-            }
+    async fn token(&self, key: &TokenKey, stale: Option<u64>) -> Result<VendedToken, TokenError> {
+        match key {
+            TokenKey::Component => self.component_token(stale).await,
+            TokenKey::Authorizer(appid) => self.authorizer_token(appid, stale).await,
         }
     }
 }
