@@ -1229,3 +1229,107 @@ async fn quota_routes_call_wechat_explicitly() {
     }
     assert_eq!(w.stand_in.seen().len(), before);
 }
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> lambda_http::tracing::subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_token_or_secret_reaches_a_log_line_or_metric() {
+    let capture = Capture::default();
+    wxopen::logging::init_with_writer("trace", true, capture.clone());
+    let w = World::start().await;
+    let app = w.app();
+    let a = format!("/authorizers/{OA1}/wechat");
+    let mut secrets = vec![APPSECRET.to_string()];
+    let mut records = Vec::new();
+    let (v1, _) = w.stored_token(TokenKey::Authorizer(OA1.into())).await;
+    secrets.push(v1);
+    let (resp, rec) = call(
+        &app,
+        request("GET", &format!("{a}/cgi-bin/user/get"), &[], Body::Empty),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    records.push(rec);
+    // A token error and a refresh (component token included), a POST retried after it, a
+    // quota reset with the secret in its body.
+    w.stack
+        .control(
+            reqwest::Method::POST,
+            "clock/advance",
+            json!({"seconds": 7300}),
+        )
+        .await;
+    let (resp, rec) = call(
+        &app,
+        request(
+            "POST",
+            &format!("{a}/cgi-bin/menu/create"),
+            &[],
+            Body::Text(r#"{"button":[]}"#.into()),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(rec.token_refreshes, 1);
+    records.push(rec);
+    let (resp, rec) = call(
+        &app,
+        request("POST", "/component/clear-quota", &[], Body::Empty),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    records.push(rec);
+    let authorizer = w
+        .stack
+        .store
+        .get_token(&TokenKey::Authorizer(OA1.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    secrets.push(authorizer.access_token.unwrap().expose_secret().to_string());
+    secrets.push(
+        authorizer
+            .refresh_token
+            .unwrap()
+            .expose_secret()
+            .to_string(),
+    );
+    let (component, _) = w.stored_token(TokenKey::Component).await;
+    secrets.push(component);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("refreshing that version"),
+        "logs were captured: {logs}"
+    );
+    let metrics: String = records
+        .iter()
+        .map(|r| r.emf_line(wechat_gateway::FUNCTION, 0))
+        .collect();
+    for s in &secrets {
+        assert!(s.len() >= 8);
+        assert!(!logs.contains(s.as_str()), "a secret reached the logs");
+        assert!(
+            !metrics.contains(s.as_str()),
+            "a secret reached a metric line"
+        );
+    }
+}
