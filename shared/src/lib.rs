@@ -51,6 +51,7 @@ pub mod callbacks;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod gateway;
 pub mod http;
 pub mod logging;
 pub mod login;

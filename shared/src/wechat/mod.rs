@@ -20,6 +20,7 @@ mod api;
 mod authorizer;
 mod component;
 mod error;
+pub mod forward;
 mod open_account;
 mod types;
 
@@ -60,6 +61,8 @@ impl WeChatClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
+            // WeChat's API host never redirects; a redirect is never followed (API gateway rule).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| WeChatError::Transport {
                 api: Api::ClientSetup,

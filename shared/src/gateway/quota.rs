@@ -1,0 +1,299 @@
+//! Quota help (wechat-spec-platform.md §7): resets and reads that a caller asks for explicitly.
+//! Resets are limited (10 per account per month, `clear_quota` and `clear_quota/v2` together), so
+//! wxopen never makes one on its own, not even after a 45009.
+//!
+//! | route | WeChat call |
+//! |---|---|
+//! | `POST /component/clear-quota` | `cgi-bin/component/clear_quota/v2` `{component_appid, appsecret}`: no token needed, so it also works when 45009 blocks `api_component_token` itself |
+//! | `POST /authorizers/{appid}/clear-quota` | `cgi-bin/clear_quota?access_token=AUTHORIZER` `{appid}` |
+//! | … with `{"cgi_path": "/cgi-bin/…"}` | `cgi-bin/openapi/quota/clear?access_token=AUTHORIZER` `{cgi_path}`: one API's count |
+//! | `GET /authorizers/{appid}/quota?cgi_path=` | `cgi-bin/openapi/quota/get?access_token=AUTHORIZER` `{cgi_path}` |
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::http::ApiError;
+use crate::secrets::ComponentCredentials;
+
+use super::Target;
+use super::path::{ApiPath, PathError, TokenParam};
+use super::proxy::Proxied;
+use super::request::ForwardRequest;
+
+/// An API path as the quota APIs quote it: a leading `/`, no host (`/cgi-bin/message/custom/send`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgiPath(String);
+
+impl CgiPath {
+    /// Accepts the path with or without its leading `/`; the shape rules of [`ApiPath`] apply.
+    pub fn parse(raw: &str) -> Result<Self, PathError> {
+        let rest = raw.trim().strip_prefix('/').unwrap_or(raw.trim());
+        let path = ApiPath::checked(rest)?;
+        Ok(Self(format!("/{path}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaOp {
+    ClearComponent,
+    ClearAuthorizer {
+        appid: String,
+        cgi_path: Option<CgiPath>,
+    },
+    Get {
+        appid: String,
+        cgi_path: CgiPath,
+    },
+}
+
+/// The WeChat call for one quota operation.
+#[derive(Debug)]
+pub struct QuotaCall {
+    pub target: Target,
+    pub request: ForwardRequest,
+    pub token: Option<TokenParam>,
+}
+
+impl QuotaOp {
+    pub fn target(&self) -> Target {
+        match self {
+            QuotaOp::ClearComponent => Target::Component,
+            QuotaOp::ClearAuthorizer { appid, .. } | QuotaOp::Get { appid, .. } => {
+                Target::Authorizer(appid.clone())
+            }
+        }
+    }
+
+    /// The call to make. `ClearComponent` puts the component secret in the body (the request's
+    /// `Debug` shows no body).
+    pub fn call(&self, creds: &ComponentCredentials) -> QuotaCall {
+        let target = self.target();
+        let (path, body, token) = match self {
+            QuotaOp::ClearComponent => (
+                "cgi-bin/component/clear_quota/v2",
+                json!({
+                    "component_appid": creds.component_appid,
+                    "appsecret": creds.component_appsecret.expose_secret(),
+                }),
+                None,
+            ),
+            QuotaOp::ClearAuthorizer {
+                appid,
+                cgi_path: None,
+            } => (
+                "cgi-bin/clear_quota",
+                json!({ "appid": appid }),
+                Some(TokenParam::AccessToken),
+            ),
+            QuotaOp::ClearAuthorizer {
+                cgi_path: Some(p), ..
+            } => (
+                "cgi-bin/openapi/quota/clear",
+                json!({ "cgi_path": p.as_str() }),
+                Some(TokenParam::AccessToken),
+            ),
+            QuotaOp::Get { cgi_path, .. } => (
+                "cgi-bin/openapi/quota/get",
+                json!({ "cgi_path": cgi_path.as_str() }),
+                Some(TokenParam::AccessToken),
+            ),
+        };
+        QuotaCall {
+            target,
+            request: ForwardRequest::json(ApiPath::fixed(path), &body),
+            token,
+        }
+    }
+
+    /// wxopen's answer for WeChat's: the reset or the quota on success, else the one error shape.
+    pub fn answer(&self, proxied: &Proxied) -> Result<Value, ApiError> {
+        let unreadable = || ApiError::new(502, "wechat_error", "WeChat's answer could not be read");
+        let body: serde_json::Map<String, Value> =
+            serde_json::from_slice(&proxied.response.body).map_err(|_| unreadable())?;
+        match body.get("errcode").and_then(Value::as_i64).unwrap_or(0) {
+            0 => {}
+            code => return Err(quota_error(code)),
+        }
+        Ok(match self {
+            QuotaOp::ClearComponent => json!({ "cleared": true, "scope": "component" }),
+            QuotaOp::ClearAuthorizer { appid, cgi_path } => {
+                let mut v = json!({ "cleared": true, "scope": "authorizer", "appid": appid });
+                if let (Some(p), Some(obj)) = (cgi_path, v.as_object_mut()) {
+                    obj.insert("scope".into(), "api".into());
+                    obj.insert("cgi_path".into(), p.as_str().into());
+                }
+                v
+            }
+            QuotaOp::Get { appid, cgi_path } => {
+                let mut v = json!({ "appid": appid, "cgi_path": cgi_path.as_str() });
+                if let Some(obj) = v.as_object_mut() {
+                    for field in ["quota", "rate_limit", "component_rate_limit"] {
+                        if let Some(x) = body.get(field) {
+                            obj.insert(field.into(), x.clone());
+                        }
+                    }
+                }
+                v
+            }
+        })
+    }
+}
+
+fn quota_error(code: i64) -> ApiError {
+    let mut e = match code {
+        48006 => ApiError::new(
+            409,
+            "quota_reset_limit_reached",
+            "this account's quota resets for the month are used up (10 per month)",
+        ),
+        76003 | 76021 => ApiError::new(
+            400,
+            "invalid_cgi_path",
+            "WeChat does not know this cgi_path (give the API path, e.g. /cgi-bin/message/custom/send)",
+        ),
+        76022 => ApiError::new(
+            403,
+            "cgi_path_not_owned",
+            "this account's token does not own the API at cgi_path (sns/ APIs have no quota here)",
+        ),
+        45009 => ApiError::new(
+            503,
+            "wechat_quota_reached",
+            "WeChat's daily quota for this API is used up",
+        ),
+        _ => ApiError::new(502, "wechat_error", format!("WeChat errcode {code}")),
+    };
+    e.wechat_errcode = Some(code);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wechat::forward::RawResponse;
+
+    fn creds() -> ComponentCredentials {
+        ComponentCredentials::new(
+            "wx1234567890abcdef",
+            "the-appsecret",
+            "token",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        )
+        .unwrap()
+    }
+
+    fn proxied(body: &str) -> Proxied {
+        Proxied {
+            response: RawResponse {
+                status: 200,
+                content_type: Some("application/json".into()),
+                content_disposition: None,
+                body: body.as_bytes().to_vec(),
+            },
+            errcode: None,
+            token_version: Some(1),
+            text: true,
+        }
+    }
+
+    #[test]
+    fn cgi_paths_are_normalised_and_checked() {
+        assert_eq!(
+            CgiPath::parse("/cgi-bin/message/custom/send")
+                .unwrap()
+                .as_str(),
+            "/cgi-bin/message/custom/send"
+        );
+        assert_eq!(
+            CgiPath::parse("wxa/getwxacode").unwrap().as_str(),
+            "/wxa/getwxacode"
+        );
+        for bad in [
+            "",
+            "/",
+            "//x",
+            "/cgi-bin/../x",
+            "/a%2fb",
+            "https://x/y",
+            "/a b",
+        ] {
+            assert!(CgiPath::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn calls_use_the_right_api_token_and_body() {
+        let c = creds();
+        let comp = QuotaOp::ClearComponent.call(&c);
+        assert_eq!(
+            comp.request.path.as_str(),
+            "cgi-bin/component/clear_quota/v2"
+        );
+        assert_eq!(comp.token, None);
+        let body: Value = serde_json::from_slice(&comp.request.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"component_appid": "wx1234567890abcdef", "appsecret": "the-appsecret"})
+        );
+        assert!(!format!("{comp:?}").contains("the-appsecret"));
+
+        let appid = "wx0000000000000001".to_string();
+        let all = QuotaOp::ClearAuthorizer {
+            appid: appid.clone(),
+            cgi_path: None,
+        }
+        .call(&c);
+        assert_eq!(all.request.path.as_str(), "cgi-bin/clear_quota");
+        assert_eq!(all.token, Some(TokenParam::AccessToken));
+        assert_eq!(all.target, Target::Authorizer(appid.clone()));
+        let get = QuotaOp::Get {
+            appid,
+            cgi_path: CgiPath::parse("/cgi-bin/message/custom/send").unwrap(),
+        }
+        .call(&c);
+        assert_eq!(get.request.path.as_str(), "cgi-bin/openapi/quota/get");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&get.request.body).unwrap(),
+            json!({"cgi_path": "/cgi-bin/message/custom/send"})
+        );
+    }
+
+    #[test]
+    fn answers_and_errors() {
+        let op = QuotaOp::Get {
+            appid: "wx0000000000000001".into(),
+            cgi_path: CgiPath::parse("/cgi-bin/message/custom/send").unwrap(),
+        };
+        let ok = op
+            .answer(&proxied(
+                r#"{"errcode":0,"errmsg":"ok","quota":{"daily_limit":10,"used":1,"remain":9},"rate_limit":{"call_count":5,"refresh_second":60}}"#,
+            ))
+            .unwrap();
+        assert_eq!(ok["quota"]["remain"], 9);
+        assert_eq!(ok["rate_limit"]["call_count"], 5);
+        assert!(ok.get("errmsg").is_none());
+        for (code, status, error) in [
+            (48006, 409, "quota_reset_limit_reached"),
+            (76021, 400, "invalid_cgi_path"),
+            (76022, 403, "cgi_path_not_owned"),
+            (40001, 502, "wechat_error"),
+        ] {
+            let e = op
+                .answer(&proxied(&format!(r#"{{"errcode":{code},"errmsg":"x"}}"#)))
+                .unwrap_err();
+            assert_eq!(
+                (e.status, e.code, e.wechat_errcode),
+                (status, error, Some(code))
+            );
+        }
+        assert_eq!(op.answer(&proxied("not json")).unwrap_err().status, 502);
+        let cleared = QuotaOp::ClearComponent
+            .answer(&proxied(r#"{"errcode":0,"errmsg":"ok"}"#))
+            .unwrap();
+        assert_eq!(cleared, json!({"cleared": true, "scope": "component"}));
+    }
+}
