@@ -90,6 +90,12 @@ impl<'a> Fields<'a> {
         Some(trimmed).filter(|v| !v.is_empty())
     }
 
+    /// Every field in document order as (parent, name, value), values trimmed. Values can be
+    /// tickets or codes: callers decide what leaves the process.
+    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, &str, &str)> + '_ {
+        self.0.iter().map(|f| (f.parent, f.name, f.value.trim()))
+    }
+
     fn owned(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
     }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod dynamo;
 pub mod memory;
+pub mod outbox;
 
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
