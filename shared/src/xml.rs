@@ -15,9 +15,14 @@
 
 use std::borrow::Cow;
 
+
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use secrecy::SecretString;
+
+/// The text prefix of the full-network release test's third case (`QUERY_AUTH_CODE:<auth code>`):
+/// what follows it is an authorization code, a secret wherever the message is kept or shown.
+pub const RELEASE_QUERY_AUTH_PREFIX: &str = "QUERY_AUTH_CODE:";
 
 /// Deepest nesting accepted. Real pushes are two levels deep (three for fast-register notices).
 pub const MAX_DEPTH: usize = 8;
@@ -88,6 +93,12 @@ impl<'a> Fields<'a> {
             Cow::Owned(v) => Cow::Owned(v.trim().to_string()),
         };
         Some(trimmed).filter(|v| !v.is_empty())
+    }
+
+    /// Every field in document order as (parent, name, value), values trimmed. Values can be
+    /// tickets or codes: callers decide what leaves the process.
+    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, &str, &str)> + '_ {
+        self.0.iter().map(|f| (f.parent, f.name, f.value.trim()))
     }
 
     fn owned(&self, name: &str) -> Option<String> {

@@ -27,6 +27,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("authorization", 3),
     ("open_account", 3),
     ("login", 3),
+    ("gateway", 3),
+    ("events", 2),
+    ("reply", 3),
     // 4: composition of features (the push URLs, the scheduled run)
     ("callbacks", 4),
     ("refresher", 4),

@@ -19,7 +19,7 @@ pub const RELEASE_TEST_ACCOUNTS: &[(&str, &str)] = &[
 ];
 
 pub const RELEASE_TEXT: &str = "TESTCOMPONENT_MSG_TYPE_TEXT";
-pub const RELEASE_QUERY_AUTH_PREFIX: &str = "QUERY_AUTH_CODE:";
+pub use crate::xml::RELEASE_QUERY_AUTH_PREFIX;
 
 pub fn is_release_test_account(appid: &str, gh_id: &str) -> bool {
     RELEASE_TEST_ACCOUNTS

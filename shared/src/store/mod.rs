@@ -25,6 +25,7 @@ use crate::model::{
 };
 
 pub mod dynamo;
+pub mod outbox;
 
 pub use dynamo::DynamoStore;
 

@@ -1,0 +1,153 @@
+//! CloudWatch embedded-metric-format lines for events and the reply hook (namespace `wxopen`,
+//! dimension `Function`), printed to stdout by the functions as the refresher does.
+//!
+//! | metric | unit | emitted by |
+//! |---|---|---|
+//! | `EventsPublished` | Count | the push functions, per push |
+//! | `EventsDeferred` | Count | the push functions: events that went to the outbox |
+//! | `EventsRepublished` | Count | the scheduled sweep |
+//! | `OutboxAgeSeconds` | Seconds | the scheduled sweep: age of the oldest outbox entry (0 when empty) |
+//! | `EventPublishMs` | Milliseconds | the push functions: time in `PutEvents` |
+//! | `ReplyHookLatencyMs` | Milliseconds | message-events, per hook call |
+//! | `ReplyHookFailures` | Count | message-events, with a second line by `Cause` (`timeout`, `transport`, `status`, `function_error`, `malformed`, `too_large`) |
+
+use serde_json::{Map, Value, json};
+
+/// One metric value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub value: f64,
+}
+
+impl Metric {
+    pub fn count(name: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            unit: "Count",
+            value: value as f64,
+        }
+    }
+    pub fn millis(name: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            unit: "Milliseconds",
+            value: value as f64,
+        }
+    }
+    pub fn seconds(name: &'static str, value: i64) -> Self {
+        Self {
+            name,
+            unit: "Seconds",
+            value: value as f64,
+        }
+    }
+}
+
+/// One EMF line: `metrics` under dimensions `Function` (+ the extra ones given).
+pub fn emf_line(
+    function: &str,
+    extra_dimensions: &[(&str, &str)],
+    metrics: &[Metric],
+    timestamp_ms: i64,
+) -> String {
+    let mut dims = vec![Value::from("Function")];
+    dims.extend(extra_dimensions.iter().map(|(k, _)| Value::from(*k)));
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "wxopen",
+                "Dimensions": [dims],
+                "Metrics": metrics.iter().map(|m| json!({"Name": m.name, "Unit": m.unit})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    line.insert("Function".into(), function.into());
+    for (k, v) in extra_dimensions {
+        line.insert((*k).into(), (*v).into());
+    }
+    for m in metrics {
+        line.insert(m.name.into(), m.value.into());
+    }
+    Value::Object(line).to_string()
+}
+
+/// The push path's line for one delivered event.
+pub fn delivery_line(
+    function: &str,
+    delivered: &super::outbox::Delivered,
+    timestamp_ms: i64,
+) -> String {
+    emf_line(
+        function,
+        &[],
+        &[
+            Metric::count("EventsPublished", u64::from(delivered.published)),
+            Metric::count("EventsDeferred", u64::from(delivered.deferred)),
+            Metric::millis("EventPublishMs", delivered.publish_ms),
+        ],
+        timestamp_ms,
+    )
+}
+
+/// The sweep's line.
+pub fn sweep_line(
+    function: &str,
+    report: &super::outbox::SweepReport,
+    timestamp_ms: i64,
+) -> String {
+    emf_line(
+        function,
+        &[],
+        &[
+            Metric::count("EventsRepublished", u64::from(report.republished)),
+            Metric::seconds("OutboxAgeSeconds", report.oldest_age_secs),
+        ],
+        timestamp_ms,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_emf() {
+        let line = emf_line(
+            "message-events",
+            &[("Cause", "timeout")],
+            &[Metric::count("ReplyHookFailures", 1)],
+            5,
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "wxopen");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
+            json!(["Function", "Cause"])
+        );
+        assert_eq!(v["ReplyHookFailures"], 1.0);
+        assert_eq!(v["Cause"], "timeout");
+        assert_eq!(v["Function"], "message-events");
+        let sweep = sweep_line(
+            "token-refresh",
+            &super::super::outbox::SweepReport {
+                republished: 3,
+                oldest_age_secs: 90,
+                ..Default::default()
+            },
+            0,
+        );
+        let v: Value = serde_json::from_str(&sweep).unwrap();
+        assert_eq!(
+            (
+                v["EventsRepublished"].as_f64(),
+                v["OutboxAgeSeconds"].as_f64()
+            ),
+            (Some(3.0), Some(90.0))
+        );
+    }
+}
