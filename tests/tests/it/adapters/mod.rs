@@ -2,3 +2,4 @@
 
 mod store_contract;
 mod wechat_client;
+mod events_replies;

@@ -1,3 +1,4 @@
 //! Handlers called directly, without the gateway.
 
 mod component_events;
+mod gateway_proxy;
