@@ -295,3 +295,50 @@ pub mod gateway;
 pub mod sandbox;
 pub mod stack;
 pub mod story;
+
+/// Everything the process logs, at TRACE, as JSON lines: one global subscriber for the whole test
+/// binary (a process has one), so every test that checks log lines reads the same capture and
+/// looks for its own markers. Installed by the first caller.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// The global capture, installing it on first use.
+    pub fn global() -> LogCapture {
+        static CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        CAPTURE
+            .get_or_init(|| {
+                let c = LogCapture::default();
+                wxopen::logging::init_with_writer("trace", true, c.clone());
+                c
+            })
+            .clone()
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> lambda_http::tracing::subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

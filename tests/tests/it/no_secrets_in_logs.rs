@@ -2,35 +2,11 @@
 //! functions use) and asserts that no token, ticket, refresh token, auth code, appsecret,
 //! EncodingAESKey or decrypted body appears anywhere in it.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_http::tracing::subscriber::fmt::MakeWriter;
 use wxopen_tests::story::{run_story, start};
 use wxopen_tests::{AES_KEY, APPSECRET, TOKEN};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// Every secret value the story produced: from the table's items and the sandbox's records.
 async fn secrets(local: &wxopen_tests::story::Local) -> Vec<String> {
@@ -99,8 +75,7 @@ async fn secrets(local: &wxopen_tests::story::Local) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_story_logs_no_secret_at_trace() {
-    let capture = Capture::default();
-    wxopen::logging::init_with_writer("trace", true, capture.clone());
+    let capture = wxopen_tests::LogCapture::global();
     let local = start(0).await.expect("local stack");
     let results = run_story(&local, false).await;
     assert!(results.iter().all(|r| r.1), "the story ran: {results:?}");
@@ -110,7 +85,7 @@ async fn the_demo_story_logs_no_secret_at_trace() {
         "found the story's secrets to look for: {}",
         secrets.len()
     );
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let logs = capture.text();
     assert!(
         logs.contains("push accepted") && logs.contains("token refreshed"),
         "logs were captured at TRACE"

@@ -1231,30 +1231,9 @@ async fn quota_routes_call_wechat_explicitly() {
     assert_eq!(w.stand_in.seen().len(), before);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> lambda_http::tracing::subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn no_token_or_secret_reaches_a_log_line_or_metric() {
-    let capture = Capture::default();
-    wxopen::logging::init_with_writer("trace", true, capture.clone());
+    let capture = wxopen_tests::LogCapture::global();
     let w = World::start().await;
     let app = w.app();
     let a = format!("/authorizers/{OA1}/wechat");
@@ -1316,7 +1295,7 @@ async fn no_token_or_secret_reaches_a_log_line_or_metric() {
     let (component, _) = w.stored_token(TokenKey::Component).await;
     secrets.push(component);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("refreshing that version"),
         "logs were captured: {logs}"
