@@ -13,7 +13,7 @@ use lambda_http::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderName, H
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use wxopen::app::Deps;
-use wxopen::clock::Clock;
+use wxopen::clock::{Clock, SystemClock};
 use wxopen::gateway::metrics::CallRecord;
 use wxopen::gateway::quota::{CgiPath, QuotaOp};
 use wxopen::gateway::request::{query_from_pairs, strip_query};
@@ -24,8 +24,9 @@ use wxopen::gateway::{
 use wxopen::http::{
     ApiError, body_bytes, json_object, json_response, json_text, query_param, valid_appid,
 };
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::TokenServiceStore;
+use wxopen::store::{DynamoStore, TokenServiceStore};
 
 /// The function's name in metric lines.
 pub const FUNCTION: &str = "wechat-gateway";
@@ -40,6 +41,13 @@ pub struct App<S, C, K> {
     pub deps: Deps<S, C, K>,
     pub settings: GatewaySettings,
     pub cache: TokenCache,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        let settings = GatewaySettings::from_config(&rt.config);
+        Self::new(rt.into_deps(), settings)
+    }
 }
 
 impl<S, C, K> App<S, C, K> {
@@ -394,8 +402,8 @@ where
     match op.answer(&proxied) {
         Ok(body) => (json_response(200, &body), record),
         Err(e) => {
-            tracing::warn!(errcode = e.wechat_errcode, api = %record.api, "quota call refused by WeChat");
-            (e.into_response(), record)
+            tracing::warn!(errcode = e.errcode(), api = %record.api, "quota call refused by WeChat");
+            (ApiError::from(&e).into_response(), record)
         }
     }
 }
