@@ -245,6 +245,9 @@ fn to_axum(resp: lambda_http::Response<Body>) -> Response {
     out
 }
 
+/// Largest request body API Gateway (HTTP API) accepts.
+pub const API_GATEWAY_PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
+
 /// A running gateway.
 pub struct Gateway {
     pub base_url: String,
@@ -306,6 +309,10 @@ pub async fn start<C: CredentialsProvider + 'static>(
     let router = router
         .method_not_allowed_fallback(|| async { to_axum(not_found()) })
         .fallback(|| async { to_axum(not_found()) })
+        // API Gateway (HTTP API) takes payloads up to 10 MB; the function applies its own limits.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            API_GATEWAY_PAYLOAD_LIMIT,
+        ))
         .with_state(apps);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

@@ -18,7 +18,7 @@ use wxopen::gateway::metrics::CallRecord;
 use wxopen::gateway::quota::{CgiPath, QuotaOp};
 use wxopen::gateway::request::{query_from_pairs, strip_query};
 use wxopen::gateway::{
-    ApiPath, ForwardRequest, GatewayError, GatewaySettings, PathError, Proxied, Proxy,
+    Allowlist, ApiPath, ForwardRequest, GatewayError, GatewaySettings, PathError, Proxied, Proxy,
     RequestError, Target, TokenCache, TokenParam,
 };
 use wxopen::http::{
@@ -316,7 +316,7 @@ enum Op {
     Get(String),
 }
 
-fn quota_op(req: &Request, op: Op) -> Result<QuotaOp, ApiError> {
+fn quota_op(req: &Request, op: Op, allow: &Allowlist) -> Result<QuotaOp, ApiError> {
     let bad_path = |e: PathError| ApiError::new(400, "invalid_cgi_path", format!("cgi_path: {e}"));
     match op {
         Op::Clear(target) => {
@@ -336,7 +336,7 @@ fn quota_op(req: &Request, op: Op) -> Result<QuotaOp, ApiError> {
                     appid,
                     cgi_path: cgi_path
                         .as_deref()
-                        .map(CgiPath::parse)
+                        .map(|p| CgiPath::parse_allowed(p, allow))
                         .transpose()
                         .map_err(bad_path)?,
                 }),
@@ -353,7 +353,7 @@ fn quota_op(req: &Request, op: Op) -> Result<QuotaOp, ApiError> {
             })?;
             Ok(QuotaOp::Get {
                 appid,
-                cgi_path: CgiPath::parse(&raw).map_err(bad_path)?,
+                cgi_path: CgiPath::parse_allowed(&raw, allow).map_err(bad_path)?,
             })
         }
     }
@@ -369,7 +369,7 @@ where
     if let Op::Clear(Target::Authorizer(a)) | Op::Get(a) = &op {
         record.authorizer = Some(a.clone());
     }
-    let op = match quota_op(req, op) {
+    let op = match quota_op(req, op, &app.settings.allowlist) {
         Ok(op) => op,
         Err(e) => return (e.into_response(), record),
     };

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::secrets::ComponentCredentials;
 
 use super::Target;
-use super::path::{ApiPath, PathError, TokenParam};
+use super::path::{Allowlist, ApiPath, PathError, TokenParam};
 use super::proxy::Proxied;
 use super::request::ForwardRequest;
 
@@ -29,6 +29,17 @@ impl CgiPath {
         let rest = raw.trim().strip_prefix('/').unwrap_or(raw.trim());
         let path = ApiPath::checked(rest)?;
         Ok(Self(format!("/{path}")))
+    }
+
+    /// [`CgiPath::parse`], and the API must be under an allowed prefix (a WeChat API path, not
+    /// anything shaped like one).
+    pub fn parse_allowed(raw: &str, allow: &Allowlist) -> Result<Self, PathError> {
+        let path = Self::parse(raw)?;
+        if allow.permits(path.0.trim_start_matches('/')) {
+            Ok(path)
+        } else {
+            Err(PathError::NotAllowed)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -227,6 +238,12 @@ mod tests {
         assert_eq!(
             CgiPath::parse("wxa/getwxacode").unwrap().as_str(),
             "/wxa/getwxacode"
+        );
+        let allow = Allowlist::default();
+        assert!(CgiPath::parse_allowed("/cgi-bin/user/get", &allow).is_ok());
+        assert_eq!(
+            CgiPath::parse_allowed("/7", &allow),
+            Err(PathError::NotAllowed)
         );
         for bad in [
             "",
