@@ -39,6 +39,17 @@ pub struct Config {
     /// Tokens expiring within this window are refreshed by the scheduled refresher
     /// (`REFRESH_WINDOW_SECONDS`, default 900; the schedule runs every 5 minutes).
     pub refresh_window: Duration,
+    /// API prefixes the WeChat API gateway forwards (`GATEWAY_ALLOWED_PREFIXES`, comma-separated,
+    /// each ending with `/`, e.g. `cgi-bin/,wxa/`); `None`: the gateway's default list.
+    pub gateway_allowed_prefixes: Option<Vec<String>>,
+    /// How long the gateway's warm Lambda reuses a token read from the store
+    /// (`GATEWAY_TOKEN_CACHE_SECONDS`, default 300; 0 turns the cache off).
+    pub gateway_token_cache: Duration,
+    /// Per-attempt timeout of a forwarded WeChat call (`GATEWAY_TIMEOUT_MS`, default 8000).
+    pub gateway_timeout: Duration,
+    /// Largest request body the gateway forwards (`GATEWAY_MAX_REQUEST_BYTES`, default 4 MiB,
+    /// at most Lambda's 6 MiB payload).
+    pub gateway_max_request_bytes: usize,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -46,6 +57,10 @@ pub const DEFAULT_SECRET_TTL_SECS: u64 = 300;
 pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_WECHAT_MP_BASE: &str = "https://mp.weixin.qq.com";
 pub const DEFAULT_WECHAT_OPEN_BASE: &str = "https://open.weixin.qq.com";
+/// Default `GATEWAY_MAX_REQUEST_BYTES`: 4 MiB arrive as 5.3 MiB of base64, inside Lambda's 6 MB.
+pub const DEFAULT_GATEWAY_MAX_REQUEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Lambda's payload limit (request and response), in bytes.
+pub const LAMBDA_PAYLOAD_LIMIT: u64 = 6 * 1024 * 1024;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -89,8 +104,55 @@ impl Config {
             login_qr_expire: seconds(&get, "LOGIN_QR_EXPIRE_SECONDS", 300, 30, 2_592_000)?,
             login_reply_text: get("LOGIN_REPLY_TEXT")
                 .filter(|t| !t.trim().is_empty() && t.len() <= 600),
+            gateway_allowed_prefixes: match get("GATEWAY_ALLOWED_PREFIXES")
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => None,
+                Some(v) => Some(api_prefixes(&v).ok_or(ConfigError::Invalid(
+                    "GATEWAY_ALLOWED_PREFIXES",
+                    "use comma-separated path prefixes ending with '/', e.g. cgi-bin/,wxa/",
+                ))?),
+            },
+            gateway_token_cache: seconds(&get, "GATEWAY_TOKEN_CACHE_SECONDS", 300, 0, 7200)?,
+            gateway_timeout: Duration::from_millis(number(
+                &get,
+                "GATEWAY_TIMEOUT_MS",
+                8000,
+                100,
+                60_000,
+            )?),
+            gateway_max_request_bytes: usize::try_from(number(
+                &get,
+                "GATEWAY_MAX_REQUEST_BYTES",
+                DEFAULT_GATEWAY_MAX_REQUEST_BYTES,
+                1,
+                LAMBDA_PAYLOAD_LIMIT,
+            )?)
+            .map_err(|_| ConfigError::Invalid("GATEWAY_MAX_REQUEST_BYTES", "out of range"))?,
         })
     }
+}
+
+/// A comma-separated list of WeChat API path prefixes (`cgi-bin/,wxa/`): each made of plain
+/// segments (ASCII letters, digits, `-`, `_`, `.`; no `.` or `..`) and ending with `/`; a leading
+/// `/` is dropped. `None` when an item is malformed or the list is empty.
+pub fn api_prefixes(setting: &str) -> Option<Vec<String>> {
+    let mut prefixes = Vec::new();
+    for item in setting.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let prefix = item.trim_start_matches('/');
+        let body = prefix.strip_suffix('/')?;
+        let plain = |seg: &str| {
+            !matches!(seg, "" | "." | "..")
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !body.split('/').all(plain) {
+            return None;
+        }
+        prefixes.push(prefix.to_string());
+    }
+    (!prefixes.is_empty()).then_some(prefixes)
 }
 
 fn required(
@@ -171,6 +233,50 @@ mod tests {
         assert_eq!(c.wechat_api_base, "https://api.weixin.qq.com");
         assert_eq!(c.wechat_timeout, Duration::from_millis(4000));
         assert_eq!(c.refresh_window, Duration::from_secs(900));
+        assert_eq!(c.gateway_allowed_prefixes, None);
+        assert_eq!(c.gateway_token_cache, Duration::from_secs(300));
+        assert_eq!(c.gateway_timeout, Duration::from_millis(8000));
+        assert_eq!(c.gateway_max_request_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn gateway_settings_are_validated() {
+        let base = [("TABLE_NAME", "t"), ("SECRET_ID", "s")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_lookup(lookup(&pairs))
+        };
+        let c = with(&[
+            ("GATEWAY_ALLOWED_PREFIXES", " cgi-bin/ , /wxa/,,"),
+            ("GATEWAY_TOKEN_CACHE_SECONDS", "0"),
+            ("GATEWAY_TIMEOUT_MS", "2500"),
+            ("GATEWAY_MAX_REQUEST_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.gateway_allowed_prefixes,
+            Some(vec!["cgi-bin/".to_string(), "wxa/".to_string()])
+        );
+        assert_eq!(c.gateway_token_cache, Duration::ZERO);
+        assert_eq!(c.gateway_timeout, Duration::from_millis(2500));
+        assert_eq!(c.gateway_max_request_bytes, 1024);
+        for (k, v) in [
+            ("GATEWAY_ALLOWED_PREFIXES", "cgi-bin"),
+            ("GATEWAY_ALLOWED_PREFIXES", "cgi-bin/,../"),
+            ("GATEWAY_ALLOWED_PREFIXES", "a b/"),
+            ("GATEWAY_ALLOWED_PREFIXES", ","),
+            ("GATEWAY_TOKEN_CACHE_SECONDS", "-1"),
+            ("GATEWAY_TOKEN_CACHE_SECONDS", "7201"),
+            ("GATEWAY_TIMEOUT_MS", "abc"),
+            ("GATEWAY_MAX_REQUEST_BYTES", "0"),
+            ("GATEWAY_MAX_REQUEST_BYTES", "6291457"),
+        ] {
+            assert!(
+                matches!(with(&[(k, v)]), Err(ConfigError::Invalid(key, _)) if key == k),
+                "{k}={v}"
+            );
+        }
     }
 
     #[test]

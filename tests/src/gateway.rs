@@ -44,6 +44,15 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/authorizers/{appid}/open-account", "open-account"),
     ("POST", "/login/sessions", "login-session-create"),
     ("GET", "/login/sessions/{id}", "login-session-status"),
+    (
+        "ANY",
+        "/authorizers/{appid}/wechat/{path+}",
+        "wechat-gateway",
+    ),
+    ("ANY", "/component/wechat/{path+}", "wechat-gateway"),
+    ("POST", "/component/clear-quota", "wechat-gateway"),
+    ("POST", "/authorizers/{appid}/clear-quota", "wechat-gateway"),
+    ("GET", "/authorizers/{appid}/quota", "wechat-gateway"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -58,6 +67,7 @@ pub struct Apps<C> {
     pub open_account: open_account::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_create: login_session_create::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_status: login_session_status::App<DynamoStore, SystemClock>,
+    pub wechat_gateway: wechat_gateway::App<DynamoStore, Arc<C>, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -125,6 +135,7 @@ impl<C: CredentialsProvider> Apps<C> {
             open_account: FromRuntime::from_runtime(rt()),
             login_create: FromRuntime::from_runtime(rt()),
             login_status: FromRuntime::from_runtime(rt()),
+            wechat_gateway: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -140,6 +151,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "open-account" => open_account::handle(&self.open_account, req).await,
             "login-session-create" => login_session_create::handle(&self.login_create, req).await,
             "login-session-status" => login_session_status::handle(&self.login_status, req).await,
+            "wechat-gateway" => wechat_gateway::handle(&self.wechat_gateway, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.
@@ -159,7 +171,10 @@ fn not_found() -> lambda_http::Response<Body> {
     r
 }
 
-/// Converts what axum received into what API Gateway (HTTP API, payload v2) hands a function.
+/// Converts what axum received into what API Gateway (HTTP API, payload v2) hands a function:
+/// the raw path (`rawPath`, still percent-encoded, `..` kept), the raw query (`rawQueryString`)
+/// and its parsed pairs, and the body as text or, for binary content, as the bytes lambda_http
+/// decodes from `isBase64Encoded` ([`request_body`]).
 fn to_lambda(
     method: Method,
     uri: &Uri,
@@ -168,17 +183,12 @@ fn to_lambda(
     path: HashMap<String, String>,
     body: Bytes,
 ) -> Request {
+    let body = request_body(&headers, body);
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     let mut req = lambda_http::http::Request::builder()
         .method(method)
-        .uri(uri.path())
-        .body(if body.is_empty() {
-            Body::Empty
-        } else {
-            match String::from_utf8(body.to_vec()) {
-                Ok(text) => Body::Text(text),
-                Err(e) => Body::Binary(e.into_bytes()),
-            }
-        })
+        .uri(target)
+        .body(body)
         .unwrap_or_default();
     *req.headers_mut() = headers;
     let mut params: HashMap<String, Vec<String>> = HashMap::new();
@@ -188,8 +198,39 @@ fn to_lambda(
             .or_default()
             .push(v.into_owned());
     }
-    req.with_query_string_parameters(params)
+    req.with_raw_http_path(uri.path())
+        .with_query_string_parameters(params)
         .with_path_parameters(path)
+}
+
+/// The body as API Gateway passes it: text for textual content types (`text/*`, JSON, XML,
+/// JavaScript, form posts) that are UTF-8, base64 (`Body::Binary` once lambda_http has decoded
+/// it) for anything else: multipart uploads, images, octet streams.
+pub fn request_body(headers: &HeaderMap, body: Bytes) -> Body {
+    if body.is_empty() {
+        return Body::Empty;
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let textual = essence.is_empty()
+        || essence.starts_with("text/")
+        || essence.ends_with("/json")
+        || essence.ends_with("+json")
+        || essence.ends_with("/xml")
+        || essence.ends_with("+xml")
+        || essence == "application/javascript"
+        || essence == "application/x-www-form-urlencoded";
+    if !textual {
+        return Body::Binary(body.to_vec());
+    }
+    match String::from_utf8(body.to_vec()) {
+        Ok(text) => Body::Text(text),
+        Err(e) => Body::Binary(e.into_bytes()),
+    }
 }
 
 fn to_axum(resp: lambda_http::Response<Body>) -> Response {
@@ -203,6 +244,9 @@ fn to_axum(resp: lambda_http::Response<Body>) -> Response {
     *out.headers_mut() = parts.headers;
     out
 }
+
+/// Largest request body API Gateway (HTTP API) accepts.
+pub const API_GATEWAY_PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
 
 /// A running gateway.
 pub struct Gateway {
@@ -233,34 +277,42 @@ pub async fn start<C: CredentialsProvider + 'static>(
     let apps = Arc::new(make(&base_url));
     let mut router = axum::Router::new();
     for &(method, path, function) in ROUTES {
+        let handler = move |State(apps): State<Arc<Apps<C>>>,
+                            method: Method,
+                            uri: Uri,
+                            headers: HeaderMap,
+                            Path(path): Path<HashMap<String, String>>,
+                            RawQuery(query): RawQuery,
+                            body: Bytes| async move {
+            let req = to_lambda(method, &uri, headers, query, path, body);
+            to_axum(apps.dispatch(function, req).await)
+        };
         let filter = match method {
             "GET" => MethodFilter::GET,
             "POST" => MethodFilter::POST,
             "PUT" => MethodFilter::PUT,
             "DELETE" => MethodFilter::DELETE,
+            "ANY" => MethodFilter::GET
+                .or(MethodFilter::POST)
+                .or(MethodFilter::PUT)
+                .or(MethodFilter::DELETE)
+                .or(MethodFilter::PATCH)
+                .or(MethodFilter::HEAD)
+                .or(MethodFilter::OPTIONS),
             _ => continue,
         };
-        router = router.route(
-            path,
-            on(
-                filter,
-                move |State(apps): State<Arc<Apps<C>>>,
-                      method: Method,
-                      uri: Uri,
-                      headers: HeaderMap,
-                      Path(path): Path<HashMap<String, String>>,
-                      RawQuery(query): RawQuery,
-                      body: Bytes| async move {
-                    let req = to_lambda(method, &uri, headers, query, path, body);
-                    to_axum(apps.dispatch(function, req).await)
-                },
-            ),
-        );
+        // The template's greedy `{path+}` is axum's wildcard; its parameter keeps the name.
+        let path = path.replace("{path+}", "{*path}");
+        router = router.route(&path, on(filter, handler));
     }
     // Like API Gateway: a method or path the template does not route never reaches a function.
     let router = router
         .method_not_allowed_fallback(|| async { to_axum(not_found()) })
         .fallback(|| async { to_axum(not_found()) })
+        // API Gateway (HTTP API) takes payloads up to 10 MB; the function applies its own limits.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            API_GATEWAY_PAYLOAD_LIMIT,
+        ))
         .with_state(apps);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

@@ -13,19 +13,20 @@ use lambda_http::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderName, H
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use wxopen::app::Deps;
-use wxopen::clock::Clock;
+use wxopen::clock::{Clock, SystemClock};
 use wxopen::gateway::metrics::CallRecord;
 use wxopen::gateway::quota::{CgiPath, QuotaOp};
 use wxopen::gateway::request::{query_from_pairs, strip_query};
 use wxopen::gateway::{
-    ApiPath, ForwardRequest, GatewayError, GatewaySettings, PathError, Proxied, Proxy,
+    Allowlist, ApiPath, ForwardRequest, GatewayError, GatewaySettings, PathError, Proxied, Proxy,
     RequestError, Target, TokenCache, TokenParam,
 };
 use wxopen::http::{
     ApiError, body_bytes, json_object, json_response, json_text, query_param, valid_appid,
 };
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::TokenServiceStore;
+use wxopen::store::{DynamoStore, TokenServiceStore};
 
 /// The function's name in metric lines.
 pub const FUNCTION: &str = "wechat-gateway";
@@ -40,6 +41,13 @@ pub struct App<S, C, K> {
     pub deps: Deps<S, C, K>,
     pub settings: GatewaySettings,
     pub cache: TokenCache,
+}
+
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        let settings = GatewaySettings::from_config(&rt.config);
+        Self::new(rt.into_deps(), settings)
+    }
 }
 
 impl<S, C, K> App<S, C, K> {
@@ -308,7 +316,7 @@ enum Op {
     Get(String),
 }
 
-fn quota_op(req: &Request, op: Op) -> Result<QuotaOp, ApiError> {
+fn quota_op(req: &Request, op: Op, allow: &Allowlist) -> Result<QuotaOp, ApiError> {
     let bad_path = |e: PathError| ApiError::new(400, "invalid_cgi_path", format!("cgi_path: {e}"));
     match op {
         Op::Clear(target) => {
@@ -328,7 +336,7 @@ fn quota_op(req: &Request, op: Op) -> Result<QuotaOp, ApiError> {
                     appid,
                     cgi_path: cgi_path
                         .as_deref()
-                        .map(CgiPath::parse)
+                        .map(|p| CgiPath::parse_allowed(p, allow))
                         .transpose()
                         .map_err(bad_path)?,
                 }),
@@ -345,7 +353,7 @@ fn quota_op(req: &Request, op: Op) -> Result<QuotaOp, ApiError> {
             })?;
             Ok(QuotaOp::Get {
                 appid,
-                cgi_path: CgiPath::parse(&raw).map_err(bad_path)?,
+                cgi_path: CgiPath::parse_allowed(&raw, allow).map_err(bad_path)?,
             })
         }
     }
@@ -361,7 +369,7 @@ where
     if let Op::Clear(Target::Authorizer(a)) | Op::Get(a) = &op {
         record.authorizer = Some(a.clone());
     }
-    let op = match quota_op(req, op) {
+    let op = match quota_op(req, op, &app.settings.allowlist) {
         Ok(op) => op,
         Err(e) => return (e.into_response(), record),
     };
@@ -394,8 +402,8 @@ where
     match op.answer(&proxied) {
         Ok(body) => (json_response(200, &body), record),
         Err(e) => {
-            tracing::warn!(errcode = e.wechat_errcode, api = %record.api, "quota call refused by WeChat");
-            (e.into_response(), record)
+            tracing::warn!(errcode = e.errcode(), api = %record.api, "quota call refused by WeChat");
+            (ApiError::from(&e).into_response(), record)
         }
     }
 }

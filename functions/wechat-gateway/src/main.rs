@@ -1,11 +1,9 @@
 use lambda_http::{Error, run, service_fn};
-use wxopen::gateway::GatewaySettings;
-use wxopen::runtime::Runtime;
+use wxopen::runtime::{FromRuntime, Runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxopen::logging::init();
-    let settings = GatewaySettings::from_env()?;
-    let app = wechat_gateway::App::new(Runtime::load().await?.into_deps(), settings);
+    let app = wechat_gateway::App::from_runtime(Runtime::load().await?);
     run(service_fn(|req| wechat_gateway::handle(&app, req))).await
 }

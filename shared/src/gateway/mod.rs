@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::config::Config;
 use crate::model::TokenKey;
 
 pub mod cache;
@@ -69,9 +69,10 @@ impl Target {
 }
 
 /// Default request body limit: 4 MiB arrive as 5.3 MiB of base64, inside Lambda's 6 MB.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize =
+    crate::config::DEFAULT_GATEWAY_MAX_REQUEST_BYTES as usize;
 
-/// The gateway's settings (environment, validated once at start).
+/// The gateway's settings, built from [`Config`] (validated there, once at start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySettings {
     /// `GATEWAY_ALLOWED_PREFIXES` (comma-separated, default [`path::DEFAULT_PREFIXES`]).
@@ -99,61 +100,22 @@ impl Default for GatewaySettings {
 }
 
 impl GatewaySettings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &Config) -> Self {
         let defaults = Self::default();
-        let allowlist = match get("GATEWAY_ALLOWED_PREFIXES").filter(|v| !v.trim().is_empty()) {
-            None => defaults.allowlist,
-            Some(v) => Allowlist::parse(&v).map_err(|_| {
-                ConfigError::Invalid(
-                    "GATEWAY_ALLOWED_PREFIXES",
-                    "use comma-separated path prefixes ending with '/', e.g. cgi-bin/,wxa/",
-                )
-            })?,
-        };
-        let cache_secs = number(&get, "GATEWAY_TOKEN_CACHE_SECONDS", 300, 0, 7200)?;
-        let timeout_ms = number(&get, "GATEWAY_TIMEOUT_MS", 8000, 100, 60_000)?;
-        let max_request = number(
-            &get,
-            "GATEWAY_MAX_REQUEST_BYTES",
-            DEFAULT_MAX_REQUEST_BYTES as u64,
-            1,
-            response::LAMBDA_RESPONSE_LIMIT as u64,
-        )?;
-        Ok(Self {
-            allowlist,
+        Self {
+            allowlist: config
+                .gateway_allowed_prefixes
+                .clone()
+                .map_or(defaults.allowlist, Allowlist::from_prefixes),
             cache: CacheSettings {
-                max_age_secs: i64::try_from(cache_secs).unwrap_or(300),
+                max_age_secs: i64::try_from(config.gateway_token_cache.as_secs())
+                    .unwrap_or(defaults.cache.max_age_secs),
                 ..defaults.cache
             },
-            timeout: Duration::from_millis(timeout_ms),
-            max_request_bytes: usize::try_from(max_request).unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            timeout: config.gateway_timeout,
+            max_request_bytes: config.gateway_max_request_bytes,
             max_response_bytes: defaults.max_response_bytes,
-        })
-    }
-}
-
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    let value = match get(key).filter(|v| !v.trim().is_empty()) {
-        None => default,
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| ConfigError::Invalid(key, "not a whole number"))?,
-    };
-    if (min..=max).contains(&value) {
-        Ok(value)
-    } else {
-        Err(ConfigError::Invalid(key, "out of range"))
+        }
     }
 }
 
@@ -162,43 +124,31 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let mut map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |k| map.get(k).cloned()
+        map.insert("TABLE_NAME".into(), "t".into());
+        map.insert("SECRET_ID".into(), "s".into());
+        Config::from_lookup(|k| map.get(k).cloned()).unwrap()
     }
 
     #[test]
-    fn settings_defaults_and_overrides() {
-        let d = GatewaySettings::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(d, GatewaySettings::default());
-        let s = GatewaySettings::from_lookup(lookup(&[
+    fn settings_from_config() {
+        assert_eq!(
+            GatewaySettings::from_config(&config(&[])),
+            GatewaySettings::default()
+        );
+        let s = GatewaySettings::from_config(&config(&[
             ("GATEWAY_ALLOWED_PREFIXES", "cgi-bin/,wxa/"),
             ("GATEWAY_TOKEN_CACHE_SECONDS", "0"),
             ("GATEWAY_TIMEOUT_MS", "2500"),
             ("GATEWAY_MAX_REQUEST_BYTES", "1024"),
-        ]))
-        .unwrap();
+        ]));
         assert_eq!(s.allowlist.prefixes(), ["cgi-bin/", "wxa/"]);
         assert_eq!(s.cache.max_age_secs, 0);
         assert_eq!(s.timeout, Duration::from_millis(2500));
         assert_eq!(s.max_request_bytes, 1024);
-        for (k, v) in [
-            ("GATEWAY_ALLOWED_PREFIXES", "cgi-bin"),
-            ("GATEWAY_TOKEN_CACHE_SECONDS", "-1"),
-            ("GATEWAY_TOKEN_CACHE_SECONDS", "7201"),
-            ("GATEWAY_TIMEOUT_MS", "abc"),
-            ("GATEWAY_MAX_REQUEST_BYTES", "0"),
-        ] {
-            assert!(
-                matches!(
-                    GatewaySettings::from_lookup(lookup(&[(k, v)])),
-                    Err(ConfigError::Invalid(key, _)) if key == k
-                ),
-                "{k}={v}"
-            );
-        }
     }
 }

@@ -182,23 +182,17 @@ impl Default for Allowlist {
 }
 
 impl Allowlist {
-    /// A comma-separated list (`cgi-bin/,wxa/`); a leading `/` is tolerated and dropped.
+    /// A comma-separated list (`cgi-bin/,wxa/`); a leading `/` is tolerated and dropped (the
+    /// rules of [`crate::config::api_prefixes`], which validates `GATEWAY_ALLOWED_PREFIXES`).
     pub fn parse(setting: &str) -> Result<Self, AllowlistError> {
-        let mut prefixes = Vec::new();
-        for item in setting.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let prefix = item.trim_start_matches('/');
-            let valid = prefix
-                .strip_suffix('/')
-                .is_some_and(|body| ApiPath::checked(body).is_ok());
-            if !valid {
-                return Err(AllowlistError(item.to_string()));
-            }
-            prefixes.push(prefix.to_string());
-        }
-        if prefixes.is_empty() {
-            return Err(AllowlistError(setting.to_string()));
-        }
-        Ok(Self(prefixes))
+        crate::config::api_prefixes(setting)
+            .map(Self)
+            .ok_or_else(|| AllowlistError(setting.to_string()))
+    }
+
+    /// Prefixes already validated (by [`crate::config::Config`]).
+    pub fn from_prefixes(prefixes: Vec<String>) -> Self {
+        Self(prefixes)
     }
 
     pub fn permits(&self, path: &str) -> bool {

@@ -12,11 +12,10 @@
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::http::ApiError;
 use crate::secrets::ComponentCredentials;
 
 use super::Target;
-use super::path::{ApiPath, PathError, TokenParam};
+use super::path::{Allowlist, ApiPath, PathError, TokenParam};
 use super::proxy::Proxied;
 use super::request::ForwardRequest;
 
@@ -30,6 +29,17 @@ impl CgiPath {
         let rest = raw.trim().strip_prefix('/').unwrap_or(raw.trim());
         let path = ApiPath::checked(rest)?;
         Ok(Self(format!("/{path}")))
+    }
+
+    /// [`CgiPath::parse`], and the API must be under an allowed prefix (a WeChat API path, not
+    /// anything shaped like one).
+    pub fn parse_allowed(raw: &str, allow: &Allowlist) -> Result<Self, PathError> {
+        let path = Self::parse(raw)?;
+        if allow.permits(path.0.trim_start_matches('/')) {
+            Ok(path)
+        } else {
+            Err(PathError::NotAllowed)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -109,14 +119,13 @@ impl QuotaOp {
         }
     }
 
-    /// wxopen's answer for WeChat's: the reset or the quota on success, else the one error shape.
-    pub fn answer(&self, proxied: &Proxied) -> Result<Value, ApiError> {
-        let unreadable = || ApiError::new(502, "wechat_error", "WeChat's answer could not be read");
+    /// wxopen's answer for WeChat's: the reset or the quota on success, else why not.
+    pub fn answer(&self, proxied: &Proxied) -> Result<Value, QuotaError> {
         let body: serde_json::Map<String, Value> =
-            serde_json::from_slice(&proxied.response.body).map_err(|_| unreadable())?;
+            serde_json::from_slice(&proxied.response.body).map_err(|_| QuotaError::Unreadable)?;
         match body.get("errcode").and_then(Value::as_i64).unwrap_or(0) {
             0 => {}
-            code => return Err(quota_error(code)),
+            code => return Err(QuotaError::from_errcode(code)),
         }
         Ok(match self {
             QuotaOp::ClearComponent => json!({ "cleared": true, "scope": "component" }),
@@ -143,32 +152,50 @@ impl QuotaOp {
     }
 }
 
-fn quota_error(code: i64) -> ApiError {
-    let mut e = match code {
-        48006 => ApiError::new(
-            409,
-            "quota_reset_limit_reached",
-            "this account's quota resets for the month are used up (10 per month)",
-        ),
-        76003 | 76021 => ApiError::new(
-            400,
-            "invalid_cgi_path",
-            "WeChat does not know this cgi_path (give the API path, e.g. /cgi-bin/message/custom/send)",
-        ),
-        76022 => ApiError::new(
-            403,
-            "cgi_path_not_owned",
-            "this account's token does not own the API at cgi_path (sns/ APIs have no quota here)",
-        ),
-        45009 => ApiError::new(
-            503,
-            "wechat_quota_reached",
-            "WeChat's daily quota for this API is used up",
-        ),
-        _ => ApiError::new(502, "wechat_error", format!("WeChat errcode {code}")),
-    };
-    e.wechat_errcode = Some(code);
-    e
+/// Why WeChat refused a quota call (wechat-spec-platform.md §7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    #[error("WeChat's answer could not be read")]
+    Unreadable,
+    /// 48006: the month's resets are used up.
+    #[error("this account's quota resets for the month are used up (10 per month)")]
+    ResetLimitReached,
+    /// 76003, 76021: not an API WeChat knows.
+    #[error(
+        "WeChat does not know this cgi_path (give the API path, e.g. /cgi-bin/message/custom/send)"
+    )]
+    UnknownCgiPath(i64),
+    /// 76022: the token's account does not own the API.
+    #[error("this account's token does not own the API at cgi_path (sns/ APIs have no quota here)")]
+    CgiPathNotOwned,
+    /// 45009: the quota APIs' own quota.
+    #[error("WeChat's daily quota for this API is used up")]
+    QuotaReached,
+    #[error("WeChat errcode {0}")]
+    Other(i64),
+}
+
+impl QuotaError {
+    pub fn from_errcode(code: i64) -> Self {
+        match code {
+            48006 => QuotaError::ResetLimitReached,
+            76003 | 76021 => QuotaError::UnknownCgiPath(code),
+            76022 => QuotaError::CgiPathNotOwned,
+            45009 => QuotaError::QuotaReached,
+            _ => QuotaError::Other(code),
+        }
+    }
+
+    /// WeChat's errcode, when WeChat answered one.
+    pub fn errcode(&self) -> Option<i64> {
+        match self {
+            QuotaError::Unreadable => None,
+            QuotaError::ResetLimitReached => Some(48006),
+            QuotaError::UnknownCgiPath(code) | QuotaError::Other(code) => Some(*code),
+            QuotaError::CgiPathNotOwned => Some(76022),
+            QuotaError::QuotaReached => Some(45009),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +238,12 @@ mod tests {
         assert_eq!(
             CgiPath::parse("wxa/getwxacode").unwrap().as_str(),
             "/wxa/getwxacode"
+        );
+        let allow = Allowlist::default();
+        assert!(CgiPath::parse_allowed("/cgi-bin/user/get", &allow).is_ok());
+        assert_eq!(
+            CgiPath::parse_allowed("/7", &allow),
+            Err(PathError::NotAllowed)
         );
         for bad in [
             "",
@@ -276,21 +309,22 @@ mod tests {
         assert_eq!(ok["quota"]["remain"], 9);
         assert_eq!(ok["rate_limit"]["call_count"], 5);
         assert!(ok.get("errmsg").is_none());
-        for (code, status, error) in [
-            (48006, 409, "quota_reset_limit_reached"),
-            (76021, 400, "invalid_cgi_path"),
-            (76022, 403, "cgi_path_not_owned"),
-            (40001, 502, "wechat_error"),
+        for (code, error) in [
+            (48006, QuotaError::ResetLimitReached),
+            (76021, QuotaError::UnknownCgiPath(76021)),
+            (76022, QuotaError::CgiPathNotOwned),
+            (45009, QuotaError::QuotaReached),
+            (40001, QuotaError::Other(40001)),
         ] {
             let e = op
                 .answer(&proxied(&format!(r#"{{"errcode":{code},"errmsg":"x"}}"#)))
                 .unwrap_err();
-            assert_eq!(
-                (e.status, e.code, e.wechat_errcode),
-                (status, error, Some(code))
-            );
+            assert_eq!((e.errcode(), &e), (Some(code), &error));
         }
-        assert_eq!(op.answer(&proxied("not json")).unwrap_err().status, 502);
+        assert_eq!(
+            op.answer(&proxied("not json")).unwrap_err(),
+            QuotaError::Unreadable
+        );
         let cleared = QuotaOp::ClearComponent
             .answer(&proxied(r#"{"errcode":0,"errmsg":"ok"}"#))
             .unwrap();

@@ -15,7 +15,7 @@ pub const MAX_SNIFF_BYTES: usize = 64 * 1024;
 
 /// Lambda's synchronous response payload limit (6 MB), of which this much is kept for the
 /// envelope (status, headers, `isBase64Encoded`).
-pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+pub const LAMBDA_RESPONSE_LIMIT: usize = crate::config::LAMBDA_PAYLOAD_LIMIT as usize;
 pub const ENVELOPE_RESERVE: usize = 16 * 1024;
 
 fn media_type(content_type: Option<&str>) -> String {

@@ -6,6 +6,8 @@
 
 use lambda_http::{Body, Response};
 
+use crate::gateway::quota::QuotaError;
+use crate::gateway::{GatewayError, PathError, RequestError};
 use crate::login::LoginError;
 use crate::model::AuthorizerState;
 use crate::open_account::OpenAccountError;
@@ -14,6 +16,7 @@ use crate::push::PushError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
+use crate::wechat::forward::ForwardError;
 use crate::wechat::{ErrorKind, WeChatError};
 use crate::xml::XmlError;
 
@@ -301,5 +304,127 @@ impl From<&LoginError> for ApiError {
             ),
             LoginError::MissingPermissions(m) => ApiError::from(m),
         }
+    }
+}
+
+/// The WeChat API gateway's refusals and failures (a WeChat answer itself passes through).
+impl From<&GatewayError> for ApiError {
+    fn from(e: &GatewayError) -> Self {
+        let msg = e.to_string();
+        match e {
+            GatewayError::Path(PathError::TokenApi) => ApiError::new(403, "token_api_refused", msg),
+            GatewayError::Path(PathError::NotAllowed) => {
+                ApiError::new(403, "path_not_allowed", msg)
+            }
+            GatewayError::Path(_) => ApiError::new(400, "invalid_path", msg),
+            GatewayError::Request(RequestError::MethodNotAllowed) => {
+                ApiError::new(405, "method_not_allowed", msg)
+            }
+            GatewayError::Request(RequestError::BodyTooLarge { .. }) => {
+                ApiError::new(413, "body_too_large", msg)
+            }
+            GatewayError::Request(RequestError::InvalidQuery) => {
+                ApiError::new(400, "invalid_query", msg)
+            }
+            GatewayError::Request(RequestError::InvalidContentType) => {
+                ApiError::new(400, "invalid_content_type", msg)
+            }
+            GatewayError::Token(t) => ApiError::from(t),
+            GatewayError::Upstream(ForwardError::Timeout) => {
+                ApiError::new(504, "wechat_timeout", "WeChat did not answer in time")
+            }
+            GatewayError::Upstream(_) => ApiError::new(502, "wechat_unreachable", msg),
+            GatewayError::ResponseTooLarge { .. } => ApiError::new(413, "response_too_large", msg),
+            GatewayError::Redirected { .. } => ApiError::new(502, "wechat_redirect", msg),
+        }
+    }
+}
+
+/// A quota reset or read WeChat refused, with WeChat's errcode.
+impl From<&QuotaError> for ApiError {
+    fn from(e: &QuotaError) -> Self {
+        let msg = e.to_string();
+        let mut api = match e {
+            QuotaError::Unreadable => ApiError::new(502, "wechat_error", msg),
+            QuotaError::ResetLimitReached => ApiError::new(409, "quota_reset_limit_reached", msg),
+            QuotaError::UnknownCgiPath(_) => ApiError::new(400, "invalid_cgi_path", msg),
+            QuotaError::CgiPathNotOwned => ApiError::new(403, "cgi_path_not_owned", msg),
+            QuotaError::QuotaReached => ApiError::new(503, "wechat_quota_reached", msg),
+            QuotaError::Other(_) => ApiError::new(502, "wechat_error", msg),
+        };
+        api.wechat_errcode = e.errcode();
+        api
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_errors_map_to_statuses_and_codes() {
+        let cases: Vec<(GatewayError, u16, &str)> = vec![
+            (PathError::TokenApi.into(), 403, "token_api_refused"),
+            (PathError::NotAllowed.into(), 403, "path_not_allowed"),
+            (PathError::DotSegment.into(), 400, "invalid_path"),
+            (
+                RequestError::MethodNotAllowed.into(),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                RequestError::BodyTooLarge { limit: 1 }.into(),
+                413,
+                "body_too_large",
+            ),
+            (
+                ForwardError::TooLarge { limit: 1 }.into(),
+                413,
+                "response_too_large",
+            ),
+            (ForwardError::Timeout.into(), 504, "wechat_timeout"),
+            (ForwardError::Connect.into(), 502, "wechat_unreachable"),
+            (
+                GatewayError::Redirected { status: 302 },
+                502,
+                "wechat_redirect",
+            ),
+            (
+                TokenError::UnknownAuthorizer.into(),
+                404,
+                "unknown_authorizer",
+            ),
+            (
+                TokenError::NotAuthorized(AuthorizerState::Unauthorized).into(),
+                409,
+                "authorizer_unauthorized",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(&e);
+            assert_eq!((api.status, api.code), (status, code), "{e}");
+        }
+        assert!(GatewayError::from(PathError::Encoded).is_rejection());
+        assert!(!GatewayError::from(ForwardError::Transport).is_rejection());
+    }
+
+    #[test]
+    fn quota_errors_map_to_statuses_and_codes() {
+        for (code, status, error) in [
+            (48006, 409, "quota_reset_limit_reached"),
+            (76003, 400, "invalid_cgi_path"),
+            (76021, 400, "invalid_cgi_path"),
+            (76022, 403, "cgi_path_not_owned"),
+            (45009, 503, "wechat_quota_reached"),
+            (40001, 502, "wechat_error"),
+        ] {
+            let api = ApiError::from(&QuotaError::from_errcode(code));
+            assert_eq!(
+                (api.status, api.code, api.wechat_errcode),
+                (status, error, Some(code))
+            );
+        }
+        let api = ApiError::from(&QuotaError::Unreadable);
+        assert_eq!((api.status, api.wechat_errcode), (502, None));
     }
 }

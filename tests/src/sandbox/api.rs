@@ -24,7 +24,7 @@ pub enum Reply {
     Json(Value),
     /// HTTP 200 with `Content-Type` and `Content-Disposition: attachment; filename="…"`.
     Bytes {
-        content_type: &'static str,
+        content_type: String,
         filename: String,
         bytes: Vec<u8>,
     },
@@ -59,14 +59,14 @@ impl Answer {
 
     /// A binary answer (an image, a media file).
     pub fn bytes(
-        content_type: &'static str,
+        content_type: impl Into<String>,
         filename: impl Into<String>,
         bytes: Vec<u8>,
         appid: Option<String>,
     ) -> Self {
         Self {
             reply: Reply::Bytes {
-                content_type,
+                content_type: content_type.into(),
                 filename: filename.into(),
                 bytes,
             },
@@ -99,6 +99,15 @@ pub fn errmsg(code: i64) -> &'static str {
         43002 => "require POST method",
         43004 => "require subscribe",
         45009 => "reach max api daily quota limit",
+        40004 => "invalid media type",
+        40006 => "invalid meida size",
+        40007 => "invalid media_id",
+        40016 => "invalid button size",
+        40018 => "invalid button name size",
+        41005 => "media data missing",
+        48006 => "forbid to clear quota because of reaching the limit",
+        76021 => "cgi_path not found, please check",
+        76022 => "could not use this cgi_path, no permission",
         47001 => "data format error",
         48001 => "api unauthorized",
         61003 => "component is not authorized by this account",
@@ -127,8 +136,14 @@ pub fn err_json(code: i64) -> Value {
 }
 
 /// Handles one API call (after the method check and faults): token, quota, body, then the
-/// API's rule.
-pub fn process(st: &mut State, api: Api, query: &HashMap<String, String>, body: &[u8]) -> Answer {
+/// API's rule. `content_type` is the request's (uploads read their multipart boundary from it).
+pub fn process(
+    st: &mut State,
+    api: Api,
+    query: &HashMap<String, String>,
+    body: &[u8],
+    content_type: Option<&str>,
+) -> Answer {
     let want = api.token().wants();
     let token = want.and_then(|(_, param)| query.get(param).map(String::as_str));
     let (_, token_appid) = st.token_kind(token);
@@ -144,8 +159,9 @@ pub fn process(st: &mut State, api: Api, query: &HashMap<String, String>, body: 
         let appid = (want.map(|w| w.0) == Some(Want::Authorizer)).then(|| actor.clone());
         return Answer::err(45009, appid);
     }
+    let raw = body;
     let body = match api.method() {
-        Method::Get => Map::new(),
+        Method::Get | Method::Upload => Map::new(),
         Method::Post => match json_object(body) {
             Some(o) => o,
             None => return Answer::err(47001, token_appid),
@@ -155,18 +171,29 @@ pub fn process(st: &mut State, api: Api, query: &HashMap<String, String>, body: 
         actor: &actor,
         body: &body,
         query,
+        raw,
+        content_type,
     };
     (api.spec().rule)(st, &call)
 }
 
 /// Appends a call to the log.
-pub fn log_call(st: &mut State, api: Api, token_kind: &str, appid: Option<String>, errcode: i64) {
+/// `token_current`: the call carried its owner's newest token ([`State::token_is_current`]).
+pub fn log_call(
+    st: &mut State,
+    api: Api,
+    token_kind: &str,
+    appid: Option<String>,
+    errcode: i64,
+    token_current: bool,
+) {
     let record = CallRecord {
         api: api.name().to_string(),
         token_kind: token_kind.to_string(),
         authorizer_appid: appid,
         errcode,
         at: st.now(),
+        token_current,
     };
     push_bounded(&mut st.calls, record);
 }

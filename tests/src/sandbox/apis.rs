@@ -26,7 +26,7 @@
 //! first segment (`wxa/commit`, `sns/component/jscode2session`).
 
 use super::api::Answer;
-use super::rules::{Call, account, component, open, sns, wxa};
+use super::rules::{Call, account, business, component, open, sns, wxa};
 use super::state::{State, Want};
 
 /// The HTTP method an API is served with (the other one answers 43001 / 43002).
@@ -34,6 +34,8 @@ use super::state::{State, Want};
 pub enum Method {
     Get,
     Post,
+    /// POST with a `multipart/form-data` body (media uploads): the rule reads the raw body.
+    Upload,
 }
 
 /// The token an API takes, and the query parameter that carries it.
@@ -152,6 +154,21 @@ apis! {
 
     // Sign-in on behalf (`rules/sns.rs`).
     SnsJscode2session = "sns/component/jscode2session", "/sns/component/jscode2session", Get, COMPONENT, sns::jscode2session;
+
+    // Business APIs a provider's services call through wxopen's API gateway (`rules/business.rs`).
+    MenuCreate = "menu/create", "/cgi-bin/menu/create", Post, AUTHORIZER, business::menu_create;
+    UserGet = "user/get", "/cgi-bin/user/get", Get, AUTHORIZER, business::user_get;
+    /// `multipart/form-data` with a `media` part; `?type=image|voice|video|thumb`.
+    MediaUpload = "media/upload", "/cgi-bin/media/upload", Upload, AUTHORIZER, business::media_upload;
+    /// Binary: the uploaded bytes with their `Content-Type` and `Content-disposition`.
+    MediaGet = "media/get", "/cgi-bin/media/get", Get, AUTHORIZER, business::media_get;
+    ClearQuota = "clear_quota", "/cgi-bin/clear_quota", Post, AUTHORIZER, business::clear_quota;
+    // Named with `component/`: `clear_quota` is the account's API above.
+    ComponentClearQuota = "component/clear_quota", "/cgi-bin/component/clear_quota", Post, COMPONENT, business::component_clear_quota;
+    /// No token: `{component_appid, appsecret}` in the body (works while 45009 blocks the token).
+    ComponentClearQuotaV2 = "component/clear_quota/v2", "/cgi-bin/component/clear_quota/v2", Post, Token::None, business::component_clear_quota_v2;
+    QuotaGet = "openapi/quota/get", "/cgi-bin/openapi/quota/get", Post, AUTHORIZER, business::quota_get;
+    QuotaClear = "openapi/quota/clear", "/cgi-bin/openapi/quota/clear", Post, AUTHORIZER, business::quota_clear;
 }
 
 impl Api {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::actors::{merchant, user};
 use super::apis::{Api, api_names};
 use super::reply::{Fail, Outcome, bad, bad_request, body_object, ok, required};
-use super::state::Fault;
+use super::state::{Fault, Owner};
 use super::util::{int_field, str_field};
 use super::{SandboxConfig, Shared, push, release};
 
@@ -99,6 +99,19 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
             merchant::update_authorization(shared, appid, body_object(body)?).await
         }
         ["merchants", appid, "cancel"] if post => merchant::cancel(shared, appid).await,
+        // WeChat invalidates the account's tokens (as when another party refreshed them): the
+        // authorization stands, every token now answers 40001 until a refresh.
+        ["merchants", appid, "invalidate-token"] if post => {
+            let mut st = shared.lock();
+            if !st.merchants.contains_key(*appid) {
+                return Err(bad(StatusCode::NOT_FOUND, "unknown merchant"));
+            }
+            st.revoke_tokens(&Owner::Authorizer(appid.to_string()));
+            ok(json!({ "invalidated": appid }))
+        }
+        ["merchants", appid, "menu"] if get => {
+            ok(json!({ "menu": shared.lock().menus.get(*appid) }))
+        }
         ["open-accounts"] if get => {
             let st = shared.lock();
             ok(json!(st.open_accounts.values().collect::<Vec<_>>()))

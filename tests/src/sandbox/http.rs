@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::any;
 use serde_json::json;
@@ -55,6 +55,7 @@ async fn wechat(
     State(shared): State<Arc<Shared>>,
     method: HttpMethod,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_end_matches('/');
@@ -70,7 +71,12 @@ async fn wechat(
         _ => {}
     }
     match Api::from_path(path) {
-        Some(api) => call(&shared, api, &method, &query, &body).await,
+        Some(api) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            call(&shared, api, &method, &query, &body, content_type).await
+        }
         None => unknown_path(uri.path()),
     }
 }
@@ -82,38 +88,40 @@ async fn call(
     method: &HttpMethod,
     query: &HashMap<String, String>,
     body: &[u8],
+    content_type: Option<&str>,
 ) -> Response {
     let token = api
         .token()
         .wants()
         .and_then(|(_, param)| query.get(param).cloned());
-    let (kind, token_appid, fault) = {
+    let (kind, token_appid, fault, current) = {
         let mut st = shared.lock();
         let (kind, appid) = st.token_kind(token.as_deref());
+        let current = st.token_is_current(token.as_deref());
         // A wrong method is WeChat's own answer, before any fault.
         let method_err = match (api.method(), method) {
             (Method::Get, m) if *m != HttpMethod::GET => Some(43001),
-            (Method::Post, m) if *m != HttpMethod::POST => Some(43002),
+            (Method::Post | Method::Upload, m) if *m != HttpMethod::POST => Some(43002),
             _ => None,
         };
         if let Some(code) = method_err {
-            api::log_call(&mut st, api, kind, appid, code);
+            api::log_call(&mut st, api, kind, appid, code, current);
             return wechat_json(api::err_json(code));
         }
-        (kind, appid, st.take_fault(api))
+        (kind, appid, st.take_fault(api), current)
     };
     if let Some(ms) = fault.as_ref().and_then(|f| f.latency_ms) {
         tokio::time::sleep(Duration::from_millis(ms).min(MAX_HOLD)).await;
     }
     if let Some(code) = fault.as_ref().and_then(|f| f.errcode) {
-        api::log_call(&mut shared.lock(), api, kind, token_appid, code);
+        api::log_call(&mut shared.lock(), api, kind, token_appid, code, current);
         return wechat_json(api::err_json(code));
     }
     let (answer, drop_delay) = {
         let mut st = shared.lock();
-        let answer = api::process(&mut st, api, query, body);
+        let answer = api::process(&mut st, api, query, body, content_type);
         let appid = answer.authorizer_appid.clone().or(token_appid);
-        api::log_call(&mut st, api, kind, appid, answer.errcode);
+        api::log_call(&mut st, api, kind, appid, answer.errcode, current);
         (answer, st.config.drop_delay)
     };
     if answer.effect == Some(Effect::PushTicket) {
@@ -132,7 +140,7 @@ async fn call(
             content_type,
             filename,
             bytes,
-        } => binary(content_type, &filename, bytes),
+        } => binary(&content_type, &filename, bytes),
     }
 }
 
@@ -141,7 +149,7 @@ fn wechat_json(value: serde_json::Value) -> Response {
 }
 
 /// A binary answer as WeChat sends it: the bytes, their type, and an attachment name.
-fn binary(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
+fn binary(content_type: &str, filename: &str, bytes: Vec<u8>) -> Response {
     let disposition = format!("attachment; filename=\"{}\"", filename.replace('"', ""));
     let disposition = HeaderValue::from_str(&disposition)
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));

@@ -135,6 +135,9 @@ pub struct CallRecord {
     pub errcode: i64,
     /// Sandbox time.
     pub at: i64,
+    /// The call carried its owner's newest token (not a superseded, revoked or unknown one).
+    #[serde(default)]
+    pub token_current: bool,
 }
 
 /// A customer-service message sent through `message/custom/send`.

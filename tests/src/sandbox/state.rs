@@ -239,6 +239,21 @@ pub struct State {
     pub quota_used: HashMap<(Api, String, i64), u64>,
     pub auth_seq: u64,
     pub push_seq: u64,
+    /// The menu each official account set through `menu/create` (its JSON body).
+    pub menus: BTreeMap<String, Value>,
+    /// Temporary media uploaded through `media/upload`, by media_id.
+    pub media: HashMap<String, Media>,
+    /// (account, sandbox month) → quota resets made (`clear_quota` & co.: 10 a month).
+    pub quota_resets: HashMap<(String, i64), u32>,
+}
+
+/// A temporary media file (`media/upload`), served back by `media/get`.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub appid: String,
+    pub content_type: String,
+    pub filename: String,
+    pub bytes: Vec<u8>,
 }
 
 impl State {
@@ -263,6 +278,9 @@ impl State {
             quota_used: HashMap::new(),
             auth_seq: 0,
             push_seq: 0,
+            menus: BTreeMap::new(),
+            media: HashMap::new(),
+            quota_resets: HashMap::new(),
         };
         for m in default_merchants() {
             st.merchants.insert(m.appid.clone(), m);
@@ -331,6 +349,18 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Whether `token` is its owner's newest token (the one a well-behaved caller holds).
+    pub fn token_is_current(&self, token: Option<&str>) -> bool {
+        token
+            .and_then(|t| self.tokens.get(t).map(|e| (t, &e.owner)))
+            .and_then(|(t, owner)| {
+                self.chains
+                    .get(owner)
+                    .map(|c| c.last().map(String::as_str) == Some(t))
+            })
+            .unwrap_or(false)
     }
 
     /// For the call log: what kind of token this is and whose, without validating it.

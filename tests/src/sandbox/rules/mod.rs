@@ -11,6 +11,7 @@ use super::state::State;
 use super::util::str_field;
 
 pub mod account;
+pub mod business;
 pub mod component;
 pub mod open;
 pub mod sns;
@@ -21,9 +22,13 @@ pub struct Call<'a> {
     /// The acting account: the authorizer's appid for authorizer-token APIs, the component's
     /// appid for the others.
     pub actor: &'a str,
-    /// The JSON body of a POST (empty for a GET).
+    /// The JSON body of a POST (empty for a GET and an upload).
     pub body: &'a Map<String, Value>,
     pub query: &'a HashMap<String, String>,
+    /// The request body as sent (an upload's multipart form).
+    pub raw: &'a [u8],
+    /// The request's `Content-Type`.
+    pub content_type: Option<&'a str>,
 }
 
 impl Call<'_> {

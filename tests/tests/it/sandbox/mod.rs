@@ -341,6 +341,7 @@ fn calls_of(calls: &[CallRecord], api: &str) -> Vec<CallRecord> {
 
 // The rules, one file per topic; the harness above is shared by all of them.
 mod authorization;
+mod business;
 mod control;
 mod faults;
 mod mini_program;

@@ -7,7 +7,7 @@ use super::*;
 fn wrong_method(spec: &sandbox::ApiSpec) -> (reqwest::Method, i64) {
     match spec.method {
         sandbox::Method::Get => (reqwest::Method::POST, 43001),
-        sandbox::Method::Post => (reqwest::Method::GET, 43002),
+        sandbox::Method::Post | sandbox::Method::Upload => (reqwest::Method::GET, 43002),
     }
 }
 
@@ -24,10 +24,10 @@ async fn every_api_in_the_table_checks_its_method_and_token_over_http() {
         assert_eq!((s, errcode(&v)), (200, code), "{}: wrong method", spec.name);
         let right = match spec.method {
             sandbox::Method::Get => reqwest::Method::GET,
-            sandbox::Method::Post => reqwest::Method::POST,
+            sandbox::Method::Post | sandbox::Method::Upload => reqwest::Method::POST,
         };
         let with_body = |req: reqwest::RequestBuilder| match spec.method {
-            sandbox::Method::Get => req,
+            sandbox::Method::Get | sandbox::Method::Upload => req,
             sandbox::Method::Post => req.json(&json!({ "component_appid": APPID })),
         };
         match spec.token {
