@@ -39,6 +39,12 @@ pub struct Config {
     /// Tokens expiring within this window are refreshed by the scheduled refresher
     /// (`REFRESH_WINDOW_SECONDS`, default 900; the schedule runs every 5 minutes).
     pub refresh_window: Duration,
+    /// How long an authorization link stays usable (`AUTHORIZE_LINK_TTL_SECONDS`, default
+    /// 604800 = 7 days, 300 to 2592000).
+    pub authorize_link_ttl: Duration,
+    /// URL prefixes a link's `return_to` must start with (`AUTHORIZE_RETURN_TO_ALLOWLIST`,
+    /// comma-separated http(s) URLs; empty = no `return_to` accepted).
+    pub authorize_return_to_allowlist: Vec<String>,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -89,6 +95,14 @@ impl Config {
             login_qr_expire: seconds(&get, "LOGIN_QR_EXPIRE_SECONDS", 300, 30, 2_592_000)?,
             login_reply_text: get("LOGIN_REPLY_TEXT")
                 .filter(|t| !t.trim().is_empty() && t.len() <= 600),
+            authorize_link_ttl: seconds(
+                &get,
+                "AUTHORIZE_LINK_TTL_SECONDS",
+                604_800,
+                300,
+                2_592_000,
+            )?,
+            authorize_return_to_allowlist: url_list(&get, "AUTHORIZE_RETURN_TO_ALLOWLIST")?,
         })
     }
 }
@@ -117,6 +131,22 @@ fn base_url(
         return Err(ConfigError::Invalid(key, "must be an http(s) URL"));
     }
     Ok(value.trim().trim_end_matches('/').to_string())
+}
+
+fn url_list(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let raw = get(key).unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = url::Url::parse(entry).map_err(|_| ConfigError::Invalid(key, "not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ConfigError::Invalid(key, "entries must be http(s) URLs"));
+        }
+        out.push(entry.to_string());
+    }
+    Ok(out)
 }
 
 fn seconds(

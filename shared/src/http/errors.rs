@@ -6,6 +6,7 @@
 
 use lambda_http::{Body, Response};
 
+use crate::authorization::LinkError;
 use crate::login::LoginError;
 use crate::model::AuthorizerState;
 use crate::open_account::OpenAccountError;
@@ -101,6 +102,12 @@ impl From<&SecretsError> for ApiError {
                 "the component credentials could not be loaded",
             ),
         }
+    }
+}
+
+impl From<&LinkError> for ApiError {
+    fn from(e: &LinkError) -> Self {
+        ApiError::new(400, "invalid_parameter", e.to_string())
     }
 }
 

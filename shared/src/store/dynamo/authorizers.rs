@@ -17,46 +17,14 @@ impl AuthorizerStore for DynamoStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
-        let mut out = Vec::new();
-        let mut start = after.map(|appid| {
-            std::collections::HashMap::from([
-                ("pk".to_string(), s(authorizer_pk(appid))),
-                ("sk".to_string(), s(AUTHORIZER_SK)),
-                ("entity".to_string(), s(AUTHORIZER_ENTITY)),
-                ("appid".to_string(), s(appid)),
-            ])
-        });
-        loop {
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(AUTHORIZERS_INDEX)
-                .key_condition_expression("entity = :e")
-                .expression_attribute_values(":e", s(AUTHORIZER_ENTITY))
-                .set_limit(i32::try_from((limit - out.len()).clamp(1, 1000)).ok())
-                .set_exclusive_start_key(start.take());
-            if let Some(state) = state {
-                req = req
-                    .filter_expression("#state = :s")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":s", serde_dynamo::to_attribute_value(state)?);
-            }
-            let page = req.send().await?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item::<_, AuthorizerRecord>(item)?);
-            }
-            start = page.last_evaluated_key;
-            if out.len() >= limit || start.is_none() {
-                let next = if start.is_some() || out.len() > limit {
-                    out.truncate(limit);
-                    out.last().map(|r| r.appid.clone())
-                } else {
-                    None
-                };
-                return Ok((out, next));
-            }
-        }
+        self.page_authorizers(
+            AUTHORIZERS_INDEX,
+            ("entity", AUTHORIZER_ENTITY),
+            state,
+            limit,
+            after,
+        )
+        .await
     }
 
     async fn record_authorization(
@@ -223,5 +191,60 @@ impl AuthorizerStore for DynamoStore {
         };
         applied(req.send().await)?;
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// One page of authorizers from an index keyed (`hash`, `appid`), optionally in one state.
+    pub(super) async fn page_authorizers(
+        &self,
+        index: &str,
+        hash: (&str, &str),
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
+        let (hash_name, hash_value) = hash;
+        let mut out = Vec::new();
+        let mut start = after.map(|appid| {
+            std::collections::HashMap::from([
+                ("pk".to_string(), s(authorizer_pk(appid))),
+                ("sk".to_string(), s(AUTHORIZER_SK)),
+                (hash_name.to_string(), s(hash_value)),
+                ("appid".to_string(), s(appid)),
+            ])
+        });
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#h = :h")
+                .expression_attribute_names("#h", hash_name)
+                .expression_attribute_values(":h", s(hash_value))
+                .set_limit(i32::try_from((limit - out.len()).clamp(1, 1000)).ok())
+                .set_exclusive_start_key(start.take());
+            if let Some(state) = state {
+                req = req
+                    .filter_expression("#state = :s")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":s", serde_dynamo::to_attribute_value(state)?);
+            }
+            let page = req.send().await?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<_, AuthorizerRecord>(item)?);
+            }
+            start = page.last_evaluated_key;
+            if out.len() >= limit || start.is_none() {
+                let next = if start.is_some() || out.len() > limit {
+                    out.truncate(limit);
+                    out.last().map(|r| r.appid.clone())
+                } else {
+                    None
+                };
+                return Ok((out, next));
+            }
+        }
     }
 }
