@@ -133,6 +133,9 @@ pub struct TokenRecord {
     pub refresh_token: Option<SecretString>,
     /// Authorizers only: tokens are usable only while `Authorized`.
     pub state: Option<AuthorizerState>,
+    /// When the refresh that wrote this token started (0 = unknown): forced refreshes of a
+    /// token younger than the minimum interval are refused.
+    pub refreshed_at: i64,
 }
 
 impl std::fmt::Debug for TokenRecord {
@@ -145,6 +148,7 @@ impl std::fmt::Debug for TokenRecord {
             .field("lease_until", &self.lease_until)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("state", &self.state)
+            .field("refreshed_at", &self.refreshed_at)
             .finish()
     }
 }

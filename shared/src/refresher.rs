@@ -95,6 +95,7 @@ pub fn failure_label(e: &TokenError) -> String {
         TokenError::UnknownAuthorizer => "unknown_authorizer".into(),
         TokenError::NotAuthorized(_) => "not_authorized".into(),
         TokenError::Busy => "busy".into(),
+        TokenError::VersionAhead { .. } => "version_ahead".into(),
         TokenError::Store(_) => "store".into(),
         TokenError::Secrets(_) => "secrets".into(),
     }

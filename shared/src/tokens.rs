@@ -34,6 +34,10 @@ pub struct TokenSettings {
     pub poll: Duration,
     /// How long an authorization-code claim lasts.
     pub code_lease_secs: i64,
+    /// A forced refresh (`stale_version` = the stored version) of a token refreshed less than
+    /// this long ago returns the stored token instead: WeChat's token APIs are called at most
+    /// once per token per interval, whatever the callers do.
+    pub min_refresh_interval_secs: i64,
 }
 
 impl Default for TokenSettings {
@@ -44,6 +48,7 @@ impl Default for TokenSettings {
             wait_budget: Duration::from_secs(3),
             poll: Duration::from_millis(100),
             code_lease_secs: 30,
+            min_refresh_interval_secs: 30,
         }
     }
 }
@@ -58,6 +63,8 @@ pub enum TokenError {
     NotAuthorized(AuthorizerState),
     #[error("another worker is refreshing this token; try again shortly")]
     Busy,
+    #[error("stale_version {asked} is newer than the stored version {stored}")]
+    VersionAhead { asked: u64, stored: u64 },
     #[error("WeChat refused: {0}")]
     WeChat(#[from] WeChatError),
     #[error("state store failed: {0}")]
@@ -177,11 +184,34 @@ where
     ) -> Result<VendedToken, TokenError> {
         let record = self.read(key).await?;
         let version = record.as_ref().map_or(0, |r| r.version);
-        let rejected = stale_version.is_some_and(|v| v >= version);
-        if let Some(t) = record.as_ref().and_then(|r| self.usable(r))
-            && !rejected
-        {
-            return Ok(t);
+        let usable = record.as_ref().and_then(|r| self.usable(r));
+        match stale_version {
+            Some(asked) if asked > version => {
+                return Err(TokenError::VersionAhead {
+                    asked,
+                    stored: version,
+                });
+            }
+            // The caller saw this very version fail: refresh it, unless it is brand new.
+            Some(asked) if asked == version => {
+                let recent = record.as_ref().is_some_and(|r| {
+                    r.refreshed_at + self.settings.min_refresh_interval_secs > self.clock.now()
+                });
+                if let Some(t) = usable.filter(|_| recent) {
+                    tracing::info!(
+                        token = key.label(),
+                        version,
+                        "forced refresh refused: the token was refreshed moments ago"
+                    );
+                    return Ok(t);
+                }
+            }
+            // No complaint, or about an older version: the stored token if it is usable.
+            _ => {
+                if let Some(t) = usable {
+                    return Ok(t);
+                }
+            }
         }
         self.refresh(key, version).await
     }

@@ -129,6 +129,9 @@ impl From<&TokenError> for ApiError {
                 ApiError::new(409, "authorizer_unauthorized", e.to_string())
             }
             TokenError::Busy => ApiError::new(503, "busy", e.to_string()),
+            TokenError::VersionAhead { .. } => {
+                ApiError::new(400, "invalid_parameter", e.to_string())
+            }
             TokenError::WeChat(w) => ApiError::from(w),
             TokenError::Store(s) => ApiError::from(s),
             TokenError::Secrets(SecretsError::NotConfigured) => ApiError::new(

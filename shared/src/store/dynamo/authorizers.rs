@@ -34,7 +34,8 @@ impl AuthorizerStore for DynamoStore {
         let mut update = String::from(
             "SET appid = :appid, entity = :entity, #state = :authorized, last_event_at = :t, updated_at = :now, \
              authorized_at = :now, func_info = :f, access_token = :at, expires_at = :e, \
-             refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e",
+             refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e, \
+             refreshed_at = :now",
         );
         let mut req = self
             .client
