@@ -394,6 +394,8 @@ async fn a_spent_code_is_completed_from_the_authorizer_list() {
     assert_eq!(permission_ids(&a), vec![1, 2, 3, 4, 6, 7, 11, 15, 24]);
     assert_eq!(a["user_name"], "gh_oa000000000001");
     assert_eq!(pending_count(&stack).await, 0, "pending item removed");
+    // Its push named no link (no PreAuthCode): recorded, with no customer.
+    assert!(a["customer_ref"].is_null(), "{a}");
     assert_token_vended_and_refresh_token_kept(&stack, OA).await;
 }
 
