@@ -58,7 +58,7 @@ def main(path):
             for gsi in table.get("GlobalSecondaryIndexes", [])
         },
         "parameters": {
-            name: {"default": p.get("Default")}
+            name: {"default": p.get("Default"), "allowed": p.get("AllowedValues")}
             for name, p in template.get("Parameters", {}).items()
         },
     }, default=str))

@@ -37,12 +37,20 @@ pub const PUSH_RECORD_TTL_SECS: i64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("DynamoDB request failed")]
+    /// Shows the AWS error code (`ThrottlingException`, `AccessDeniedException`, …) so logs tell
+    /// a throttled table from a missing permission; never the request.
+    #[error("DynamoDB request failed ({})", dynamo_code(.0))]
     Dynamo(#[source] Box<aws_sdk_dynamodb::Error>),
     #[error("a stored item could not be mapped")]
     Mapping(#[from] serde_dynamo::Error),
     #[error("a DynamoDB request could not be built")]
     Build(#[from] aws_sdk_dynamodb::error::BuildError),
+}
+
+/// The AWS error code of a DynamoDB failure, or `no_code` (a timeout, a dropped connection).
+pub fn dynamo_code(e: &aws_sdk_dynamodb::Error) -> &str {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    e.code().unwrap_or("no_code")
 }
 
 impl<E, R> From<aws_sdk_dynamodb::error::SdkError<E, R>> for StoreError

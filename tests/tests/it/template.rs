@@ -229,3 +229,27 @@ fn samconfig_enables_the_cargo_lambda_builder() {
         "{build}"
     );
 }
+
+/// The refresher's metric lines survive any `LogLevel` the template allows: they carry the
+/// highest allowed level (a JSON log line without `level` is INFO to Lambda's filter).
+#[test]
+fn metric_lines_pass_every_allowed_log_level() {
+    let facts = facts();
+    let allowed = facts["parameters"]["LogLevel"]["allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |l: &str| order.iter().position(|o| *o == l).unwrap();
+    let highest = allowed.iter().map(|l| rank(l)).max().unwrap();
+    let mut report = wxopen::refresher::RefreshReport::default();
+    report.ticket_age_secs = Some(60);
+    *report.failures.entry("errcode_61023".into()).or_default() += 1;
+    for line in wxopen::refresher::emf_lines(&report, 0) {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let level = v["level"].as_str().unwrap_or("INFO").to_uppercase();
+        assert!(rank(&level) >= highest, "{line} is dropped at LogLevel {}", order[highest]);
+    }
+}

@@ -190,3 +190,30 @@ async fn forced_refreshes_are_bounded() {
         token_calls(&stack) - before
     );
 }
+
+/// The page reuses the link's pre-auth code: 50 views at once, one `api_create_preauthcode`
+/// (the one `POST /authorize/links` made), and every page offers the same code.
+#[tokio::test]
+async fn page_views_reuse_the_links_pre_auth_code() {
+    let stack = ready().await;
+    let link = stack.create_link(json!({"customer_ref": "customer-a"})).await;
+    assert_eq!(stack.calls_to("api_create_preauthcode"), 1);
+    let url = link["page_url"].as_str().unwrap();
+    let views = (0..50).map(|_| async {
+        let resp = stack.http.get(url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().await.unwrap()
+    });
+    let pages = futures_util::future::join_all(views).await;
+    assert_eq!(stack.calls_to("api_create_preauthcode"), 1);
+    let code = |html: &str| {
+        html.split("pre_auth_code=")
+            .nth(1)
+            .and_then(|r| r.split('&').next())
+            .unwrap()
+            .to_string()
+    };
+    let first = code(&pages[0]);
+    assert!(pages.iter().all(|p| code(p) == first));
+    assert!(link["pc_url"].as_str().unwrap().contains(&first));
+}
