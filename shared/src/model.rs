@@ -80,6 +80,9 @@ pub struct AuthorizerRecord {
     pub customer_ref: Option<String>,
     #[serde(default)]
     pub link_id: Option<String>,
+    /// Why the state is what it is, when wxopen decided it (e.g. recovery found it unlisted).
+    #[serde(default)]
+    pub state_reason: Option<String>,
 }
 
 /// What `api_get_authorizer_info` said of the account, as stored.

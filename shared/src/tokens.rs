@@ -99,6 +99,12 @@ pub struct Counters {
     pub lost_leases: u64,
 }
 
+/// Most `api_get_authorizer_list` pages (500 each) one recovery reads.
+pub const MAX_LIST_PAGES: u32 = 40;
+
+/// The reason recorded on an authorizer recovery found unlisted.
+pub const REVOKED_UNLISTED: &str = "refresh token rejected (61023) and not listed by api_get_authorizer_list: the merchant cancelled the authorization";
+
 /// WeChat calls that failed in a retryable way (-1, timeouts, 5xx) are tried this often in all.
 pub const RETRY_ATTEMPTS: u32 = 2;
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
@@ -492,18 +498,30 @@ where
         }
     }
 
-    /// Pages through `api_get_authorizer_list` until every appid in `wanted` is found or the
-    /// list ends; returns the refresh tokens found. Removes the found appids from `wanted`.
+    /// Pages through `api_get_authorizer_list` until every appid in `wanted` is found, the
+    /// list ends, or [`MAX_LIST_PAGES`] pages were read; returns the refresh tokens found and
+    /// whether the whole list was read (only then is an appid still in `wanted` truly unlisted).
+    /// Removes the found appids from `wanted`.
     pub(crate) async fn listed_refresh_tokens(
         &self,
         component_token: &SecretString,
         component_appid: &str,
         wanted: &mut Vec<String>,
-    ) -> Result<Vec<(String, SecretString)>, TokenError> {
+    ) -> Result<(Vec<(String, SecretString)>, bool), TokenError> {
         const PAGE: u32 = 500;
         let mut found = Vec::new();
         let mut offset = 0u32;
+        let mut pages = 0;
+        let mut complete = false;
         while !wanted.is_empty() {
+            if pages >= MAX_LIST_PAGES {
+                tracing::warn!(
+                    pages,
+                    "api_get_authorizer_list walk stopped at its bound for this run"
+                );
+                break;
+            }
+            pages += 1;
             let page = self
                 .wechat
                 .get_authorizer_list(component_token, component_appid, offset, PAGE)
@@ -516,10 +534,11 @@ where
             let fetched = u32::try_from(page.list.len()).unwrap_or(PAGE);
             offset = offset.saturating_add(fetched);
             if fetched == 0 || offset >= page.total_count {
+                complete = true;
                 break;
             }
         }
-        Ok(found)
+        Ok((found, complete || wanted.is_empty()))
     }
 
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the
@@ -531,7 +550,7 @@ where
         }
         let creds = self.credentials.credentials().await?;
         let component = self.component_token(None).await?;
-        let found = self
+        let (found, complete) = self
             .listed_refresh_tokens(&component.token, &creds.component_appid, &mut missing)
             .await?;
         let mut restored = Vec::new();
@@ -546,8 +565,20 @@ where
                 restored.push(appid);
             }
         }
+        if !complete {
+            // The walk stopped at its bound: the rest may be further down the list.
+            return Ok(restored);
+        }
         for appid in &missing {
-            tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; it stays needs_reauth");
+            // WeChat read the whole list and does not have it: the merchant cancelled (the
+            // unauthorized push never came). Out of the recovery partition for good.
+            let applied = self
+                .store
+                .mark_revoked(appid, REVOKED_UNLISTED, self.clock.now())
+                .await?;
+            if applied == EventApplied::Applied {
+                tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; marked unauthorized");
+            }
         }
         Ok(restored)
     }

@@ -71,7 +71,10 @@ where
             Ok(Some(appid)) if link.authorizer_appid.as_deref() == Some(appid.as_str()) => {
                 finished(app, &link, &appid).await
             }
-            Ok(_) => html_response(400, failure_page("this authorization link was already used")),
+            Ok(_) => html_response(
+                400,
+                failure_page("this authorization link was already used"),
+            ),
             Err(e) => {
                 let api = store_failed(e);
                 html_response(api.status, failure_page(&api.message))

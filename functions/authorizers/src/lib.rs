@@ -3,6 +3,7 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
+use wxopen::authorization;
 use wxopen::http::views::authorizer_json;
 use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
@@ -10,9 +11,8 @@ use wxopen::http::{
 };
 use wxopen::model::AuthorizerState;
 use wxopen::runtime::{FromRuntime, Runtime};
-use wxopen::authorization;
-use wxopen::store::{AuthorizerStore, LinkStore};
 use wxopen::store::DynamoStore;
+use wxopen::store::{AuthorizerStore, LinkStore};
 
 pub struct App<S> {
     pub store: S,
@@ -93,9 +93,9 @@ where
     }
     let customer_ref = match query_param(req, "customer_ref") {
         None => None,
-        Some(c) => Some(
-            authorization::check_customer_ref(Some(&c)).map_err(|e| ApiError::from(&e))?,
-        ),
+        Some(c) => {
+            Some(authorization::check_customer_ref(Some(&c)).map_err(|e| ApiError::from(&e))?)
+        }
     };
     let (records, next) = match &customer_ref {
         Some(c) => app

@@ -58,6 +58,7 @@ where
     let Some((appid, refresh_token)) = svc
         .listed_refresh_tokens(&component.token, &creds.component_appid, &mut wanted)
         .await?
+        .0
         .pop()
     else {
         return Ok(None);
@@ -116,7 +117,13 @@ where
     K: Clock,
 {
     let exchange = exchange_once(svc, code, event_time).await?;
-    bind_authorization(svc.store, hint, exchange.authorizer_appid(), svc.clock.now()).await?;
+    bind_authorization(
+        svc.store,
+        hint,
+        exchange.authorizer_appid(),
+        svc.clock.now(),
+    )
+    .await?;
     Ok(exchange)
 }
 
@@ -257,8 +264,13 @@ where
             tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
             match recover_authorization(svc, &pending.authorizer_appid, pending.create_time).await {
                 Ok(Some(exchange)) => {
-                    bind_authorization(svc.store, &hint, exchange.authorizer_appid(), svc.clock.now())
-                        .await?;
+                    bind_authorization(
+                        svc.store,
+                        &hint,
+                        exchange.authorizer_appid(),
+                        svc.clock.now(),
+                    )
+                    .await?;
                     (Ok(exchange), true)
                 }
                 Ok(None) => {

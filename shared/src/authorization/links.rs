@@ -220,9 +220,15 @@ impl LinkSettings {
                 && a.port_or_known_default() == url.port_or_known_default()
                 && (a.path() == "/"
                     || url.path() == a.path().trim_end_matches('/')
-                    || url.path().starts_with(&format!("{}/", a.path().trim_end_matches('/'))))
+                    || url
+                        .path()
+                        .starts_with(&format!("{}/", a.path().trim_end_matches('/'))))
         });
-        if allowed { Ok(url) } else { Err(LinkError::ReturnTo) }
+        if allowed {
+            Ok(url)
+        } else {
+            Err(LinkError::ReturnTo)
+        }
     }
 }
 
@@ -255,7 +261,10 @@ pub fn link_redirect_uri(public_base: &str, link_id: &str) -> String {
 
 /// Where the merchant opens a link: `{public_base}/authorize?link=<id>`.
 pub fn page_url(public_base: &str, link_id: &str) -> String {
-    format!("{}/authorize?link={link_id}", public_base.trim_end_matches('/'))
+    format!(
+        "{}/authorize?link={link_id}",
+        public_base.trim_end_matches('/')
+    )
 }
 
 /// A link's status as `GET /authorize/links/{id}` shows it.
@@ -367,7 +376,11 @@ where
         authorized_at: None,
     };
     svc.store
-        .create_link(&link, &pre_auth, &crypto::sha1_hex(pre_auth.code.expose_secret()))
+        .create_link(
+            &link,
+            &pre_auth,
+            &crypto::sha1_hex(pre_auth.code.expose_secret()),
+        )
         .await?;
     tracing::info!(link = %link.id, "authorization link created");
     let urls = urls_for(svc, hosts, public_base, &link, &pre_auth).await?;
@@ -454,9 +467,11 @@ pub async fn callback_link<S: LinkStore>(
     let Some(id) = id.filter(|i| is_link_id(i)) else {
         return Ok(None);
     };
-    Ok(store.get_link(id).await?.map(|(l, _)| l).filter(|l| {
-        l.status == LinkStatus::Authorized || l.expires_at > now
-    }))
+    Ok(store
+        .get_link(id)
+        .await?
+        .map(|(l, _)| l)
+        .filter(|l| l.status == LinkStatus::Authorized || l.expires_at > now))
 }
 
 /// How an authorization names its link: the redirect's `link` (already read), the push's
@@ -486,7 +501,10 @@ pub async fn bind_authorization<S: LinkStore>(
         },
     };
     let Some(link) = link else {
-        tracing::info!(authorizer = appid, "authorization matches no link; recorded with no customer");
+        tracing::info!(
+            authorizer = appid,
+            "authorization matches no link; recorded with no customer"
+        );
         return Ok(None);
     };
     if store.bind_link(&link, appid, now).await? {

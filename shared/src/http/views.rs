@@ -29,6 +29,7 @@ pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
         "service_type": r.profile.as_ref().map(|p| p.service_type),
         "verify_type": r.profile.as_ref().map(|p| p.verify_type),
         "state": state,
+        "state_reason": r.state_reason,
         "permission_sets": permission_sets(kind, &r.func_info),
         "authorized_at": r.authorized_at,
         "updated_at": r.updated_at,

@@ -151,6 +151,14 @@ pub trait AuthorizerStore: Send + Sync {
         refresh_token: &SecretString,
         now: i64,
     ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
+    /// A `needs_reauth` authorizer WeChat no longer lists: `unauthorized` with `reason`, out of
+    /// the refresh index and the recovery partition (no token kept).
+    fn mark_revoked(
+        &self,
+        appid: &str,
+        reason: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
     /// Authorizers in `needs_reauth` (few; found through the refresh index's sibling partition).
     fn needs_reauth(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Keeps `open_appid` in step with successful open-account operations.

@@ -124,7 +124,10 @@ fn catalogue() -> Vec<Case> {
             "/authorize/callback?link=0123456789abcdef0123456789abcdef&auth_code=queryauthcode@@@x",
             400,
         ),
-        page("/authorize/callback?link=zz&auth_code=queryauthcode@@@x", 400),
+        page(
+            "/authorize/callback?link=zz&auth_code=queryauthcode@@@x",
+            400,
+        ),
         page("/authorize/callback?auth_code=", 400),
         page(
             &format!("/authorize/callback?auth_code={}", "c".repeat(600)),

@@ -151,15 +151,24 @@ fn public_routes_are_throttled_and_their_functions_capped() {
     let routes = api["route_settings"].as_object().expect("RouteSettings");
     for (method, path) in PUBLIC.iter().filter(|(_, p)| p.starts_with("/authorize")) {
         let s = &routes[&format!("{method} {path}")];
-        assert_eq!(s["ThrottlingRateLimit"]["Ref"], "PublicPageRateLimit", "{path}: {s}");
-        assert_eq!(s["ThrottlingBurstLimit"]["Ref"], "PublicPageBurstLimit", "{path}: {s}");
+        assert_eq!(
+            s["ThrottlingRateLimit"]["Ref"], "PublicPageRateLimit",
+            "{path}: {s}"
+        );
+        assert_eq!(
+            s["ThrottlingBurstLimit"]["Ref"], "PublicPageBurstLimit",
+            "{path}: {s}"
+        );
     }
     assert!(number("PublicPageRateLimit") < number("ApiThrottlingRateLimit"));
     assert!(number("PublicPageBurstLimit") < number("ApiThrottlingBurstLimit"));
     // Every throttled route key exists (API Gateway rejects settings for unknown routes).
     for key in routes.keys() {
         let (m, p) = key.split_once(' ').unwrap();
-        assert!(ROUTES.iter().any(|(rm, rp, _)| *rm == m && *rp == p), "{key}");
+        assert!(
+            ROUTES.iter().any(|(rm, rp, _)| *rm == m && *rp == p),
+            "{key}"
+        );
     }
     for f in ["AuthorizeLinkFunction", "AuthorizeCallbackFunction"] {
         assert_eq!(
@@ -250,6 +259,10 @@ fn metric_lines_pass_every_allowed_log_level() {
     for line in wxopen::refresher::emf_lines(&report, 0) {
         let v: Value = serde_json::from_str(&line).unwrap();
         let level = v["level"].as_str().unwrap_or("INFO").to_uppercase();
-        assert!(rank(&level) >= highest, "{line} is dropped at LogLevel {}", order[highest]);
+        assert!(
+            rank(&level) >= highest,
+            "{line} is dropped at LogLevel {}",
+            order[highest]
+        );
     }
 }

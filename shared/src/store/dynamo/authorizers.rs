@@ -70,7 +70,7 @@ impl AuthorizerStore for DynamoStore {
                 serde_dynamo::to_attribute_value(profile)?,
             );
         }
-        update.push_str(" REMOVE lease_owner, lease_until");
+        update.push_str(" REMOVE lease_owner, lease_until, state_reason");
         let result = req
             .update_expression(update)
             .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
@@ -148,6 +148,37 @@ impl AuthorizerStore for DynamoStore {
             .expression_attribute_values(":authorized", s("authorized"))
             .expression_attribute_values(":r", s(refresh_token.expose_secret()))
             .expression_attribute_values(":rp", s(DUE_PARTITION))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
+    }
+
+    async fn mark_revoked(
+        &self,
+        appid: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<EventApplied, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression(
+                "SET #state = :unauthorized, state_reason = :r, updated_at = :now \
+                 REMOVE access_token, refresh_token, refresh_pk, due_at, lease_owner, lease_until",
+            )
+            .condition_expression("#state = :needs")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":needs", s("needs_reauth"))
+            .expression_attribute_values(":unauthorized", s("unauthorized"))
+            .expression_attribute_values(":r", s(reason))
             .expression_attribute_values(":now", n(now))
             .send()
             .await;

@@ -40,29 +40,75 @@ async fn links_renew_once_per_code_and_bind_once() {
     let (l, p) = store.get_link(id).await.unwrap().unwrap();
     assert_eq!(l.customer_ref, "c1");
     assert_eq!(p.unwrap().code.expose_secret(), "pre-1");
-    assert_eq!(store.link_for_pre_auth("d1").await.unwrap().as_deref(), Some(id));
+    assert_eq!(
+        store.link_for_pre_auth("d1").await.unwrap().as_deref(),
+        Some(id)
+    );
     assert_eq!(store.link_for_pre_auth("nope").await.unwrap(), None);
     // One renewal claim per code lifetime: the second worker loses until the claim lapses.
-    assert!(store.claim_pre_auth_renewal(id, 2_000, 2_100, 2_130).await.unwrap());
-    assert!(!store.claim_pre_auth_renewal(id, 2_000, 2_101, 2_131).await.unwrap());
+    assert!(
+        store
+            .claim_pre_auth_renewal(id, 2_000, 2_100, 2_130)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_pre_auth_renewal(id, 2_000, 2_101, 2_131)
+            .await
+            .unwrap()
+    );
     // A claim against a code already replaced loses.
-    store.set_pre_auth(id, &pre_auth("pre-2", 4_000), "d2").await.unwrap();
-    assert!(!store.claim_pre_auth_renewal(id, 2_000, 2_200, 2_230).await.unwrap());
-    assert_eq!(store.link_for_pre_auth("d2").await.unwrap().as_deref(), Some(id));
+    store
+        .set_pre_auth(id, &pre_auth("pre-2", 4_000), "d2")
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .claim_pre_auth_renewal(id, 2_000, 2_200, 2_230)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.link_for_pre_auth("d2").await.unwrap().as_deref(),
+        Some(id)
+    );
     // Bound once: the same authorizer again is fine, another one is refused.
     let l = store.get_link(id).await.unwrap().unwrap().0;
-    assert!(!store.bind_link(&l, "wxoa00000000000001", 3_000).await.unwrap(),
-        "no authorizer item yet: the link is marked but no customer written");
+    assert!(
+        !store
+            .bind_link(&l, "wxoa00000000000001", 3_000)
+            .await
+            .unwrap(),
+        "no authorizer item yet: the link is marked but no customer written"
+    );
     let (l, p) = store.get_link(id).await.unwrap().unwrap();
     assert_eq!(l.status, LinkStatus::Authorized);
     assert!(p.is_none(), "the pre-auth code is dropped once used");
-    assert!(!store.bind_link(&l, "wxoa00000000000002", 3_001).await.unwrap());
+    assert!(
+        !store
+            .bind_link(&l, "wxoa00000000000002", 3_001)
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        store.get_link(id).await.unwrap().unwrap().0.authorizer_appid.as_deref(),
+        store
+            .get_link(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .authorizer_appid
+            .as_deref(),
         Some("wxoa00000000000001")
     );
     // No renewal for a used link.
-    assert!(!store.claim_pre_auth_renewal(id, 4_000, 5_000, 5_030).await.unwrap());
+    assert!(
+        !store
+            .claim_pre_auth_renewal(id, 4_000, 5_000, 5_030)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]

@@ -469,7 +469,9 @@ async fn bad_link_options_are_400() {
     assert_eq!(resp.status().as_u16(), 415);
     // The link's page carries both links, built from the link's pre-auth code.
     let created = stack
-        .create_link(json!({"auth_type": 2, "return_to": "https://provider.example/onboarded/done"}))
+        .create_link(
+            json!({"auth_type": 2, "return_to": "https://provider.example/onboarded/done"}),
+        )
         .await;
     let resp = stack
         .http

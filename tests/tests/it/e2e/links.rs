@@ -44,17 +44,31 @@ fn appids(list: &Value) -> Vec<String> {
 #[tokio::test]
 async fn two_links_authorized_in_reverse_order_keep_their_customers() {
     let stack = ready().await;
-    let a = stack.create_link(json!({"customer_ref": "customer-a"})).await;
+    let a = stack
+        .create_link(json!({"customer_ref": "customer-a"}))
+        .await;
     let b = stack
         .create_link(json!({"customer_ref": "customer-b", "return_to": "https://provider.example/onboarded?step=2"}))
         .await;
     let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     assert_ne!(a_id, b_id);
-    assert!(a["page_url"].as_str().unwrap().ends_with(&format!("/authorize?link={a_id}")));
+    assert!(
+        a["page_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/authorize?link={a_id}"))
+    );
     for l in [&a, &b] {
-        let s = get(&stack, &format!("/authorize/links/{}", l["id"].as_str().unwrap())).await;
+        let s = get(
+            &stack,
+            &format!("/authorize/links/{}", l["id"].as_str().unwrap()),
+        )
+        .await;
         assert_eq!(s["status"], "pending", "{s}");
-        assert!(!s.to_string().contains("preauthcode"), "no pre-auth code: {s}");
+        assert!(
+            !s.to_string().contains("preauthcode"),
+            "no pre-auth code: {s}"
+        );
     }
     // B's merchant first, redirect before push; then A's merchant, push before redirect.
     let rb = authorize_with(&stack, MP, &b, "redirect_first").await;
@@ -66,7 +80,11 @@ async fn two_links_authorized_in_reverse_order_keep_their_customers() {
         format!("https://provider.example/onboarded?step=2&link={b_id}")
     );
     assert_eq!(ra["redirect"]["status"], 200, "{ra}");
-    assert_eq!(stack.calls_to("api_query_auth"), 2, "one exchange per authorization");
+    assert_eq!(
+        stack.calls_to("api_query_auth"),
+        2,
+        "one exchange per authorization"
+    );
 
     let sa = get(&stack, &format!("/authorize/links/{a_id}")).await;
     let sb = get(&stack, &format!("/authorize/links/{b_id}")).await;
@@ -80,15 +98,30 @@ async fn two_links_authorized_in_reverse_order_keep_their_customers() {
         (&json!("authorized"), &json!(MP), &json!("customer-b")),
         "{sb}"
     );
-    assert!(!sa["permission_sets"].as_array().unwrap().is_empty(), "{sa}");
-    assert_eq!(get(&stack, &format!("/authorizers/{OA}")).await["customer_ref"], "customer-a");
-    assert_eq!(get(&stack, &format!("/authorizers/{MP}")).await["customer_ref"], "customer-b");
+    assert!(
+        !sa["permission_sets"].as_array().unwrap().is_empty(),
+        "{sa}"
+    );
+    assert_eq!(
+        get(&stack, &format!("/authorizers/{OA}")).await["customer_ref"],
+        "customer-a"
+    );
+    assert_eq!(
+        get(&stack, &format!("/authorizers/{MP}")).await["customer_ref"],
+        "customer-b"
+    );
     assert_eq!(
         appids(&get(&stack, "/authorizers?customer_ref=customer-a").await),
         vec![OA]
     );
     assert_eq!(
-        appids(&get(&stack, "/authorizers?customer_ref=customer-b&state=authorized").await),
+        appids(
+            &get(
+                &stack,
+                "/authorizers?customer_ref=customer-b&state=authorized"
+            )
+            .await
+        ),
         vec![MP]
     );
     assert!(appids(&get(&stack, "/authorizers?customer_ref=nobody").await).is_empty());
@@ -108,9 +141,14 @@ async fn two_links_authorized_in_reverse_order_keep_their_customers() {
 #[tokio::test]
 async fn an_update_made_outside_any_link_keeps_the_customer() {
     let stack = ready().await;
-    let link = stack.create_link(json!({"customer_ref": "customer-a"})).await;
+    let link = stack
+        .create_link(json!({"customer_ref": "customer-a"}))
+        .await;
     authorize_with(&stack, OA2, &link, "push_only").await;
-    assert_eq!(get(&stack, &format!("/authorizers/{OA2}")).await["customer_ref"], "customer-a");
+    assert_eq!(
+        get(&stack, &format!("/authorizers/{OA2}")).await["customer_ref"],
+        "customer-a"
+    );
     // An updateauthorized from WeChat's side carries no PreAuthCode: recorded, customer kept.
     let (status, body) = stack
         .control(
@@ -130,7 +168,9 @@ async fn an_update_made_outside_any_link_keeps_the_customer() {
 async fn five_hundred_anonymous_requests_cost_nothing() {
     let stack = ready().await;
     // A live link exists (its id is secret to the merchant): strangers do not know it.
-    let _live = stack.create_link(json!({"customer_ref": "customer-a"})).await;
+    let _live = stack
+        .create_link(json!({"customer_ref": "customer-a"}))
+        .await;
     let before = scan_all(&stack.store).await;
     stack.sandbox.clear_calls();
     let base = &stack.gateway.base_url;
@@ -145,13 +185,22 @@ async fn five_hundred_anonymous_requests_cost_nothing() {
     let mut statuses = std::collections::BTreeMap::new();
     for i in 0..500 {
         let path = &paths[i % paths.len()];
-        let resp = stack.http.get(format!("{base}{path}")).send().await.unwrap();
+        let resp = stack
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
         *statuses
             .entry((path.clone(), resp.status().as_u16()))
             .or_insert(0) += 1;
     }
     let calls = stack.sandbox.calls();
-    assert!(calls.is_empty(), "WeChat called: {:?}", calls.iter().map(|c| &c.api).collect::<Vec<_>>());
+    assert!(
+        calls.is_empty(),
+        "WeChat called: {:?}",
+        calls.iter().map(|c| &c.api).collect::<Vec<_>>()
+    );
     assert_eq!(scan_all(&stack.store).await, before, "the table changed");
     for ((path, status), count) in &statuses {
         assert!(
@@ -169,15 +218,24 @@ async fn forced_refreshes_are_bounded() {
     let path = format!("/authorizers/{OA}/access-token");
     let current = get(&stack, &path).await;
     let version = current["version"].as_u64().unwrap();
-    let token_calls = |s: &Stack| s.calls_to("api_authorizer_token") + s.calls_to("api_component_token");
+    let token_calls =
+        |s: &Stack| s.calls_to("api_authorizer_token") + s.calls_to("api_component_token");
     let before = token_calls(&stack);
     for _ in 0..100 {
         let (status, body) = stack
             .api(Method::GET, &format!("{path}?stale_version=999999"), None)
             .await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_parameter")), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_parameter")),
+            "{body}"
+        );
     }
-    assert_eq!(token_calls(&stack), before, "a version from the future refreshes nothing");
+    assert_eq!(
+        token_calls(&stack),
+        before,
+        "a version from the future refreshes nothing"
+    );
     // 100 callers all saying the current version is stale, in parallel: at most one refresh.
     let stale = format!("{path}?stale_version={version}");
     let calls = (0..100).map(|_| stack.api(Method::GET, &stale, None));
@@ -196,7 +254,9 @@ async fn forced_refreshes_are_bounded() {
 #[tokio::test]
 async fn page_views_reuse_the_links_pre_auth_code() {
     let stack = ready().await;
-    let link = stack.create_link(json!({"customer_ref": "customer-a"})).await;
+    let link = stack
+        .create_link(json!({"customer_ref": "customer-a"}))
+        .await;
     assert_eq!(stack.calls_to("api_create_preauthcode"), 1);
     let url = link["page_url"].as_str().unwrap();
     let views = (0..50).map(|_| async {
