@@ -50,6 +50,12 @@ pub struct Config {
     /// Largest request body the gateway forwards (`GATEWAY_MAX_REQUEST_BYTES`, default 4 MiB,
     /// at most Lambda's 6 MiB payload).
     pub gateway_max_request_bytes: usize,
+    /// How long an authorization link stays usable (`AUTHORIZE_LINK_TTL_SECONDS`, default
+    /// 604800 = 7 days, 300 to 2592000).
+    pub authorize_link_ttl: Duration,
+    /// URL prefixes a link's `return_to` must start with (`AUTHORIZE_RETURN_TO_ALLOWLIST`,
+    /// comma-separated http(s) URLs; empty = no `return_to` accepted).
+    pub authorize_return_to_allowlist: Vec<String>,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -129,6 +135,14 @@ impl Config {
                 LAMBDA_PAYLOAD_LIMIT,
             )?)
             .map_err(|_| ConfigError::Invalid("GATEWAY_MAX_REQUEST_BYTES", "out of range"))?,
+            authorize_link_ttl: seconds(
+                &get,
+                "AUTHORIZE_LINK_TTL_SECONDS",
+                604_800,
+                300,
+                2_592_000,
+            )?,
+            authorize_return_to_allowlist: url_list(&get, "AUTHORIZE_RETURN_TO_ALLOWLIST")?,
         })
     }
 }
@@ -179,6 +193,22 @@ fn base_url(
         return Err(ConfigError::Invalid(key, "must be an http(s) URL"));
     }
     Ok(value.trim().trim_end_matches('/').to_string())
+}
+
+fn url_list(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let raw = get(key).unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = url::Url::parse(entry).map_err(|_| ConfigError::Invalid(key, "not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ConfigError::Invalid(key, "entries must be http(s) URLs"));
+        }
+        out.push(entry.to_string());
+    }
+    Ok(out)
 }
 
 fn seconds(

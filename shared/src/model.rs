@@ -46,6 +46,8 @@ pub struct PendingAuthorization {
     pub create_time: i64,
     pub code_expires_at: Option<i64>,
     pub received_at: i64,
+    /// Digest of the push's `PreAuthCode` (resolves the authorization link); never the code.
+    pub pre_auth_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,14 @@ pub struct AuthorizerRecord {
     pub authorized_at: Option<i64>,
     #[serde(default)]
     pub profile: Option<AuthorizerProfileRecord>,
+    /// The provider's customer, when the authorization came through one of its links.
+    #[serde(default)]
+    pub customer_ref: Option<String>,
+    #[serde(default)]
+    pub link_id: Option<String>,
+    /// Why the state is what it is, when wxopen decided it (e.g. recovery found it unlisted).
+    #[serde(default)]
+    pub state_reason: Option<String>,
 }
 
 /// What `api_get_authorizer_info` said of the account, as stored.
@@ -126,6 +136,9 @@ pub struct TokenRecord {
     pub refresh_token: Option<SecretString>,
     /// Authorizers only: tokens are usable only while `Authorized`.
     pub state: Option<AuthorizerState>,
+    /// When the refresh that wrote this token started (0 = unknown): forced refreshes of a
+    /// token younger than the minimum interval are refused.
+    pub refreshed_at: i64,
 }
 
 impl std::fmt::Debug for TokenRecord {
@@ -138,6 +151,7 @@ impl std::fmt::Debug for TokenRecord {
             .field("lease_until", &self.lease_until)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("state", &self.state)
+            .field("refreshed_at", &self.refreshed_at)
             .finish()
     }
 }
@@ -209,4 +223,53 @@ pub struct LoginConfirmation {
     pub unionid_missing_reason: Option<String>,
     pub known_user: bool,
     pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    Pending,
+    Authorized,
+}
+
+/// An authorization link made for one of the provider's customers (`POST /authorize/links`).
+/// Never holds the pre-auth code (that is [`PreAuth`], stored beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationLink {
+    /// 32 lowercase hex characters (128 random bits): unguessable.
+    pub id: String,
+    /// The provider's opaque reference to its customer (at most 128 characters).
+    pub customer_ref: String,
+    /// 1 official accounts, 2 mini programs, 3 both.
+    pub auth_type: u8,
+    #[serde(default)]
+    pub biz_appid: Option<String>,
+    #[serde(default)]
+    pub category_id_list: Option<String>,
+    /// Where the merchant's browser goes after success (allow-listed at creation).
+    #[serde(default)]
+    pub return_to: Option<String>,
+    pub created_at: i64,
+    /// After this the page and the callback refuse the link (unless it was authorized).
+    pub expires_at: i64,
+    pub status: LinkStatus,
+    #[serde(default)]
+    pub authorizer_appid: Option<String>,
+    #[serde(default)]
+    pub authorized_at: Option<i64>,
+}
+
+/// The pre-auth code a link's page currently offers. `Debug` is redacted.
+#[derive(Clone)]
+pub struct PreAuth {
+    pub code: SecretString,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PreAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreAuth")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }

@@ -188,6 +188,9 @@ mod tests {
             open_appid: None,
             authorized_at: None,
             profile: None,
+            customer_ref: None,
+            link_id: None,
+            state_reason: None,
         };
         assert_eq!(require(&record, &[1, 3]), Ok(()));
         let e = require(&record, FOLLOW_TO_LOG_IN).unwrap_err();

@@ -95,6 +95,7 @@ pub fn failure_label(e: &TokenError) -> String {
         TokenError::UnknownAuthorizer => "unknown_authorizer".into(),
         TokenError::NotAuthorized(_) => "not_authorized".into(),
         TokenError::Busy => "busy".into(),
+        TokenError::VersionAhead { .. } => "version_ahead".into(),
         TokenError::Store(_) => "store".into(),
         TokenError::Secrets(_) => "secrets".into(),
     }
@@ -238,6 +239,12 @@ where
     report
 }
 
+/// The `level` every metric line carries. Lambda's log-level filter gives a JSON line without a
+/// `level` the level INFO, so with the template's `LogLevel` at WARN or ERROR the metric lines
+/// (and the ticket-age alarm's data, whose missing data is "breaching") would vanish; ERROR is
+/// the highest `LogLevel` the template allows, so these lines always pass.
+pub const METRIC_LOG_LEVEL: &str = "ERROR";
+
 /// CloudWatch embedded-metric-format lines for a report: one with the counts, one per failure
 /// cause (dimension `cause`).
 pub fn emf_lines(report: &RefreshReport, timestamp_ms: i64) -> Vec<String> {
@@ -259,6 +266,7 @@ pub fn emf_lines(report: &RefreshReport, timestamp_ms: i64) -> Vec<String> {
             }],
         },
         "Function": "token-refresh",
+        "level": METRIC_LOG_LEVEL,
         "TokensRefreshed": report.refreshed + u32::from(report.component_refreshed),
         "TokensDue": report.due,
         "RefreshFailures": report.failure_count(),
@@ -291,6 +299,7 @@ pub fn emf_lines(report: &RefreshReport, timestamp_ms: i64) -> Vec<String> {
                     }],
                 },
                 "Function": "token-refresh",
+                "level": METRIC_LOG_LEVEL,
                 "Cause": cause,
                 "RefreshFailuresByCause": count,
             })

@@ -34,6 +34,10 @@ pub struct TokenSettings {
     pub poll: Duration,
     /// How long an authorization-code claim lasts.
     pub code_lease_secs: i64,
+    /// A forced refresh (`stale_version` = the stored version) of a token refreshed less than
+    /// this long ago returns the stored token instead: WeChat's token APIs are called at most
+    /// once per token per interval, whatever the callers do.
+    pub min_refresh_interval_secs: i64,
 }
 
 impl Default for TokenSettings {
@@ -44,6 +48,7 @@ impl Default for TokenSettings {
             wait_budget: Duration::from_secs(3),
             poll: Duration::from_millis(100),
             code_lease_secs: 30,
+            min_refresh_interval_secs: 30,
         }
     }
 }
@@ -58,6 +63,8 @@ pub enum TokenError {
     NotAuthorized(AuthorizerState),
     #[error("another worker is refreshing this token; try again shortly")]
     Busy,
+    #[error("stale_version {asked} is newer than the stored version {stored}")]
+    VersionAhead { asked: u64, stored: u64 },
     #[error("WeChat refused: {0}")]
     WeChat(#[from] WeChatError),
     #[error("state store failed: {0}")]
@@ -91,6 +98,12 @@ pub struct Counters {
     pub refreshed: u64,
     pub lost_leases: u64,
 }
+
+/// Most `api_get_authorizer_list` pages (500 each) one recovery reads.
+pub const MAX_LIST_PAGES: u32 = 40;
+
+/// The reason recorded on an authorizer recovery found unlisted.
+pub const REVOKED_UNLISTED: &str = "refresh token rejected (61023) and not listed by api_get_authorizer_list: the merchant cancelled the authorization";
 
 /// WeChat calls that failed in a retryable way (-1, timeouts, 5xx) are tried this often in all.
 pub const RETRY_ATTEMPTS: u32 = 2;
@@ -177,11 +190,34 @@ where
     ) -> Result<VendedToken, TokenError> {
         let record = self.read(key).await?;
         let version = record.as_ref().map_or(0, |r| r.version);
-        let rejected = stale_version.is_some_and(|v| v >= version);
-        if let Some(t) = record.as_ref().and_then(|r| self.usable(r))
-            && !rejected
-        {
-            return Ok(t);
+        let usable = record.as_ref().and_then(|r| self.usable(r));
+        match stale_version {
+            Some(asked) if asked > version => {
+                return Err(TokenError::VersionAhead {
+                    asked,
+                    stored: version,
+                });
+            }
+            // The caller saw this very version fail: refresh it, unless it is brand new.
+            Some(asked) if asked == version => {
+                let recent = record.as_ref().is_some_and(|r| {
+                    r.refreshed_at + self.settings.min_refresh_interval_secs > self.clock.now()
+                });
+                if let Some(t) = usable.filter(|_| recent) {
+                    tracing::info!(
+                        token = key.label(),
+                        version,
+                        "forced refresh refused: the token was refreshed moments ago"
+                    );
+                    return Ok(t);
+                }
+            }
+            // No complaint, or about an older version: the stored token if it is usable.
+            _ => {
+                if let Some(t) = usable {
+                    return Ok(t);
+                }
+            }
         }
         self.refresh(key, version).await
     }
@@ -462,18 +498,30 @@ where
         }
     }
 
-    /// Pages through `api_get_authorizer_list` until every appid in `wanted` is found or the
-    /// list ends; returns the refresh tokens found. Removes the found appids from `wanted`.
+    /// Pages through `api_get_authorizer_list` until every appid in `wanted` is found, the
+    /// list ends, or [`MAX_LIST_PAGES`] pages were read; returns the refresh tokens found and
+    /// whether the whole list was read (only then is an appid still in `wanted` truly unlisted).
+    /// Removes the found appids from `wanted`.
     pub(crate) async fn listed_refresh_tokens(
         &self,
         component_token: &SecretString,
         component_appid: &str,
         wanted: &mut Vec<String>,
-    ) -> Result<Vec<(String, SecretString)>, TokenError> {
+    ) -> Result<(Vec<(String, SecretString)>, bool), TokenError> {
         const PAGE: u32 = 500;
         let mut found = Vec::new();
         let mut offset = 0u32;
+        let mut pages = 0;
+        let mut complete = false;
         while !wanted.is_empty() {
+            if pages >= MAX_LIST_PAGES {
+                tracing::warn!(
+                    pages,
+                    "api_get_authorizer_list walk stopped at its bound for this run"
+                );
+                break;
+            }
+            pages += 1;
             let page = self
                 .wechat
                 .get_authorizer_list(component_token, component_appid, offset, PAGE)
@@ -486,10 +534,11 @@ where
             let fetched = u32::try_from(page.list.len()).unwrap_or(PAGE);
             offset = offset.saturating_add(fetched);
             if fetched == 0 || offset >= page.total_count {
+                complete = true;
                 break;
             }
         }
-        Ok(found)
+        Ok((found, complete || wanted.is_empty()))
     }
 
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the
@@ -501,7 +550,7 @@ where
         }
         let creds = self.credentials.credentials().await?;
         let component = self.component_token(None).await?;
-        let found = self
+        let (found, complete) = self
             .listed_refresh_tokens(&component.token, &creds.component_appid, &mut missing)
             .await?;
         let mut restored = Vec::new();
@@ -516,8 +565,20 @@ where
                 restored.push(appid);
             }
         }
+        if !complete {
+            // The walk stopped at its bound: the rest may be further down the list.
+            return Ok(restored);
+        }
         for appid in &missing {
-            tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; it stays needs_reauth");
+            // WeChat read the whole list and does not have it: the merchant cancelled (the
+            // unauthorized push never came). Out of the recovery partition for good.
+            let applied = self
+                .store
+                .mark_revoked(appid, REVOKED_UNLISTED, self.clock.now())
+                .await?;
+            if applied == EventApplied::Applied {
+                tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; marked unauthorized");
+            }
         }
         Ok(restored)
     }

@@ -383,6 +383,9 @@ pub struct AuthorizationEvent {
     pub authorizer_appid: String,
     pub authorization_code: SecretString,
     pub code_expires_at: Option<i64>,
+    /// The pre-auth code of the link the merchant used (absent for authorizations made
+    /// elsewhere): resolves the authorization link.
+    pub pre_auth_code: Option<SecretString>,
 }
 
 /// Result of a third-party quick mini-program registration (`notify_third_fasteregister`).
@@ -445,6 +448,7 @@ impl ComponentPush {
                 authorizer_appid: f.required("AuthorizerAppid")?,
                 authorization_code: f.required("AuthorizationCode")?.into(),
                 code_expires_at: f.optional_number("AuthorizationCodeExpiredTime"),
+                pre_auth_code: f.owned("PreAuthCode").map(Into::into),
             })
         };
         Ok(match info_type {

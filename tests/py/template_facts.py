@@ -30,15 +30,43 @@ def main(path):
             "code_uri": props.get("CodeUri"),
             "routes": routes,
             "schedules": schedules,
+            "reserved_concurrency": props.get("ReservedConcurrentExecutions"),
         }
     api = template["Resources"].get("HttpApi", {}).get("Properties", {}).get("Auth", {})
+    http_api = template["Resources"].get("HttpApi", {}).get("Properties", {})
+    table = template["Resources"].get("StateTable", {}).get("Properties", {})
     globals_fn = template.get("Globals", {}).get("Function", {})
     print(json.dumps({
         "functions": functions,
         "default_authorizer": api.get("DefaultAuthorizer"),
         "runtime": globals_fn.get("Runtime"),
         "architectures": globals_fn.get("Architectures"),
-    }))
+        "resources": {
+            name: {"type": res.get("Type"), "depends_on": depends_on(res)}
+            for name, res in template["Resources"].items()
+        },
+        "http_api": {
+            "default_route_settings": http_api.get("DefaultRouteSettings"),
+            "route_settings": http_api.get("RouteSettings"),
+        },
+        "table_indexes": {
+            gsi.get("IndexName"): {
+                "keys": [k.get("AttributeName") for k in gsi.get("KeySchema", [])],
+                "projection": gsi.get("Projection", {}).get("ProjectionType"),
+                "attributes": gsi.get("Projection", {}).get("NonKeyAttributes", []),
+            }
+            for gsi in table.get("GlobalSecondaryIndexes", [])
+        },
+        "parameters": {
+            name: {"default": p.get("Default"), "allowed": p.get("AllowedValues")}
+            for name, p in template.get("Parameters", {}).items()
+        },
+    }, default=str))
+
+
+def depends_on(res):
+    d = res.get("DependsOn") or []
+    return [d] if isinstance(d, str) else list(d)
 
 
 if __name__ == "__main__":

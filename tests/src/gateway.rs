@@ -29,6 +29,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/wechat/messages/{appid}", "message-events"),
     ("GET", "/authorize", "authorize-link"),
     ("POST", "/authorize/links", "authorize-link"),
+    ("GET", "/authorize/links/{id}", "authorize-link"),
     ("GET", "/authorize/callback", "authorize-callback"),
     ("GET", "/authorizers", "authorizers"),
     ("GET", "/authorizers/{appid}", "authorizers"),
@@ -72,6 +73,9 @@ pub struct Apps<C> {
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
 
+/// The local stack's `return_to` allow-list (override with `AUTHORIZE_RETURN_TO_ALLOWLIST`).
+pub const LOCAL_RETURN_TO_ALLOWLIST: &str = "https://provider.example/onboarded";
+
 /// What the gateway needs to know that API Gateway and the template would otherwise supply.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -99,6 +103,11 @@ impl GatewayConfig {
                 self.login.qr_expire_secs.to_string(),
             ),
             ("LOGIN_REPLY_TEXT", self.login.reply_text.clone()),
+            (
+                "AUTHORIZE_RETURN_TO_ALLOWLIST",
+                std::env::var("AUTHORIZE_RETURN_TO_ALLOWLIST")
+                    .unwrap_or_else(|_| LOCAL_RETURN_TO_ALLOWLIST.to_string()),
+            ),
         ]);
         if let Some(base) = &self.public_base {
             env.insert("PUBLIC_BASE_URL", base.clone());

@@ -160,11 +160,21 @@ impl Stack {
 
     /// An authorization link from `POST /authorize/links`.
     pub async fn authorization_link(&self, options: Value) -> String {
+        let body = self.create_link(options).await;
+        body["pc_url"].as_str().expect("pc_url").to_string()
+    }
+
+    /// `POST /authorize/links` (a `customer_ref` of `test-customer` unless `options` has one);
+    /// the whole answer.
+    pub async fn create_link(&self, mut options: Value) -> Value {
+        if let Some(o) = options.as_object_mut() {
+            o.entry("customer_ref").or_insert(json!("test-customer"));
+        }
         let (status, body) = self
             .api(reqwest::Method::POST, "/authorize/links", Some(options))
             .await;
-        assert_eq!(status, 200, "{body}");
-        body["pc_url"].as_str().expect("pc_url").to_string()
+        assert_eq!(status, 201, "{body}");
+        body
     }
 
     /// The sandbox merchant `appid` opens a fresh link and authorizes (`order` as the sandbox

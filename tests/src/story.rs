@@ -248,9 +248,17 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
             ))
         }
         2 => {
+            let (s, created) = local
+                .api(
+                    Method::POST,
+                    "/authorize/links",
+                    Some(json!({"customer_ref": "demo-customer"})),
+                )
+                .await?;
+            expect(s == 201, format!("{s} {created}"))?;
             let page = local
                 .http
-                .get(format!("{}/authorize", local.gateway.base_url))
+                .get(created["page_url"].as_str().unwrap_or_default())
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -277,7 +285,7 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
                 format!("redirect page: {}", body["redirect"]),
             )?;
             Ok(format!(
-                "merchant {OA} clicked the button on /authorize; push and redirect arrived together, one code exchange ({} api_query_auth call)",
+                "merchant {OA} clicked the button on its link's page (/authorize?link=…); push and redirect arrived together, one code exchange ({} api_query_auth call)",
                 local
                     .sandbox
                     .calls()
@@ -522,9 +530,13 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
 
 async fn link(local: &Local) -> Result<String, String> {
     let (s, body) = local
-        .api(Method::POST, "/authorize/links", Some(json!({})))
+        .api(
+            Method::POST,
+            "/authorize/links",
+            Some(json!({"customer_ref": "demo-customer"})),
+        )
         .await?;
-    expect(s == 200, format!("{s} {body}"))?;
+    expect(s == 201, format!("{s} {body}"))?;
     Ok(body["pc_url"].as_str().unwrap_or_default().to_string())
 }
 

@@ -1,8 +1,9 @@
-//! `GET /authorizers` (paged, `?state=`, `?limit=`, `?cursor=`) and `GET /authorizers/{appid}`
+//! `GET /authorizers` (paged, `?customer_ref=`, `?state=`, `?limit=`, `?cursor=`) and `GET /authorizers/{appid}`
 //! (IAM). Never returns tokens.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
+use wxopen::authorization;
 use wxopen::http::views::authorizer_json;
 use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
@@ -10,8 +11,8 @@ use wxopen::http::{
 };
 use wxopen::model::AuthorizerState;
 use wxopen::runtime::{FromRuntime, Runtime};
-use wxopen::store::AuthorizerStore;
 use wxopen::store::DynamoStore;
+use wxopen::store::{AuthorizerStore, LinkStore};
 
 pub struct App<S> {
     pub store: S,
@@ -28,7 +29,7 @@ pub const MAX_LIMIT: usize = 100;
 
 pub async fn handle<S>(app: &App<S>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AuthorizerStore,
+    S: AuthorizerStore + LinkStore,
 {
     Ok(process(app, &req)
         .await
@@ -37,7 +38,7 @@ where
 
 async fn process<S>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AuthorizerStore,
+    S: AuthorizerStore + LinkStore,
 {
     require_method(req, Method::GET)?;
     if path_param(req, "appid").is_some() {
@@ -90,11 +91,24 @@ where
             "cursor must be a next_cursor from a previous page",
         ));
     }
-    let (records, next) = app
-        .store
-        .list_authorizers(state, limit, cursor.as_deref())
-        .await
-        .map_err(store_failed)?;
+    let customer_ref = match query_param(req, "customer_ref") {
+        None => None,
+        Some(c) => {
+            Some(authorization::check_customer_ref(Some(&c)).map_err(|e| ApiError::from(&e))?)
+        }
+    };
+    let (records, next) = match &customer_ref {
+        Some(c) => app
+            .store
+            .customer_authorizers(c, state, limit, cursor.as_deref())
+            .await
+            .map_err(store_failed)?,
+        None => app
+            .store
+            .list_authorizers(state, limit, cursor.as_deref())
+            .await
+            .map_err(store_failed)?,
+    };
     Ok(json_response(
         200,
         &serde_json::json!({

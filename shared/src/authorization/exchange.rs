@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::links::{LinkHint, bind_authorization};
 use crate::clock::Clock;
 use crate::crypto;
 use crate::model::{
@@ -57,6 +58,7 @@ where
     let Some((appid, refresh_token)) = svc
         .listed_refresh_tokens(&component.token, &creds.component_appid, &mut wanted)
         .await?
+        .0
         .pop()
     else {
         return Ok(None);
@@ -100,9 +102,32 @@ where
     }))
 }
 
-/// Exchanges an authorization code (from the push or the redirect) exactly once and records
-/// the authorizer with its tokens, permission sets and profile.
+/// Exchanges an authorization code (from the push or the redirect) exactly once, records the
+/// authorizer with its tokens, permission sets and profile, and ties it to the customer of the
+/// link `hint` names (whichever of the push and the redirect comes first).
 pub async fn exchange_code<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    code: &SecretString,
+    event_time: i64,
+    hint: &LinkHint,
+) -> Result<Exchange, TokenError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let exchange = exchange_once(svc, code, event_time).await?;
+    bind_authorization(
+        svc.store,
+        hint,
+        exchange.authorizer_appid(),
+        svc.clock.now(),
+    )
+    .await?;
+    Ok(exchange)
+}
+
+async fn exchange_once<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     code: &SecretString,
     event_time: i64,
@@ -223,13 +248,31 @@ where
     K: Clock,
 {
     // `done`: the pending item will never need another attempt.
-    let (outcome, done) = match exchange_code(svc, &pending.authorization_code, pending.create_time)
-        .await
+    let hint = match &pending.pre_auth_digest {
+        Some(d) => LinkHint::PreAuthDigest(d.clone()),
+        None => LinkHint::None,
+    };
+    let (outcome, done) = match exchange_code(
+        svc,
+        &pending.authorization_code,
+        pending.create_time,
+        &hint,
+    )
+    .await
     {
         Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
             tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
             match recover_authorization(svc, &pending.authorizer_appid, pending.create_time).await {
-                Ok(Some(exchange)) => (Ok(exchange), true),
+                Ok(Some(exchange)) => {
+                    bind_authorization(
+                        svc.store,
+                        &hint,
+                        exchange.authorizer_appid(),
+                        svc.clock.now(),
+                    )
+                    .await?;
+                    (Ok(exchange), true)
+                }
                 Ok(None) => {
                     tracing::error!(authorizer = %pending.authorizer_appid, "authorizer not listed by WeChat; pending authorization dropped");
                     (Err(TokenError::WeChat(e)), true)

@@ -10,7 +10,9 @@ pub use exchange::{
     Exchange, complete_pending, exchange_code, profile_record, recover_authorization,
 };
 pub use links::{
-    AuthType, AuthorizationLinks, LinkError, LinkHosts, LinkOptions, build_links, create_links,
-    redirect_uri,
+    AuthType, AuthorizationLinks, CreatedLink, LinkError, LinkHint, LinkHosts, LinkOptions,
+    LinkPage, LinkSettings, NewLink, bind_authorization, build_links, callback_link,
+    check_customer_ref, create_link, is_link_id, link_page, link_redirect_uri, link_status,
+    page_url, redirect_uri,
 };
 pub use pages::{authorize_page, escape_html, failure_page, success_page};

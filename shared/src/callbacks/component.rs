@@ -58,6 +58,10 @@ fn pending_authorization(push: &ComponentPush, now: i64) -> Option<PendingAuthor
         create_time: a.create_time,
         code_expires_at: a.code_expires_at,
         received_at: now,
+        pre_auth_digest: a
+            .pre_auth_code
+            .as_ref()
+            .map(|c| crate::crypto::sha1_hex(c.expose_secret())),
     })
 }
 

@@ -84,7 +84,14 @@ where
         return;
     }
     let secret: SecretString = code.into();
-    let authorizer = match authorization::exchange_code(svc, &secret, svc.clock.now()).await {
+    let authorizer = match authorization::exchange_code(
+        svc,
+        &secret,
+        svc.clock.now(),
+        &authorization::LinkHint::None,
+    )
+    .await
+    {
         Ok(e) => e.authorizer_appid().to_string(),
         Err(e) => {
             tracing::error!(error = %e, "release test: api_query_auth failed");

@@ -8,6 +8,7 @@ use lambda_http::{Body, Response};
 
 use crate::gateway::quota::QuotaError;
 use crate::gateway::{GatewayError, PathError, RequestError};
+use crate::authorization::LinkError;
 use crate::login::LoginError;
 use crate::model::AuthorizerState;
 use crate::open_account::OpenAccountError;
@@ -107,6 +108,12 @@ impl From<&SecretsError> for ApiError {
     }
 }
 
+impl From<&LinkError> for ApiError {
+    fn from(e: &LinkError) -> Self {
+        ApiError::new(400, "invalid_parameter", e.to_string())
+    }
+}
+
 impl From<&TokenError> for ApiError {
     fn from(e: &TokenError) -> Self {
         match e {
@@ -125,6 +132,9 @@ impl From<&TokenError> for ApiError {
                 ApiError::new(409, "authorizer_unauthorized", e.to_string())
             }
             TokenError::Busy => ApiError::new(503, "busy", e.to_string()),
+            TokenError::VersionAhead { .. } => {
+                ApiError::new(400, "invalid_parameter", e.to_string())
+            }
             TokenError::WeChat(w) => ApiError::from(w),
             TokenError::Store(s) => ApiError::from(s),
             TokenError::Secrets(SecretsError::NotConfigured) => ApiError::new(

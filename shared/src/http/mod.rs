@@ -4,7 +4,10 @@
 //! Error body: `{"error": "<snake_case_code>", "message": "<for a human>"}` plus
 //! `"wechat_errcode"` when WeChat said no. Messages never carry internal error text or secrets.
 
-use lambda_http::http::header::{CONTENT_TYPE, HeaderValue};
+use lambda_http::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION, REFERRER_POLICY,
+    X_FRAME_OPTIONS,
+};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -30,8 +33,30 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     response(status, "application/json", Body::from(body.to_string()))
 }
 
+/// An HTML page: never cached (it can carry a single-use authorization link) and never framed
+/// (clickjacking of the authorization button).
 pub fn html_response(status: u16, html: String) -> Response<Body> {
-    response(status, "text/html; charset=utf-8", Body::from(html))
+    let mut r = response(status, "text/html; charset=utf-8", Body::from(html));
+    let h = r.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    r
+}
+
+/// A `302` to `location` (an allow-listed `return_to`), uncached.
+pub fn redirect_response(location: &str) -> Response<Body> {
+    let mut r = response(302, "text/html; charset=utf-8", Body::Empty);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 pub fn text_response(status: u16, text: impl Into<String>) -> Response<Body> {

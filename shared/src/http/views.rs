@@ -1,6 +1,9 @@
 //! JSON views of records, as the internal routes show them (never a token).
 
-use crate::model::{AccountKind, AuthorizerRecord, AuthorizerState, LoginSession, LoginStatus};
+use crate::authorization::link_status;
+use crate::model::{
+    AccountKind, AuthorizationLink, AuthorizerRecord, AuthorizerState, LoginSession, LoginStatus,
+};
 use crate::permissions;
 use crate::store::{LoginStore, StoreError};
 
@@ -14,6 +17,8 @@ pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
     };
     serde_json::json!({
         "appid": r.appid,
+        "customer_ref": r.customer_ref,
+        "link_id": r.link_id,
         "type": kind.map(|k| match k {
             AccountKind::OfficialAccount => "official_account",
             AccountKind::MiniProgram => "mini_program",
@@ -24,14 +29,53 @@ pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
         "service_type": r.profile.as_ref().map(|p| p.service_type),
         "verify_type": r.profile.as_ref().map(|p| p.verify_type),
         "state": state,
-        "permission_sets": r.func_info.iter().map(|id| serde_json::json!({
-            "id": id,
-            "name": permissions::name(kind, *id),
-        })).collect::<Vec<_>>(),
+        "state_reason": r.state_reason,
+        "permission_sets": permission_sets(kind, &r.func_info),
         "authorized_at": r.authorized_at,
         "updated_at": r.updated_at,
         "open_appid": r.open_appid,
     })
+}
+
+fn permission_sets(kind: Option<AccountKind>, func_info: &[u32]) -> Vec<serde_json::Value> {
+    func_info
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "id": id,
+                "name": permissions::name(kind, *id),
+            })
+        })
+        .collect()
+}
+
+/// `GET /authorize/links/{id}`: the link's outcome, with the authorizer's permission sets once
+/// it is authorized (never the pre-auth code).
+pub fn link_json(
+    link: &AuthorizationLink,
+    authorizer: Option<&AuthorizerRecord>,
+    now: i64,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "id": link.id,
+        "customer_ref": link.customer_ref,
+        "status": link_status(link, now),
+        "created_at": link.created_at,
+        "expires_at": link.expires_at,
+        "return_to": link.return_to,
+    });
+    if let (Some(appid), Some(obj)) = (&link.authorizer_appid, body.as_object_mut()) {
+        obj.insert("authorizer_appid".into(), appid.clone().into());
+        obj.insert("authorized_at".into(), link.authorized_at.into());
+        if let Some(r) = authorizer {
+            let kind = r.profile.as_ref().map(|p| p.kind);
+            obj.insert(
+                "permission_sets".into(),
+                permission_sets(kind, &r.func_info).into(),
+            );
+        }
+    }
+    body
 }
 
 /// The status body of `GET /login/sessions/{id}`.

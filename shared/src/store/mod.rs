@@ -10,6 +10,8 @@
 //! | pending authorization | `PENDING` | `AUTH#<authorizer appid>` |
 //! | component token | `COMPONENT` | `TOKEN` |
 //! | authorizer (state, profile, refresh token, access token) | `AUTHORIZER#<appid>` | `AUTHORIZER` |
+//! | authorization link (and its current pre-auth code) | `LINK#<id>` | `LINK` |
+//! | pre-auth code → link | `PREAUTH#<sha1 of the code>` | `PREAUTH` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -20,8 +22,9 @@ use std::future::Future;
 use secrecy::SecretString;
 
 use crate::model::{
-    AuthorizationGrant, AuthorizerRecord, AuthorizerState, DueToken, LoginConfirmation,
-    LoginSession, NewToken, PendingAuthorization, PushRecord, StoredTicket, TokenKey, TokenRecord,
+    AuthorizationGrant, AuthorizationLink, AuthorizerRecord, AuthorizerState, DueToken,
+    LoginConfirmation, LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord,
+    StoredTicket, TokenKey, TokenRecord,
 };
 
 pub mod dynamo;
@@ -34,12 +37,20 @@ pub const PUSH_RECORD_TTL_SECS: i64 = 86_400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("DynamoDB request failed")]
+    /// Shows the AWS error code (`ThrottlingException`, `AccessDeniedException`, …) so logs tell
+    /// a throttled table from a missing permission; never the request.
+    #[error("DynamoDB request failed ({})", dynamo_code(.0))]
     Dynamo(#[source] Box<aws_sdk_dynamodb::Error>),
     #[error("a stored item could not be mapped")]
     Mapping(#[from] serde_dynamo::Error),
     #[error("a DynamoDB request could not be built")]
     Build(#[from] aws_sdk_dynamodb::error::BuildError),
+}
+
+/// The AWS error code of a DynamoDB failure, or `no_code` (a timeout, a dropped connection).
+pub fn dynamo_code(e: &aws_sdk_dynamodb::Error) -> &str {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    e.code().unwrap_or("no_code")
 }
 
 impl<E, R> From<aws_sdk_dynamodb::error::SdkError<E, R>> for StoreError
@@ -138,6 +149,14 @@ pub trait AuthorizerStore: Send + Sync {
         &self,
         appid: &str,
         refresh_token: &SecretString,
+        now: i64,
+    ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
+    /// A `needs_reauth` authorizer WeChat no longer lists: `unauthorized` with `reason`, out of
+    /// the refresh index and the recovery partition (no token kept).
+    fn mark_revoked(
+        &self,
+        appid: &str,
+        reason: &str,
         now: i64,
     ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
     /// Authorizers in `needs_reauth` (few; found through the refresh index's sibling partition).
@@ -245,6 +264,11 @@ pub trait AuthCodeStore: Send + Sync {
         authorizer_appid: &str,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The authorizer a code was exchanged for, if it was (a read; never a write).
+    fn code_done_for(
+        &self,
+        code_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Gives the claim up (the exchange failed and may be retried).
     fn release_code(
         &self,
@@ -300,11 +324,11 @@ pub trait LoginStore: Send + Sync {
 
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
-    TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore
+    TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore + LinkStore
 {
 }
-impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore> ComponentEventStore
-    for T
+impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore + LinkStore>
+    ComponentEventStore for T
 {
 }
 
@@ -312,6 +336,66 @@ impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore> 
 pub trait MessageEventStore: TokenServiceStore + PushStore + LoginStore {}
 impl<T: TokenServiceStore + PushStore + LoginStore> MessageEventStore for T {}
 
-/// Everything the token service needs.
-pub trait TokenServiceStore: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore {}
-impl<T: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore> TokenServiceStore for T {}
+/// Everything the token service needs (the code exchange resolves authorization links).
+pub trait TokenServiceStore:
+    TicketStore + AuthorizerStore + TokenStore + AuthCodeStore + LinkStore
+{
+}
+impl<T: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore + LinkStore> TokenServiceStore
+    for T
+{
+}
+
+/// Authorization links (`POST /authorize/links`), their pre-auth codes, and the customer an
+/// authorizer belongs to.
+pub trait LinkStore: Send + Sync {
+    /// Writes a new link with its first pre-auth code (and the code's digest → link item).
+    fn create_link(
+        &self,
+        link: &AuthorizationLink,
+        pre_auth: &PreAuth,
+        pre_auth_digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The link and the pre-auth code it currently offers.
+    fn get_link(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(AuthorizationLink, Option<PreAuth>)>, StoreError>> + Send;
+    /// Takes the right to replace the link's pre-auth code whose expiry was `seen_expires_at`
+    /// (one worker per code lifetime); `false` when another worker has it or did it.
+    fn claim_pre_auth_renewal(
+        &self,
+        id: &str,
+        seen_expires_at: i64,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Stores the link's new pre-auth code (after a won claim) and its digest → link item.
+    fn set_pre_auth(
+        &self,
+        id: &str,
+        pre_auth: &PreAuth,
+        pre_auth_digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The link a pre-auth code (by digest) was made for.
+    fn link_for_pre_auth(
+        &self,
+        pre_auth_digest: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Marks the link authorized by `appid` (unless another authorizer already used it) and
+    /// ties the authorizer to the link's customer. `false` when the link was used by another.
+    fn bind_link(
+        &self,
+        link: &AuthorizationLink,
+        appid: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Authorizers of one customer in appid order after `after` (the customers index).
+    fn customer_authorizers(
+        &self,
+        customer_ref: &str,
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<AuthorizerRecord>, Option<String>), StoreError>> + Send;
+}

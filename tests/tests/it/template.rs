@@ -128,3 +128,141 @@ fn internal_routes_need_iam_and_only_the_public_ones_do_not() {
         }
     }
 }
+
+/// Every route is throttled at the stage; the public merchant routes get their own tighter
+/// limits, and their functions a reserved concurrency so a flood cannot starve `/wechat/*`.
+#[test]
+fn public_routes_are_throttled_and_their_functions_capped() {
+    let facts = facts();
+    let api = &facts["http_api"];
+    let defaults = &api["default_route_settings"];
+    assert!(
+        defaults["ThrottlingRateLimit"].is_object() && defaults["ThrottlingBurstLimit"].is_object(),
+        "stage default throttling from parameters: {defaults}"
+    );
+    let params = &facts["parameters"];
+    let number = |name: &str| -> f64 {
+        params[name]["default"]
+            .as_str()
+            .map(|s| s.parse().unwrap())
+            .or_else(|| params[name]["default"].as_f64())
+            .unwrap_or_else(|| panic!("parameter {name} has a numeric default"))
+    };
+    let routes = api["route_settings"].as_object().expect("RouteSettings");
+    for (method, path) in PUBLIC.iter().filter(|(_, p)| p.starts_with("/authorize")) {
+        let s = &routes[&format!("{method} {path}")];
+        assert_eq!(
+            s["ThrottlingRateLimit"]["Ref"], "PublicPageRateLimit",
+            "{path}: {s}"
+        );
+        assert_eq!(
+            s["ThrottlingBurstLimit"]["Ref"], "PublicPageBurstLimit",
+            "{path}: {s}"
+        );
+    }
+    assert!(number("PublicPageRateLimit") < number("ApiThrottlingRateLimit"));
+    assert!(number("PublicPageBurstLimit") < number("ApiThrottlingBurstLimit"));
+    // Every throttled route key exists (API Gateway rejects settings for unknown routes).
+    for key in routes.keys() {
+        let (m, p) = key.split_once(' ').unwrap();
+        assert!(
+            ROUTES.iter().any(|(rm, rp, _)| *rm == m && *rp == p),
+            "{key}"
+        );
+    }
+    for f in ["AuthorizeLinkFunction", "AuthorizeCallbackFunction"] {
+        assert_eq!(
+            facts["functions"][f]["reserved_concurrency"]["Ref"], "PublicPageReservedConcurrency",
+            "{f}"
+        );
+    }
+    for f in ["ComponentEventsFunction", "MessageEventsFunction"] {
+        assert!(
+            facts["functions"][f]["reserved_concurrency"].is_null(),
+            "{f} draws on the unreserved pool the public pages cannot take"
+        );
+    }
+}
+
+#[test]
+fn the_nat_gateway_waits_for_the_internet_gateway_attachment() {
+    let facts = facts();
+    let nat = &facts["resources"]["EgressNatGateway"];
+    assert_eq!(nat["type"], "AWS::EC2::NatGateway");
+    assert!(
+        nat["depends_on"]
+            .as_array()
+            .unwrap()
+            .contains(&"EgressGatewayAttachment".into()),
+        "{nat}"
+    );
+}
+
+/// The table's indexes in template.yaml are the ones the code creates and queries.
+#[test]
+fn the_customers_index_matches_the_store() {
+    let facts = facts();
+    let idx = &facts["table_indexes"][wxopen::store::dynamo::CUSTOMERS_INDEX];
+    assert_eq!(idx["keys"], serde_json::json!(["customer_ref", "appid"]));
+    assert_eq!(idx["projection"], "INCLUDE");
+    let want: BTreeSet<&str> = wxopen::store::dynamo::CUSTOMERS_INDEX_ATTRIBUTES
+        .iter()
+        .copied()
+        .filter(|a| !matches!(*a, "pk" | "sk"))
+        .collect();
+    let got: BTreeSet<&str> = idx["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    for secret in ["access_token", "refresh_token", "pre_auth_code"] {
+        assert!(!got.contains(secret), "{secret} projected");
+    }
+}
+
+/// `sam build` runs without a prompt: the rust-cargolambda builder is a beta feature.
+#[test]
+fn samconfig_enables_the_cargo_lambda_builder() {
+    let text = std::fs::read_to_string(format!("{ROOT}/samconfig.toml")).unwrap();
+    let build = text
+        .split("[default.build.parameters]")
+        .nth(1)
+        .expect("[default.build.parameters]")
+        .split("\n[")
+        .next()
+        .unwrap();
+    assert!(
+        build.lines().any(|l| l.trim() == "beta_features = true"),
+        "{build}"
+    );
+}
+
+/// The refresher's metric lines survive any `LogLevel` the template allows: they carry the
+/// highest allowed level (a JSON log line without `level` is INFO to Lambda's filter).
+#[test]
+fn metric_lines_pass_every_allowed_log_level() {
+    let facts = facts();
+    let allowed = facts["parameters"]["LogLevel"]["allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    let rank = |l: &str| order.iter().position(|o| *o == l).unwrap();
+    let highest = allowed.iter().map(|l| rank(l)).max().unwrap();
+    let mut report = wxopen::refresher::RefreshReport::default();
+    report.ticket_age_secs = Some(60);
+    *report.failures.entry("errcode_61023".into()).or_default() += 1;
+    for line in wxopen::refresher::emf_lines(&report, 0) {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let level = v["level"].as_str().unwrap_or("INFO").to_uppercase();
+        assert!(
+            rank(&level) >= highest,
+            "{line} is dropped at LogLevel {}",
+            order[highest]
+        );
+    }
+}

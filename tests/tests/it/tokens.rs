@@ -238,8 +238,11 @@ async fn a_lost_refresh_token_is_recovered_from_the_authorizer_list() {
     assert_eq!(stack.calls_to("api_get_authorizer_list"), 1);
 }
 
+/// Fault: an authorizer WeChat no longer lists used to stay in the recovery partition, and
+/// every run walked the whole authorizer list for it, forever. Now recovery marks it
+/// `unauthorized` with the reason, and later runs neither list nor refresh anything for it.
 #[tokio::test]
-async fn a_revoked_authorizer_stays_needs_reauth_when_wechat_no_longer_lists_it() {
+async fn a_revoked_authorizer_wechat_no_longer_lists_is_marked_unauthorized() {
     let stack = stack_with(&[OA1]).await;
     // The merchant cancels, but the unauthorized push never reaches us.
     stack.sandbox.set_callbacks(None, None);
@@ -250,16 +253,15 @@ async fn a_revoked_authorizer_stays_needs_reauth_when_wechat_no_longer_lists_it(
     let report = token_refresh::run(&refresher(&stack, SystemClock.now() + 7000)).await;
     assert_eq!(report.failures.get("errcode_61023"), Some(&1), "{report:?}");
     assert_eq!(report.recovered, 0);
-    assert_eq!(
-        stack
-            .store
-            .get_authorizer(OA1)
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        AuthorizerState::NeedsReauth
+    let a = stack.store.get_authorizer(OA1).await.unwrap().unwrap();
+    assert_eq!(a.state, AuthorizerState::Unauthorized);
+    assert!(
+        a.state_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("not listed")),
+        "{a:?}"
     );
+    assert!(stack.store.needs_reauth().await.unwrap().is_empty());
     let (status, body) = stack
         .api(
             Method::GET,
@@ -269,14 +271,20 @@ async fn a_revoked_authorizer_stays_needs_reauth_when_wechat_no_longer_lists_it(
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (409, Some("authorizer_needs_reauth")),
+        (409, Some("authorizer_unauthorized")),
         "{body}"
     );
-    // Still listed as needing recovery: a later run tries again, and it costs no token call.
+    let (_, shown) = stack
+        .api(Method::GET, &format!("/authorizers/{OA1}"), None)
+        .await;
+    assert_eq!(shown["state"], "unauthorized", "{shown}");
+    assert!(shown["state_reason"].is_string(), "{shown}");
+    // Out of every index: a later run walks no list and calls no token API.
     stack.sandbox.clear_calls();
     let again = token_refresh::run(&refresher(&stack, SystemClock.now() + 7000)).await;
     assert_eq!((again.due, again.recovered), (0, 0));
     assert_eq!(stack.calls_to("api_authorizer_token"), 0);
+    assert_eq!(stack.calls_to("api_get_authorizer_list"), 0);
 }
 
 async fn fault(stack: &Stack, api: &str, body: serde_json::Value) {
@@ -354,12 +362,22 @@ async fn stale_version_gets_the_newer_token_with_one_refresh_for_all_callers() {
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["version"], 1);
     stack.sandbox.clear_calls();
-    // Five callers all saw WeChat reject version 1.
+    // Moments after it was written, "version 1 is stale" gets version 1 back: no refresh.
     let stale = format!("{path}?stale_version=1");
     let results = join_all((0..5).map(|_| stack.api(Method::GET, &stale, None))).await;
     for (status, body) in &results {
         assert_eq!(*status, 200, "{body}");
-        assert_eq!(body["version"], 2);
+        assert_eq!(body["version"], 1);
+    }
+    assert_eq!(stack.calls_to("api_authorizer_token"), 0);
+    // Past the minimum interval, five callers who all saw WeChat reject version 1: one refresh.
+    let later = stack.deps_with_clock(FixedClock::new(SystemClock.now() + 120));
+    let results = join_all(
+        (0..5).map(|_| async { later.tokens().authorizer_token(OA1, Some(1)).await.unwrap() }),
+    )
+    .await;
+    for t in &results {
+        assert_eq!(t.version, 2);
     }
     assert_eq!(
         stack.calls_to("api_authorizer_token"),
@@ -377,14 +395,8 @@ async fn stale_version_gets_the_newer_token_with_one_refresh_for_all_callers() {
         .api(Method::GET, "/component/access-token", None)
         .await;
     let v = c["version"].as_u64().unwrap();
-    let (_, c2) = stack
-        .api(
-            Method::GET,
-            &format!("/component/access-token?stale_version={v}"),
-            None,
-        )
-        .await;
-    assert_eq!(c2["version"].as_u64(), Some(v + 1));
+    let c2 = later.tokens().component_token(Some(v)).await.unwrap();
+    assert_eq!(c2.version, v + 1);
 }
 
 #[tokio::test]

@@ -17,46 +17,14 @@ impl AuthorizerStore for DynamoStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
-        let mut out = Vec::new();
-        let mut start = after.map(|appid| {
-            std::collections::HashMap::from([
-                ("pk".to_string(), s(authorizer_pk(appid))),
-                ("sk".to_string(), s(AUTHORIZER_SK)),
-                ("entity".to_string(), s(AUTHORIZER_ENTITY)),
-                ("appid".to_string(), s(appid)),
-            ])
-        });
-        loop {
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(AUTHORIZERS_INDEX)
-                .key_condition_expression("entity = :e")
-                .expression_attribute_values(":e", s(AUTHORIZER_ENTITY))
-                .set_limit(i32::try_from((limit - out.len()).clamp(1, 1000)).ok())
-                .set_exclusive_start_key(start.take());
-            if let Some(state) = state {
-                req = req
-                    .filter_expression("#state = :s")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":s", serde_dynamo::to_attribute_value(state)?);
-            }
-            let page = req.send().await?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item::<_, AuthorizerRecord>(item)?);
-            }
-            start = page.last_evaluated_key;
-            if out.len() >= limit || start.is_none() {
-                let next = if start.is_some() || out.len() > limit {
-                    out.truncate(limit);
-                    out.last().map(|r| r.appid.clone())
-                } else {
-                    None
-                };
-                return Ok((out, next));
-            }
-        }
+        self.page_authorizers(
+            AUTHORIZERS_INDEX,
+            ("entity", AUTHORIZER_ENTITY),
+            state,
+            limit,
+            after,
+        )
+        .await
     }
 
     async fn record_authorization(
@@ -66,7 +34,8 @@ impl AuthorizerStore for DynamoStore {
         let mut update = String::from(
             "SET appid = :appid, entity = :entity, #state = :authorized, last_event_at = :t, updated_at = :now, \
              authorized_at = :now, func_info = :f, access_token = :at, expires_at = :e, \
-             refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e",
+             refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e, \
+             refreshed_at = :now",
         );
         let mut req = self
             .client
@@ -101,7 +70,7 @@ impl AuthorizerStore for DynamoStore {
                 serde_dynamo::to_attribute_value(profile)?,
             );
         }
-        update.push_str(" REMOVE lease_owner, lease_until");
+        update.push_str(" REMOVE lease_owner, lease_until, state_reason");
         let result = req
             .update_expression(update)
             .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
@@ -189,6 +158,37 @@ impl AuthorizerStore for DynamoStore {
         })
     }
 
+    async fn mark_revoked(
+        &self,
+        appid: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<EventApplied, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression(
+                "SET #state = :unauthorized, state_reason = :r, updated_at = :now \
+                 REMOVE access_token, refresh_token, refresh_pk, due_at, lease_owner, lease_until",
+            )
+            .condition_expression("#state = :needs")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":needs", s("needs_reauth"))
+            .expression_attribute_values(":unauthorized", s("unauthorized"))
+            .expression_attribute_values(":r", s(reason))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        Ok(if applied(result)? {
+            EventApplied::Applied
+        } else {
+            EventApplied::Superseded
+        })
+    }
+
     async fn needs_reauth(&self) -> Result<Vec<String>, StoreError> {
         Ok(self
             .query_index(REAUTH_PARTITION, i64::MAX, 10_000)
@@ -223,5 +223,60 @@ impl AuthorizerStore for DynamoStore {
         };
         applied(req.send().await)?;
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// One page of authorizers from an index keyed (`hash`, `appid`), optionally in one state.
+    pub(super) async fn page_authorizers(
+        &self,
+        index: &str,
+        hash: (&str, &str),
+        state: Option<AuthorizerState>,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
+        let (hash_name, hash_value) = hash;
+        let mut out = Vec::new();
+        let mut start = after.map(|appid| {
+            std::collections::HashMap::from([
+                ("pk".to_string(), s(authorizer_pk(appid))),
+                ("sk".to_string(), s(AUTHORIZER_SK)),
+                (hash_name.to_string(), s(hash_value)),
+                ("appid".to_string(), s(appid)),
+            ])
+        });
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#h = :h")
+                .expression_attribute_names("#h", hash_name)
+                .expression_attribute_values(":h", s(hash_value))
+                .set_limit(i32::try_from((limit - out.len()).clamp(1, 1000)).ok())
+                .set_exclusive_start_key(start.take());
+            if let Some(state) = state {
+                req = req
+                    .filter_expression("#state = :s")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":s", serde_dynamo::to_attribute_value(state)?);
+            }
+            let page = req.send().await?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<_, AuthorizerRecord>(item)?);
+            }
+            start = page.last_evaluated_key;
+            if out.len() >= limit || start.is_none() {
+                let next = if start.is_some() || out.len() > limit {
+                    out.truncate(limit);
+                    out.last().map(|r| r.appid.clone())
+                } else {
+                    None
+                };
+                return Ok((out, next));
+            }
+        }
     }
 }

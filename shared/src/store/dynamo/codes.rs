@@ -75,6 +75,15 @@ impl AuthCodeStore for DynamoStore {
         Ok(())
     }
 
+    async fn code_done_for(&self, code_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(code_pk(code_id), CODE_SK)
+            .await?
+            .map(from_item::<_, CodeItem>)
+            .transpose()?
+            .and_then(|c| c.done_for))
+    }
+
     async fn release_code(&self, code_id: &str, owner: &str) -> Result<(), StoreError> {
         let result = self
             .client
@@ -103,6 +112,7 @@ impl AuthCodeStore for DynamoStore {
             create_time: p.create_time,
             code_expires_at: p.code_expires_at,
             received_at: p.received_at,
+            pre_auth_digest: p.pre_auth_digest.clone(),
         })?;
         let result = self
             .client

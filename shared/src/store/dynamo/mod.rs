@@ -16,6 +16,7 @@ use crate::model::*;
 
 mod authorizers;
 mod codes;
+mod links;
 mod login;
 mod pushes;
 mod tickets;
@@ -46,6 +47,22 @@ pub const AUTHORIZERS_INDEX_ATTRIBUTES: &[&str] = &[
     "profile",
 ];
 const REAUTH_PARTITION: &str = "REAUTH";
+/// Authorizers by the provider's customer (`GET /authorizers?customer_ref=`); sparse: only
+/// authorizers that came through a link carry `customer_ref`. No token is projected.
+pub const CUSTOMERS_INDEX: &str = "customers-index";
+/// What the customers index carries besides its keys: never a token.
+pub const CUSTOMERS_INDEX_ATTRIBUTES: &[&str] = &[
+    "pk",
+    "sk",
+    "state",
+    "last_event_at",
+    "updated_at",
+    "func_info",
+    "open_appid",
+    "authorized_at",
+    "profile",
+    "link_id",
+];
 
 fn push_pk(key: &str) -> String {
     format!("PUSH#{key}")
@@ -117,6 +134,8 @@ struct PendingItem {
     create_time: i64,
     code_expires_at: Option<i64>,
     received_at: i64,
+    #[serde(default)]
+    pre_auth_digest: Option<String>,
 }
 
 impl From<PendingItem> for PendingAuthorization {
@@ -128,6 +147,7 @@ impl From<PendingItem> for PendingAuthorization {
             create_time: i.create_time,
             code_expires_at: i.code_expires_at,
             received_at: i.received_at,
+            pre_auth_digest: i.pre_auth_digest,
         }
     }
 }
@@ -205,6 +225,19 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key("appid", KeyType::Range)?)
         .projection(projection.build())
         .build()?;
+    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+    for a in CUSTOMERS_INDEX_ATTRIBUTES
+        .iter()
+        .filter(|a| !matches!(**a, "pk" | "sk"))
+    {
+        projection = projection.non_key_attributes(*a);
+    }
+    let customers_index = GlobalSecondaryIndex::builder()
+        .index_name(CUSTOMERS_INDEX)
+        .key_schema(key("customer_ref", KeyType::Hash)?)
+        .key_schema(key("appid", KeyType::Range)?)
+        .projection(projection.build())
+        .build()?;
     client
         .create_table()
         .table_name(table)
@@ -219,6 +252,8 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(refresh_index)
+        .attribute_definitions(attr("customer_ref", ScalarAttributeType::S)?)
+        .global_secondary_indexes(customers_index)
         .send()
         .await?;
     client

@@ -27,6 +27,8 @@ pub(super) struct TokenItem {
     pub(super) lease_until: Option<i64>,
     pub(super) refresh_token: Option<String>,
     pub(super) state: Option<AuthorizerState>,
+    #[serde(default)]
+    pub(super) refreshed_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +95,7 @@ impl TokenStore for DynamoStore {
             lease_until: t.lease_until.unwrap_or(0),
             refresh_token: t.refresh_token.map(Into::into),
             state: t.state,
+            refreshed_at: t.refreshed_at.unwrap_or(0),
         }))
     }
 
@@ -115,7 +118,7 @@ impl TokenStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .update_expression("SET lease_owner = :o, lease_until = :until")
+            .update_expression("SET lease_owner = :o, lease_until = :until, lease_started = :now")
             .expression_attribute_values(":o", s(owner))
             .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now));
@@ -147,7 +150,8 @@ impl TokenStore for DynamoStore {
         let (pk, sk) = token_key(key);
         let new_version = expected_version + 1;
         let mut update = String::from(
-            "SET access_token = :t, expires_at = :e, version = :nv, refresh_pk = :rp, due_at = :e",
+            "SET access_token = :t, expires_at = :e, version = :nv, refresh_pk = :rp, due_at = :e, \
+             refreshed_at = lease_started",
         );
         let mut condition = format!(
             "lease_owner = :o AND {}",

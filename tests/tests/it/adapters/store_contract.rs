@@ -32,6 +32,7 @@ fn pending(appid: &str, code: &str, create_time: i64) -> PendingAuthorization {
         create_time,
         code_expires_at: Some(create_time + 3600),
         received_at: create_time,
+        pre_auth_digest: None,
     }
 }
 

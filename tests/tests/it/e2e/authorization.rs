@@ -72,26 +72,25 @@ async fn no_ticket_means_503_everywhere_it_matters() {
         "{body}"
     );
     let (status, body) = stack
-        .api(Method::POST, "/authorize/links", Some(json!({})))
+        .api(
+            Method::POST,
+            "/authorize/links",
+            Some(json!({"customer_ref": "c1"})),
+        )
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (503, Some("no_ticket")),
         "{body}"
     );
+    // The public page without a link is a 404 whatever the platform's state.
     let resp = stack
         .http
         .get(format!("{}/authorize", stack.gateway.base_url))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("component_verify_ticket")
-    );
+    assert_eq!(resp.status().as_u16(), 404);
 }
 
 #[tokio::test]
@@ -271,10 +270,15 @@ async fn codes_are_single_use_and_errors_are_clear() {
     assert_eq!(status, 400, "{body}");
     // The same auth code again at the redirect: a clear failure page, never a 500.
     let code = first["auth_code"].as_str().expect("auth_code").to_string();
+    let link_id = link_id_of(&link);
     let resp = stack
         .http
         .get(format!("{}/authorize/callback", stack.gateway.base_url))
-        .query(&[("auth_code", code.as_str()), ("expires_in", "3600")])
+        .query(&[
+            ("link", link_id.as_str()),
+            ("auth_code", code.as_str()),
+            ("expires_in", "3600"),
+        ])
         .send()
         .await
         .unwrap();
@@ -282,11 +286,12 @@ async fn codes_are_single_use_and_errors_are_clear() {
     let page = resp.text().await.unwrap();
     // Already exchanged by this platform: the claim says done, so the page reports success.
     assert_eq!(status, 200, "{page}");
-    // A code WeChat never issued: a failure page.
+    // A code WeChat never issued, on a live link: WeChat refuses it, a failure page.
+    let live = link_id_of(&stack.authorization_link(json!({})).await);
     let resp = stack
         .http
         .get(format!(
-            "{}/authorize/callback?auth_code=queryauthcode@@@forged&expires_in=3600",
+            "{}/authorize/callback?link={live}&auth_code=queryauthcode@@@forged&expires_in=3600",
             stack.gateway.base_url
         ))
         .send()
@@ -299,6 +304,20 @@ async fn codes_are_single_use_and_errors_are_clear() {
             .unwrap()
             .contains("already used or has expired")
     );
+    // A forged code on the used link: refused without a WeChat call.
+    let before = stack.calls_to("api_query_auth");
+    let resp = stack
+        .http
+        .get(format!(
+            "{}/authorize/callback?link={link_id}&auth_code=queryauthcode@@@forged2&expires_in=3600",
+            stack.gateway.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().await.unwrap().contains("already used"));
+    assert_eq!(stack.calls_to("api_query_auth"), before);
     let resp = stack
         .http
         .get(format!("{}/authorize/callback", stack.gateway.base_url))
@@ -341,6 +360,7 @@ async fn spend_code_and_leave_pending(stack: &Stack, appid: &str) -> PendingAuth
         create_time: now,
         code_expires_at: Some(now + 3600),
         received_at: now,
+        pre_auth_digest: None,
     };
     stack
         .store
@@ -374,6 +394,8 @@ async fn a_spent_code_is_completed_from_the_authorizer_list() {
     assert_eq!(permission_ids(&a), vec![1, 2, 3, 4, 6, 7, 11, 15, 24]);
     assert_eq!(a["user_name"], "gh_oa000000000001");
     assert_eq!(pending_count(&stack).await, 0, "pending item removed");
+    // Its push named no link (no PreAuthCode): recorded, with no customer.
+    assert!(a["customer_ref"].is_null(), "{a}");
     assert_token_vended_and_refresh_token_kept(&stack, OA).await;
 }
 
@@ -400,26 +422,35 @@ async fn a_spent_code_for_a_cancelled_authorization_is_dropped() {
     );
 }
 
+/// The link id inside a pc_url/mobile_url (its redirect_uri's `link`).
+pub(crate) fn link_id_of(url: &str) -> String {
+    let u = url::Url::parse(url).unwrap();
+    let redirect = u
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    url::Url::parse(&redirect)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "link")
+        .map(|(_, v)| v.to_string())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn bad_link_options_are_400() {
     let stack = ready().await;
-    for q in [
-        "auth_type=4",
-        "auth_type=x",
-        "biz_appid=nope",
-        "category_id_list=a%7Cb",
-    ] {
-        let resp = stack
-            .http
-            .get(format!("{}/authorize?{q}", stack.gateway.base_url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 400, "{q}");
-    }
     for body in [
-        json!({"auth_type": 9}),
-        json!({"biz_appid": 12}),
+        json!({"customer_ref": "c", "auth_type": 9}),
+        json!({"customer_ref": "c", "biz_appid": 12}),
+        json!({"customer_ref": "c", "category_id_list": "a|b"}),
+        json!({"customer_ref": ""}),
+        json!({"customer_ref": "x".repeat(129)}),
+        json!({"customer_ref": "c", "return_to": "https://evil.example/onboarded"}),
+        json!({"customer_ref": "c", "return_to": "https://provider.example/elsewhere"}),
+        json!({"customer_ref": "c", "return_to": "https://provider.example.evil/onboarded"}),
+        json!({"auth_type": 1}),
         json!([1]),
     ] {
         let (status, b) = stack
@@ -436,16 +467,28 @@ async fn bad_link_options_are_400() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 415);
-    // The page itself carries both links, built from one fresh pre-auth code.
-    let html = stack
+    // The link's page carries both links, built from the link's pre-auth code.
+    let created = stack
+        .create_link(
+            json!({"auth_type": 2, "return_to": "https://provider.example/onboarded/done"}),
+        )
+        .await;
+    let resp = stack
         .http
-        .get(format!("{}/authorize?auth_type=2", stack.gateway.base_url))
+        .get(created["page_url"].as_str().unwrap())
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let html = resp.text().await.unwrap();
     assert!(
         html.contains("id=\"authorize-pc\"")
             && html.contains("componentloginpage")

@@ -2,5 +2,6 @@
 
 mod authorization;
 mod gateway;
+mod links;
 mod messages;
 mod open_account;
