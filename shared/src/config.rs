@@ -39,6 +39,11 @@ pub struct Config {
     /// Tokens expiring within this window are refreshed by the scheduled refresher
     /// (`REFRESH_WINDOW_SECONDS`, default 900; the schedule runs every 5 minutes).
     pub refresh_window: Duration,
+    /// Origins sign-in may send a browser back to (`SIGN_IN_RETURN_TO_ORIGINS`, comma-separated
+    /// `scheme://host[:port]`; empty: no hosted sign-in page or OAuth can be used).
+    pub sign_in_return_to_origins: Vec<String>,
+    /// Lifetime of a one-time login code (`LOGIN_CODE_TTL_SECONDS`, default 300).
+    pub login_code_ttl: Duration,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -89,6 +94,8 @@ impl Config {
             login_qr_expire: seconds(&get, "LOGIN_QR_EXPIRE_SECONDS", 300, 30, 2_592_000)?,
             login_reply_text: get("LOGIN_REPLY_TEXT")
                 .filter(|t| !t.trim().is_empty() && t.len() <= 600),
+            sign_in_return_to_origins: origins(&get, "SIGN_IN_RETURN_TO_ORIGINS")?,
+            login_code_ttl: seconds(&get, "LOGIN_CODE_TTL_SECONDS", 300, 30, 3600)?,
         })
     }
 }
@@ -117,6 +124,33 @@ fn base_url(
         return Err(ConfigError::Invalid(key, "must be an http(s) URL"));
     }
     Ok(value.trim().trim_end_matches('/').to_string())
+}
+
+/// A comma-separated list of http(s) origins, each normalized to `scheme://host[:port]`.
+fn origins(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for part in get(key).unwrap_or_default().split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let url = url::Url::parse(part).map_err(|_| ConfigError::Invalid(key, "not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.path() != "/"
+            || url.query().is_some()
+        {
+            return Err(ConfigError::Invalid(
+                key,
+                "each entry must be an http(s) origin like https://shop.example",
+            ));
+        }
+        out.push(url.origin().ascii_serialization());
+    }
+    Ok(out)
 }
 
 fn seconds(
@@ -225,5 +259,30 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.push_window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn sign_in_origins_are_origins() {
+        let c = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("SECRET_ID", "s"),
+            (
+                "SIGN_IN_RETURN_TO_ORIGINS",
+                "https://shop.example, http://127.0.0.1:9000/",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.sign_in_return_to_origins,
+            vec!["https://shop.example", "http://127.0.0.1:9000"]
+        );
+        assert!(matches!(
+            Config::from_lookup(lookup(&[
+                ("TABLE_NAME", "t"),
+                ("SECRET_ID", "s"),
+                ("SIGN_IN_RETURN_TO_ORIGINS", "https://shop.example/path"),
+            ])),
+            Err(ConfigError::Invalid("SIGN_IN_RETURN_TO_ORIGINS", _))
+        ));
     }
 }

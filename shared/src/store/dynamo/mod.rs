@@ -16,7 +16,9 @@ use crate::model::*;
 
 mod authorizers;
 mod codes;
+mod identities;
 mod login;
+mod login_codes;
 mod pushes;
 mod tickets;
 mod tokens;
