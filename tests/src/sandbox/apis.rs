@@ -152,6 +152,9 @@ apis! {
 
     // Sign-in on behalf (`rules/sns.rs`).
     SnsJscode2session = "sns/component/jscode2session", "/sns/component/jscode2session", Get, COMPONENT, sns::jscode2session;
+    SnsOauthAccessToken = "sns/oauth2/component/access_token", "/sns/oauth2/component/access_token", Get, COMPONENT, sns::oauth_access_token;
+    /// The user's OAuth token (`?access_token=`), checked by the rule.
+    SnsUserinfo = "sns/userinfo", "/sns/userinfo", Get, Token::None, sns::userinfo;
 }
 
 impl Api {

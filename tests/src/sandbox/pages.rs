@@ -108,3 +108,23 @@ pub fn login_page(shared: &Shared, flow: &str, query: &HashMap<String, String>) 
     )
         .into_response()
 }
+
+/// Informational page for a web OAuth link: the user actor (`/sandbox/users/oauth`) approves.
+pub fn oauth_page(query: &HashMap<String, String>) -> Response {
+    let get = |k: &str| html_escape(query.get(k).map(String::as_str).unwrap_or_default());
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>WeChat sandbox web OAuth</title></head><body>\
+<h1>WeChat sandbox: web OAuth</h1><p>appid: {} scope: {} component_appid: {}</p><p>redirect_uri: {}</p>\
+<p>To approve as a user, POST this link to <code>/sandbox/users/oauth</code> as <code>{{\"user\": \"alice\", \"url\": \"…\"}}</code>.</p></body></html>",
+        get("appid"),
+        get("scope"),
+        get("component_appid"),
+        get("redirect_uri"),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}

@@ -193,6 +193,26 @@ pub struct JsCode {
     pub used: bool,
 }
 
+/// A web OAuth code (the user approved an official account's authorize page), exchanged once
+/// through `sns/oauth2/component/access_token`.
+#[derive(Debug, Clone)]
+pub struct OauthCode {
+    pub appid: String,
+    pub user: String,
+    pub scope: String,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+/// A user's web OAuth access token (`sns/userinfo` takes it).
+#[derive(Debug, Clone)]
+pub struct OauthUserToken {
+    pub appid: String,
+    pub user: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct QrCode {
     pub appid: String,
@@ -239,6 +259,8 @@ pub struct State {
     pub quota_used: HashMap<(Api, String, i64), u64>,
     pub auth_seq: u64,
     pub push_seq: u64,
+    pub oauth_codes: HashMap<String, OauthCode>,
+    pub oauth_tokens: HashMap<String, OauthUserToken>,
 }
 
 impl State {
@@ -263,6 +285,8 @@ impl State {
             quota_used: HashMap::new(),
             auth_seq: 0,
             push_seq: 0,
+            oauth_codes: HashMap::new(),
+            oauth_tokens: HashMap::new(),
         };
         for m in default_merchants() {
             st.merchants.insert(m.appid.clone(), m);
