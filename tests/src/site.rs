@@ -58,7 +58,9 @@ async fn visit(State(inner): State<Arc<Inner>>, uri: Uri) -> Html<&'static str> 
         });
     }
     inner.arrived.notify_waiters();
-    Html("<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>provider site</title></head><body><h1>已返回服务商网站 · Back on the provider's site</h1></body></html>")
+    Html(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>provider site</title></head><body><h1>已返回服务商网站 · Back on the provider's site</h1></body></html>",
+    )
 }
 
 impl ProviderSite {

@@ -121,7 +121,9 @@ pub fn oauth_access_token(st: &mut State, call: &Call<'_>) -> Answer {
         "openid": openid(&oa, &user),
         "scope": scope,
     });
-    if let (Some(open), Some(o), true) = (open_appid, out.as_object_mut(), scope == "snsapi_userinfo") {
+    if let (Some(open), Some(o), true) =
+        (open_appid, out.as_object_mut(), scope == "snsapi_userinfo")
+    {
         o.insert("unionid".to_string(), json!(unionid(&open, &user)));
     }
     Answer::ok(out, appid)
@@ -159,7 +161,10 @@ pub fn userinfo(st: &mut State, call: &Call<'_>) -> Answer {
         "headimgurl": "",
         "privilege": [],
     });
-    let open_appid = st.merchants.get(&t.appid).and_then(|m| m.open_appid.clone());
+    let open_appid = st
+        .merchants
+        .get(&t.appid)
+        .and_then(|m| m.open_appid.clone());
     if let (Some(open), Some(o)) = (open_appid, out.as_object_mut()) {
         o.insert("unionid".to_string(), json!(unionid(&open, &t.user)));
     }

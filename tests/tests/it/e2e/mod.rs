@@ -3,3 +3,4 @@
 mod authorization;
 mod messages;
 mod open_account;
+mod sign_in;
