@@ -4,3 +4,4 @@ mod authorization;
 mod messages;
 mod open_account;
 mod sign_in;
+mod sign_in_page;
