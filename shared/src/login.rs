@@ -270,7 +270,7 @@ pub enum HandOff {
     /// No hosted page for it (an API-only session without `return_to`).
     NoPage,
     /// Show the page (pending or expired).
-    Show(LoginSession),
+    Show(Box<LoginSession>),
     /// Confirmed: send the browser here (with the one-time login code), once.
     Redirect(String),
     /// Confirmed and already handed off.
@@ -295,7 +295,7 @@ where
         return Ok(HandOff::NoPage);
     };
     if session.status != LoginStatus::Confirmed {
-        return Ok(HandOff::Show(session));
+        return Ok(HandOff::Show(Box::new(session)));
     }
     let (Some(identity_id), Some(openid)) = (&session.identity_id, &session.openid) else {
         return Ok(HandOff::AlreadyUsed);

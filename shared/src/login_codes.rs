@@ -47,7 +47,7 @@ impl SignInSettings {
             return Err(ReturnToError::Invalid);
         }
         let origin = url.origin().ascii_serialization();
-        if self.return_to_origins.iter().any(|o| *o == origin) {
+        if self.return_to_origins.contains(&origin) {
             Ok(url)
         } else {
             Err(ReturnToError::NotAllowed)

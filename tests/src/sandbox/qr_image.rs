@@ -33,7 +33,7 @@ fn dark(x: usize, y: usize, seed: u64) -> bool {
         return d;
     }
     if x == 6 || y == 6 {
-        return (x + y) % 2 == 0;
+        return (x + y).is_multiple_of(2);
     }
     // splitmix64 of (seed, position): about half the modules dark.
     let mut z = seed ^ ((y * MODULES + x) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
