@@ -12,11 +12,13 @@ export WXOPEN_PYTHON     := $(CURDIR)/$(VENV)/bin/python
 export XDG_CACHE_HOME    ?= $(CURDIR)/target/xdg-cache
 # Tests share one moto and spawn the wechatpy shim: a modest thread count keeps a 2-core box steady.
 TEST_THREADS ?= 4
+# The browser the headless-Chromium tests drive (Debian's package; `make browser` installs it).
+BROWSER_BIN ?= /usr/bin/chromium
 # Proptest cases per property in `make test`; `make fuzz` runs many more.
 export PROPTEST_CASES ?= 256
 WITH_MOTO = set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; eval "$$(scripts/local-aws.sh env)";
 
-.PHONY: help demo dev test lint fmt bench fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean
+.PHONY: help demo dev test lint fmt bench fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean browser
 
 $(STAMP): scripts/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +53,9 @@ dev: $(STAMP)
 	cargo build -q -p wxopen-tests --bin wxopen-local
 	@$(WITH_MOTO) target/debug/wxopen-local serve $(or $(PORT),8787)
 
-## test: the full suite (unit, moto-backed adapter and handler tests, sandbox e2e, wechatpy interop).
-test: $(STAMP)
+## test: the full suite (unit, moto-backed adapter and handler tests, sandbox e2e, wechatpy interop,
+##    the sign-in page in headless Chromium).
+test: $(STAMP) browser
 	@$(WITH_MOTO) cargo test --workspace --locked -- --test-threads=$(TEST_THREADS)
 
 ## lint: formatting, clippy (warnings are errors), template lint.
@@ -70,8 +73,19 @@ bench: $(STAMP)
 	@$(WITH_MOTO) scripts/bench.sh
 
 ## screenshot: the authorization page in headless Chromium (apt-get install chromium), link checked.
-screenshot: $(STAMP)
+screenshot: $(STAMP) browser
 	@$(WITH_MOTO) scripts/screenshot-authorize.sh
+
+## browser: Debian's chromium and fonts-noto-cjk for the browser tests, installed with apt-get only
+##    when missing (sudo when not root). If they cannot be installed the browser tests fail under
+##    CI=true (and skip, saying so, otherwise).
+browser:
+	@if [ -x $(BROWSER_BIN) ] && [ -n "$$(fc-list :lang=zh 2>/dev/null)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "make browser: no apt-get; install chromium and a CJK font by hand"; exit 0; fi; \
+	SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	echo "make browser: apt-get install chromium fonts-noto-cjk"; \
+	$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk \
+	  || echo "make browser: the install failed; the browser tests fail under CI=true"
 
 ## fuzz: the hostile-input properties with many more cases.
 fuzz:

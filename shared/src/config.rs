@@ -56,6 +56,11 @@ pub struct Config {
     /// URL prefixes a link's `return_to` must start with (`AUTHORIZE_RETURN_TO_ALLOWLIST`,
     /// comma-separated http(s) URLs; empty = no `return_to` accepted).
     pub authorize_return_to_allowlist: Vec<String>,
+    /// Origins sign-in may send a browser back to (`SIGN_IN_RETURN_TO_ORIGINS`, comma-separated
+    /// `scheme://host[:port]`; empty: no hosted sign-in page or OAuth can be used).
+    pub sign_in_return_to_origins: Vec<String>,
+    /// Lifetime of a one-time login code (`LOGIN_CODE_TTL_SECONDS`, default 300).
+    pub login_code_ttl: Duration,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -143,6 +148,8 @@ impl Config {
                 2_592_000,
             )?,
             authorize_return_to_allowlist: url_list(&get, "AUTHORIZE_RETURN_TO_ALLOWLIST")?,
+            sign_in_return_to_origins: origins(&get, "SIGN_IN_RETURN_TO_ORIGINS")?,
+            login_code_ttl: seconds(&get, "LOGIN_CODE_TTL_SECONDS", 300, 30, 3600)?,
         })
     }
 }
@@ -207,6 +214,33 @@ fn url_list(
             return Err(ConfigError::Invalid(key, "entries must be http(s) URLs"));
         }
         out.push(entry.to_string());
+    }
+    Ok(out)
+}
+
+/// A comma-separated list of http(s) origins, each normalized to `scheme://host[:port]`.
+fn origins(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for part in get(key).unwrap_or_default().split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let url = url::Url::parse(part).map_err(|_| ConfigError::Invalid(key, "not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || url.path() != "/"
+            || url.query().is_some()
+        {
+            return Err(ConfigError::Invalid(
+                key,
+                "each entry must be an http(s) origin like https://shop.example",
+            ));
+        }
+        out.push(url.origin().ascii_serialization());
     }
     Ok(out)
 }
@@ -361,5 +395,30 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.push_window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn sign_in_origins_are_origins() {
+        let c = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("SECRET_ID", "s"),
+            (
+                "SIGN_IN_RETURN_TO_ORIGINS",
+                "https://shop.example, http://127.0.0.1:9000/",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.sign_in_return_to_origins,
+            vec!["https://shop.example", "http://127.0.0.1:9000"]
+        );
+        assert!(matches!(
+            Config::from_lookup(lookup(&[
+                ("TABLE_NAME", "t"),
+                ("SECRET_ID", "s"),
+                ("SIGN_IN_RETURN_TO_ORIGINS", "https://shop.example/path"),
+            ])),
+            Err(ConfigError::Invalid("SIGN_IN_RETURN_TO_ORIGINS", _))
+        ));
     }
 }

@@ -15,6 +15,7 @@
 //! | 0 foundation | [`appid`] | the `Appid` newtype, parsed once at the edge |
 //! | | [`clock`] | time as a port (`SystemClock`, `FixedClock`) |
 //! | | [`config`] | environment → typed `Config`, validated at start |
+//! | | [`html`] | the shared page shell of every HTML page (style, escaping, security headers' values) |
 //! | | [`crypto`] | signature check, AES-CBC, PKCS#7 (32-byte block), receive-id check |
 //! | | [`xml`] | typed pushes and messages (canonical scanner held equal to quick-xml), replies |
 //! | | [`push`] | opening a push: query, timestamp window, signature, decryption |
@@ -24,9 +25,13 @@
 //! | | [`wechat`] | the WeChat HTTP client: the API table, one file of methods per area, errcodes |
 //! | 2 core | [`tokens`] | the token lifecycle: lease, refresh, compare-and-set, recovery, and the one stale-token retry (`with_component_token` / `with_authorizer_token`) |
 //! | | [`permissions`] | the permission-set catalogue and `require(record, sets)` |
+//! | | [`identity`] | one identity per person (UnionID or appid+openid), merges, conflicts, account binding |
+//! | | [`login_codes`] | one-time sign-in results, the `return_to` allowlist |
 //! | 3 features | [`authorization`] | links, the merchant's pages, the code exchange (exactly once) |
 //! | | [`open_account`] | create / bind / unbind / get an open account |
-//! | | [`login`] | follow-to-log-in sessions and scans |
+//! | | [`login`] | follow-to-log-in sessions and scans, the hosted page |
+//! | | [`oauth`] | web OAuth on behalf of an official account (signed single-use state) |
+//! | | [`miniprogram_login`] | mini program login on behalf (`jscode2session`) |
 //! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
@@ -53,10 +58,15 @@ pub mod config;
 pub mod crypto;
 pub mod events;
 pub mod gateway;
+pub mod html;
 pub mod http;
+pub mod identity;
 pub mod logging;
 pub mod login;
+pub mod login_codes;
+pub mod miniprogram_login;
 pub mod model;
+pub mod oauth;
 pub mod open_account;
 pub mod permissions;
 pub mod push;

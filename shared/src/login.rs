@@ -4,12 +4,16 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::model::{AccountKind, AuthorizerState, LoginConfirmation, LoginSession, LoginStatus};
-use crate::permissions::{self, MissingPermissions};
+use crate::identity::{self, IdentityError, Sighting};
+use crate::login_codes::{self, SignInSettings};
+use crate::model::{AuthorizerState, LoginConfirmation, LoginSession, LoginStatus, SignInFlow};
+use crate::permissions::{self, SignInRefusal};
 use crate::secrets::CredentialsProvider;
-use crate::store::{LoginStore, StoreError, TokenServiceStore};
+use crate::store::{IdentityStore, LoginCodeStore, LoginStore, StoreError, TokenServiceStore};
 use crate::tokens::{TokenError, TokenService};
 use crate::xml::Message;
+
+pub mod page;
 
 /// Why a UnionID is null.
 pub const NO_UNIONID_REASON: &str = "the official account is not bound to an open account, so WeChat returns no UnionID; bind it (open-account routes) first";
@@ -56,12 +60,18 @@ pub enum LoginError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("only official accounts can make parametric QR codes")]
-    NotOfficialAccount,
-    #[error("parametric QR codes need a verified service account")]
-    NotVerifiedServiceAccount,
     #[error(transparent)]
-    MissingPermissions(#[from] MissingPermissions),
+    Refused(#[from] SignInRefusal),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+/// What the provider asks of a hosted-page session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    /// Allowlisted already (`SignInSettings::check_return_to`).
+    pub return_to: Option<url::Url>,
+    pub state: Option<String>,
 }
 
 /// 16 random bytes as hex: the session id and the QR scene.
@@ -81,6 +91,7 @@ pub async fn create_session<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     settings: &LoginSettings,
     appid: &str,
+    options: SessionOptions,
 ) -> Result<LoginSession, LoginError>
 where
     S: TokenServiceStore + LoginStore,
@@ -95,14 +106,7 @@ where
     if record.state != AuthorizerState::Authorized {
         return Err(TokenError::NotAuthorized(record.state).into());
     }
-    let profile = record.profile.as_ref();
-    if profile.is_some_and(|p| p.kind != AccountKind::OfficialAccount) {
-        return Err(LoginError::NotOfficialAccount);
-    }
-    if !profile.is_some_and(|p| p.service_type == 2 && p.verify_type >= 0) {
-        return Err(LoginError::NotVerifiedServiceAccount);
-    }
-    permissions::require(&record, permissions::FOLLOW_TO_LOG_IN)?;
+    permissions::check_sign_in(&record, &permissions::FOLLOW_SIGN_IN)?;
     let id = new_session_id();
     let expire = settings.qr_expire_secs;
     let qr = svc
@@ -134,6 +138,11 @@ where
         unionid_missing_reason: None,
         known_user: false,
         confirmed_at: None,
+        return_to: options.return_to.map(|u| u.to_string()),
+        state: options.state,
+        identity_id: None,
+        conflict: None,
+        handed_off: false,
     };
     svc.store.create_session(&session).await?;
     Ok(session)
@@ -159,7 +168,7 @@ pub async fn on_message<S, C, K>(
     msg: &Message,
 ) -> Option<String>
 where
-    S: TokenServiceStore + LoginStore,
+    S: TokenServiceStore + LoginStore + IdentityStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -197,7 +206,7 @@ pub async fn confirm_scan<S, C, K>(
     scene: &str,
 ) -> Result<Option<LoginSession>, LoginError>
 where
-    S: TokenServiceStore + LoginStore,
+    S: TokenServiceStore + LoginStore + IdentityStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -216,16 +225,25 @@ where
         )
         .await?;
     let unionid = info.unionid.filter(|u| !u.trim().is_empty());
-    let known_user = match &unionid {
-        Some(u) => !svc.store.linked_appids(u).await?.is_empty(),
-        None => false,
-    };
+    let sign_in = identity::record(
+        svc.store,
+        &Sighting {
+            appid,
+            openid,
+            unionid: unionid.as_deref(),
+            flow: SignInFlow::Follow,
+            now,
+        },
+    )
+    .await?;
     let confirmation = LoginConfirmation {
         openid: openid.to_string(),
         unionid_missing_reason: unionid.is_none().then(|| NO_UNIONID_REASON.to_string()),
         unionid: unionid.clone(),
-        known_user,
+        known_user: sign_in.known_user,
         now,
+        identity_id: Some(sign_in.identity.id.clone()),
+        conflict: sign_in.conflict.clone(),
     };
     if !svc
         .store
@@ -234,10 +252,81 @@ where
     {
         return Ok(None);
     }
-    if let Some(u) = &unionid {
-        svc.store.record_identity(u, appid, openid, now).await?;
-    }
     Ok(svc.store.get_session(scene).await?)
+}
+
+/// What the public status route may say of a session: nothing but this.
+pub fn public_status(session: &LoginSession, now: i64) -> &'static str {
+    match session.status {
+        LoginStatus::Confirmed => "confirmed",
+        LoginStatus::Pending if session.expires_at <= now => "expired",
+        LoginStatus::Pending => "pending",
+    }
+}
+
+/// What `GET /login/{id}` does with a session.
+#[derive(Debug)]
+pub enum HandOff {
+    /// No hosted page for it (an API-only session without `return_to`).
+    NoPage,
+    /// Show the page (pending or expired).
+    Show(Box<LoginSession>),
+    /// Confirmed: send the browser here (with the one-time login code), once.
+    Redirect(String),
+    /// Confirmed and already handed off.
+    AlreadyUsed,
+}
+
+/// The hosted page's step: a confirmed session is handed off once, with a fresh login code.
+pub async fn hand_off<S>(
+    store: &S,
+    settings: &SignInSettings,
+    session: LoginSession,
+    now: i64,
+) -> Result<HandOff, LoginError>
+where
+    S: LoginStore + LoginCodeStore + IdentityStore,
+{
+    let Some(return_to) = session
+        .return_to
+        .as_deref()
+        .and_then(|r| settings.check_return_to(r).ok())
+    else {
+        return Ok(HandOff::NoPage);
+    };
+    if session.status != LoginStatus::Confirmed {
+        return Ok(HandOff::Show(Box::new(session)));
+    }
+    let (Some(identity_id), Some(openid)) = (&session.identity_id, &session.openid) else {
+        return Ok(HandOff::AlreadyUsed);
+    };
+    if session.handed_off || !store.hand_off_session(&session.id).await? {
+        return Ok(HandOff::AlreadyUsed);
+    }
+    let identity = identity::resolve(store, identity_id).await?;
+    let Some(identity) = identity else {
+        return Ok(HandOff::AlreadyUsed);
+    };
+    let sign_in = identity::SignIn {
+        identity,
+        known_user: session.known_user,
+        conflict: session.conflict.clone(),
+    };
+    let code = login_codes::issue(
+        store,
+        settings,
+        SignInFlow::Follow,
+        &session.appid,
+        openid,
+        &sign_in,
+        now,
+    )
+    .await?;
+    Ok(HandOff::Redirect(login_codes::return_url(
+        &return_to,
+        ("login_code", &code),
+        session.state.as_deref(),
+    )))
 }
 
 #[cfg(test)]

@@ -213,6 +213,21 @@ pub struct LoginSession {
     pub known_user: bool,
     #[serde(default)]
     pub confirmed_at: Option<i64>,
+    /// The hosted page's destination (an allowlisted URL); `None` for API-only sessions.
+    #[serde(default)]
+    pub return_to: Option<String>,
+    /// The provider's opaque `state`, handed back with the login code.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// The identity the scan was recorded to.
+    #[serde(default)]
+    pub identity_id: Option<String>,
+    /// Set when recording the scan found two identities bound to different users.
+    #[serde(default)]
+    pub conflict: Option<IdentityConflict>,
+    /// The hosted page has already sent the browser on with a login code (once only).
+    #[serde(default)]
+    pub handed_off: bool,
 }
 
 /// What a scan confirmed.
@@ -223,6 +238,104 @@ pub struct LoginConfirmation {
     pub unionid_missing_reason: Option<String>,
     pub known_user: bool,
     pub now: i64,
+    pub identity_id: Option<String>,
+    pub conflict: Option<IdentityConflict>,
+}
+
+/// How a person signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInFlow {
+    /// Scanned a follow-to-log-in QR code.
+    Follow,
+    /// Web OAuth inside WeChat on behalf of an official account.
+    Oauth,
+    /// `wx.login` in a mini program, exchanged on its behalf.
+    MiniProgram,
+}
+
+impl SignInFlow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInFlow::Follow => "follow",
+            SignInFlow::Oauth => "oauth",
+            SignInFlow::MiniProgram => "mini_program",
+        }
+    }
+}
+
+/// One app (official account or mini program) an identity was seen through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityApp {
+    pub openid: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Each flow seen through this app, with when it was last used.
+    #[serde(default)]
+    pub flows: std::collections::BTreeMap<String, i64>,
+}
+
+/// Two identities of one person bound to different provider users: never merged silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityConflict {
+    /// The other identity.
+    pub identity_id: String,
+    /// The user the other identity is bound to.
+    pub user_id: Option<String>,
+}
+
+/// One person: keyed by UnionID, or by (appid, openid) while WeChat gives no UnionID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub id: String,
+    #[serde(default)]
+    pub unionid: Option<String>,
+    /// Apps seen, by appid.
+    #[serde(default)]
+    pub apps: std::collections::BTreeMap<String, IdentityApp>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// The provider's own user id, when bound.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub conflict: Option<IdentityConflict>,
+    /// Set on an openid-only identity once it merged into the UnionID identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// Bumped by every write (optimistic concurrency).
+    pub version: u64,
+}
+
+/// One write of an identity in a transaction.
+#[derive(Debug, Clone)]
+pub struct IdentityWrite {
+    /// The new state (its `version` is the stored one + 1, or 1 for a new identity).
+    pub identity: Identity,
+    /// The version read; `None`: the identity must not exist yet.
+    pub expected_version: Option<u64>,
+    /// The user the identity was bound to when read (the user index moves with it).
+    pub previous_user: Option<String>,
+    /// (appid, openid) pairs that now resolve to this identity.
+    pub pointers: Vec<(String, String)>,
+}
+
+/// A one-time sign-in result, stored under the hash of its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginCodeRecord {
+    /// SHA-256 of the code, hex: the code itself is never stored.
+    pub code_hash: String,
+    pub flow: SignInFlow,
+    pub appid: String,
+    pub openid: String,
+    #[serde(default)]
+    pub unionid: Option<String>,
+    pub identity_id: String,
+    pub known_user: bool,
+    #[serde(default)]
+    pub conflict: Option<IdentityConflict>,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -97,6 +97,78 @@ pub fn name(kind: Option<AccountKind>, id: u32) -> Option<&'static str> {
 /// UnionID) and account service (parametric QR codes).
 pub const FOLLOW_TO_LOG_IN: &[u32] = &[1, 2, 3];
 
+/// What a sign-in flow needs of the authorizer: its account kind, whether only a verified
+/// service account can do it, and its permission sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInRequirement {
+    pub flow: &'static str,
+    pub kind: AccountKind,
+    pub verified_service_account: bool,
+    pub sets: &'static [u32],
+}
+
+/// Follow-to-log-in: an official account (only verified service accounts make parametric QR
+/// codes), sets 1 (the scan event), 2 (`user/info`) and 3 (`qrcode/create`).
+pub const FOLLOW_SIGN_IN: SignInRequirement = SignInRequirement {
+    flow: "follow-to-log-in",
+    kind: AccountKind::OfficialAccount,
+    verified_service_account: true,
+    sets: FOLLOW_TO_LOG_IN,
+};
+
+/// Web OAuth on behalf: a verified service account (only those hold the OAuth scopes) with set 4
+/// (web service).
+pub const OAUTH_SIGN_IN: SignInRequirement = SignInRequirement {
+    flow: "web OAuth",
+    kind: AccountKind::OfficialAccount,
+    verified_service_account: true,
+    sets: &[4],
+};
+
+/// Mini program login on behalf: a mini program; `jscode2session` needs the authorization only
+/// (no permission set; WeChat answers 61003 without one).
+pub const MINI_PROGRAM_SIGN_IN: SignInRequirement = SignInRequirement {
+    flow: "mini program login",
+    kind: AccountKind::MiniProgram,
+    verified_service_account: false,
+    sets: &[],
+};
+
+/// Why an authorizer cannot run a sign-in flow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignInRefusal {
+    #[error("{flow} needs an official account")]
+    NotOfficialAccount { flow: &'static str },
+    #[error("{flow} needs a mini program")]
+    NotMiniProgram { flow: &'static str },
+    #[error("{flow} needs a WeChat-verified service account")]
+    NotVerifiedServiceAccount { flow: &'static str },
+    #[error(transparent)]
+    Missing(#[from] MissingPermissions),
+}
+
+/// Checks an authorizer's kind, verification and sets for a sign-in flow (an unknown profile
+/// passes the kind check: the sets still decide).
+pub fn check_sign_in(
+    record: &AuthorizerRecord,
+    req: &SignInRequirement,
+) -> Result<(), SignInRefusal> {
+    let profile = record.profile.as_ref();
+    if profile.is_some_and(|p| p.kind != req.kind) {
+        return Err(match req.kind {
+            AccountKind::OfficialAccount => SignInRefusal::NotOfficialAccount { flow: req.flow },
+            AccountKind::MiniProgram => SignInRefusal::NotMiniProgram { flow: req.flow },
+        });
+    }
+    if req.verified_service_account
+        && !profile.is_some_and(|p| p.service_type == 2 && p.verify_type >= 0)
+    {
+        return Err(SignInRefusal::NotVerifiedServiceAccount { flow: req.flow });
+    }
+    require(record, req.sets)?;
+    Ok(())
+}
+
 /// The set the open-account operations need for this kind of account.
 pub fn open_account(kind: Option<AccountKind>) -> u32 {
     match kind {

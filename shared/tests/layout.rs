@@ -17,16 +17,21 @@ const LAYERS: &[(&str, u8)] = &[
     ("xml", 0),
     ("push", 0),
     ("secrets", 0),
+    ("html", 0),
     // 1: ports and adapters
     ("store", 1),
     ("wechat", 1),
     // 2: the token lifecycle and the permission catalogue every feature uses
     ("tokens", 2),
     ("permissions", 2),
+    ("identity", 2),
+    ("login_codes", 2),
     // 3: features, side by side
     ("authorization", 3),
     ("open_account", 3),
     ("login", 3),
+    ("oauth", 3),
+    ("miniprogram_login", 3),
     ("gateway", 3),
     ("events", 2),
     ("reply", 3),

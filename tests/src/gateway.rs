@@ -54,6 +54,20 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/component/clear-quota", "wechat-gateway"),
     ("POST", "/authorizers/{appid}/clear-quota", "wechat-gateway"),
     ("GET", "/authorizers/{appid}/quota", "wechat-gateway"),
+    ("GET", "/login/{id}", "sign-in-pages"),
+    ("GET", "/login/{id}/status", "sign-in-pages"),
+    ("GET", "/oauth/{appid}/authorize", "sign-in-pages"),
+    ("GET", "/oauth/{appid}/callback", "sign-in-pages"),
+    ("POST", "/login/codes/{code}", "identities"),
+    ("GET", "/identities/{id}", "identities"),
+    ("GET", "/identities", "identities"),
+    ("PUT", "/identities/{id}/user", "identities"),
+    ("DELETE", "/identities/{id}/user", "identities"),
+    (
+        "POST",
+        "/authorizers/{appid}/miniprogram/sessions",
+        "miniprogram-sessions",
+    ),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -69,6 +83,9 @@ pub struct Apps<C> {
     pub login_create: login_session_create::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_status: login_session_status::App<DynamoStore, SystemClock>,
     pub wechat_gateway: wechat_gateway::App<DynamoStore, Arc<C>, SystemClock>,
+    pub sign_in_pages: sign_in_pages::App<DynamoStore, Arc<C>, SystemClock>,
+    pub identities: identities::App<DynamoStore, SystemClock>,
+    pub miniprogram_sessions: miniprogram_sessions::App<DynamoStore, Arc<C>, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -84,6 +101,8 @@ pub struct GatewayConfig {
     /// The gateway's own URL (for the authorization redirect).
     pub public_base: Option<String>,
     pub login: LoginSettings,
+    /// Origins sign-in may return a browser to (`SIGN_IN_RETURN_TO_ORIGINS`).
+    pub sign_in_origins: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -112,6 +131,7 @@ impl GatewayConfig {
         if let Some(base) = &self.public_base {
             env.insert("PUBLIC_BASE_URL", base.clone());
         }
+        env.insert("SIGN_IN_RETURN_TO_ORIGINS", self.sign_in_origins.join(","));
         // One WeChat web host serves the authorization page and the QR images, as in production.
         Config::from_lookup(|k| env.get(k).cloned())
     }
@@ -145,6 +165,9 @@ impl<C: CredentialsProvider> Apps<C> {
             login_create: FromRuntime::from_runtime(rt()),
             login_status: FromRuntime::from_runtime(rt()),
             wechat_gateway: FromRuntime::from_runtime(rt()),
+            sign_in_pages: FromRuntime::from_runtime(rt()),
+            identities: FromRuntime::from_runtime(rt()),
+            miniprogram_sessions: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -161,6 +184,11 @@ impl<C: CredentialsProvider> Apps<C> {
             "login-session-create" => login_session_create::handle(&self.login_create, req).await,
             "login-session-status" => login_session_status::handle(&self.login_status, req).await,
             "wechat-gateway" => wechat_gateway::handle(&self.wechat_gateway, req).await,
+            "sign-in-pages" => sign_in_pages::handle(&self.sign_in_pages, req).await,
+            "identities" => identities::handle(&self.identities, req).await,
+            "miniprogram-sessions" => {
+                miniprogram_sessions::handle(&self.miniprogram_sessions, req).await
+            }
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

@@ -293,6 +293,7 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
 }
 pub mod gateway;
 pub mod sandbox;
+pub mod site;
 pub mod stack;
 pub mod story;
 

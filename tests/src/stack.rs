@@ -28,6 +28,8 @@ pub struct Stack {
     pub credentials: Arc<StaticCredentials>,
     pub gateway: Gateway,
     pub http: reqwest::Client,
+    /// The provider's website: the allowlisted `return_to` of every sign-in flow.
+    pub site: crate::site::ProviderSite,
 }
 
 pub fn test_credentials() -> Arc<StaticCredentials> {
@@ -51,9 +53,11 @@ impl Stack {
             mp_base: sandbox.base_url(),
             open_base: sandbox.base_url(),
         };
+        let site = crate::site::ProviderSite::start().await;
         let gw = {
             let (store, credentials, wechat) = (store.clone(), credentials.clone(), wechat.clone());
             let mp_base = sandbox.base_url();
+            let sign_in_origins = vec![site.base_url.clone()];
             gateway::start(0, move |base| {
                 Apps::new(
                     store,
@@ -67,6 +71,7 @@ impl Stack {
                             mp_base,
                             ..LoginSettings::default()
                         },
+                        sign_in_origins,
                     },
                 )
             })
@@ -89,6 +94,7 @@ impl Stack {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("http client"),
+            site,
         }
     }
 

@@ -152,6 +152,8 @@ async fn start_core(
                         mp_base,
                         ..LoginSettings::default()
                     },
+                    // The local stack's own pages may be return_to targets (`make dev`).
+                    sign_in_origins: vec![public.trim_end_matches('/').to_string()],
                 },
             )
         })

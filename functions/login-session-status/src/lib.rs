@@ -1,5 +1,5 @@
 //! `GET /login/sessions/{id}` (IAM): `pending`, `expired`, or `confirmed` with
-//! `{openid, unionid, appid, known_user, linked_appids}`.
+//! `{openid, unionid, appid, known_user, linked_appids, identity_id, conflict}`.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
@@ -10,7 +10,7 @@ use wxopen::http::{ApiError, json_response, path_param, require_method, store_fa
 use wxopen::login::valid_session_id;
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::store::DynamoStore;
-use wxopen::store::LoginStore;
+use wxopen::store::{IdentityStore, LoginStore};
 
 pub struct App<S, K> {
     pub store: S,
@@ -26,7 +26,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, SystemClock> {
     }
 }
 
-pub async fn handle<S: LoginStore, K: Clock>(
+pub async fn handle<S: LoginStore + IdentityStore, K: Clock>(
     app: &App<S, K>,
     req: Request,
 ) -> Result<Response<Body>, Error> {
@@ -35,7 +35,7 @@ pub async fn handle<S: LoginStore, K: Clock>(
         .unwrap_or_else(ApiError::into_response))
 }
 
-async fn process<S: LoginStore, K: Clock>(
+async fn process<S: LoginStore + IdentityStore, K: Clock>(
     app: &App<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {

@@ -2,34 +2,8 @@
 
 use super::links::AuthorizationLinks;
 
-/// Escapes text for HTML content and attribute values.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "body{font-family:-apple-system,BlinkMacSystemFont,'Segoe UI','PingFang SC','Microsoft YaHei',sans-serif;background:#f5f6f7;color:#1f2329;margin:0}\
-main{max-width:32rem;margin:12vh auto;background:#fff;border-radius:12px;padding:2.5rem;box-shadow:0 2px 12px rgba(0,0,0,.08);text-align:center}\
-h1{font-size:1.4rem;margin:0 0 .75rem}p{line-height:1.6;color:#4e5969}\
-a.button{display:inline-block;margin-top:1.25rem;padding:.8rem 1.6rem;border-radius:8px;background:#07c160;color:#fff;text-decoration:none;font-weight:600}\
-a.secondary{display:block;margin-top:1rem;color:#576b95}.ok{color:#07c160}.fail{color:#f53f3f}small{color:#86909c}";
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
-        escape_html(title)
-    )
-}
+pub use crate::html::escape_html;
+use crate::html::page;
 
 /// The authorization page: WeChat requires the link to be opened by a click on a page of the
 /// registered domain, so this page is served by wxopen itself.

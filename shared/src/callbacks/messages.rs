@@ -6,7 +6,7 @@ use super::release_test::{self, Answer};
 use crate::clock::Clock;
 use crate::login::{self, LoginSettings};
 use crate::secrets::CredentialsProvider;
-use crate::store::{LoginStore, TokenServiceStore};
+use crate::store::{IdentityStore, LoginStore, TokenServiceStore};
 use crate::tokens::TokenService;
 use crate::xml::Message;
 
@@ -30,7 +30,7 @@ pub async fn handle<S, C, K>(
     msg: &Message,
 ) -> Reply
 where
-    S: TokenServiceStore + LoginStore,
+    S: TokenServiceStore + LoginStore + IdentityStore,
     C: CredentialsProvider,
     K: Clock,
 {

@@ -6,13 +6,17 @@
 
 use lambda_http::{Body, Response};
 
+use crate::authorization::LinkError;
 use crate::gateway::quota::QuotaError;
 use crate::gateway::{GatewayError, PathError, RequestError};
-use crate::authorization::LinkError;
+use crate::identity::IdentityError;
 use crate::login::LoginError;
+use crate::login_codes::ReturnToError;
+use crate::miniprogram_login::MiniProgramLoginError;
 use crate::model::AuthorizerState;
+use crate::oauth::OauthError;
 use crate::open_account::OpenAccountError;
-use crate::permissions::{self, MissingPermissions};
+use crate::permissions::{self, MissingPermissions, SignInRefusal};
 use crate::push::PushError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
@@ -302,17 +306,121 @@ impl From<&LoginError> for ApiError {
         match e {
             LoginError::Token(t) => ApiError::from(t),
             LoginError::Store(s) => ApiError::from(s),
-            LoginError::NotOfficialAccount => ApiError::new(
+            LoginError::Refused(r) => ApiError::from(r),
+            LoginError::Identity(i) => ApiError::from(i),
+        }
+    }
+}
+
+/// A sign-in flow the authorizer cannot run: 409 for the account kind, 403 for permissions.
+impl From<&SignInRefusal> for ApiError {
+    fn from(e: &SignInRefusal) -> Self {
+        match e {
+            SignInRefusal::NotOfficialAccount { flow } => ApiError::new(
                 409,
                 "not_official_account",
-                "follow-to-log-in needs an official account; mini programs cannot make parametric QR codes",
+                format!("{flow} needs an official account; mini programs cannot run it"),
             ),
-            LoginError::NotVerifiedServiceAccount => ApiError::new(
+            SignInRefusal::NotMiniProgram { flow } => ApiError::new(
+                409,
+                "not_mini_program",
+                format!("{flow} needs a mini program; this authorizer is an official account"),
+            ),
+            SignInRefusal::NotVerifiedServiceAccount { flow } => ApiError::new(
                 409,
                 "not_verified_service_account",
-                "parametric QR codes need a WeChat-verified service account (服务号, verified)",
+                format!("{flow} needs a WeChat-verified service account (服务号, verified)"),
             ),
-            LoginError::MissingPermissions(m) => ApiError::from(m),
+            SignInRefusal::Missing(m) => ApiError::from(m),
+        }
+    }
+}
+
+impl From<&IdentityError> for ApiError {
+    fn from(e: &IdentityError) -> Self {
+        match e {
+            IdentityError::Store(s) => ApiError::from(s),
+            IdentityError::NotFound => {
+                ApiError::new(404, "unknown_identity", "no identity with this id")
+            }
+            IdentityError::BoundToOtherUser => ApiError::new(
+                409,
+                "bound_to_other_user",
+                "the identity is bound to another user; send \"replace\": true to move it",
+            ),
+            IdentityError::NotBound => {
+                ApiError::new(404, "not_bound", "the identity is not bound to a user")
+            }
+            IdentityError::Contended => ApiError::new(
+                503,
+                "identity_contended",
+                "the identity kept changing under concurrent writes; try again",
+            ),
+        }
+    }
+}
+
+impl From<&ReturnToError> for ApiError {
+    fn from(e: &ReturnToError) -> Self {
+        match e {
+            ReturnToError::Invalid => ApiError::new(400, "invalid_return_to", e.to_string()),
+            ReturnToError::NotAllowed => ApiError::new(
+                400,
+                "return_to_not_allowed",
+                "return_to is not on an allowed origin (SIGN_IN_RETURN_TO_ORIGINS)",
+            ),
+        }
+    }
+}
+
+/// A WeChat code refused by a sign-in exchange: 400 (the user starts again), never retried.
+fn code_refused(w: &WeChatError) -> Option<ApiError> {
+    let (code, message) = match w.errcode()? {
+        40163 => (
+            "code_used",
+            "this sign-in code was already used; start again",
+        ),
+        40029 => (
+            "invalid_code",
+            "WeChat does not know this code; start again",
+        ),
+        42003 => ("code_expired", "this sign-in code expired; start again"),
+        _ => return None,
+    };
+    let mut api = ApiError::new(400, code, message);
+    api.wechat_errcode = w.errcode();
+    Some(api)
+}
+
+fn token_or_code(t: &TokenError) -> ApiError {
+    match t {
+        TokenError::WeChat(w) => code_refused(w).unwrap_or_else(|| ApiError::from(w)),
+        _ => ApiError::from(t),
+    }
+}
+
+impl From<&OauthError> for ApiError {
+    fn from(e: &OauthError) -> Self {
+        match e {
+            OauthError::Token(t) => token_or_code(t),
+            OauthError::Store(s) => ApiError::from(s),
+            OauthError::Secrets(s) => ApiError::from(s),
+            OauthError::Refused(r) => ApiError::from(r),
+            OauthError::Identity(i) => ApiError::from(i),
+            OauthError::ReturnTo(r) => ApiError::from(r),
+            OauthError::BadState => ApiError::new(400, "invalid_state", e.to_string()),
+            OauthError::Replayed => ApiError::new(400, "state_replayed", e.to_string()),
+        }
+    }
+}
+
+impl From<&MiniProgramLoginError> for ApiError {
+    fn from(e: &MiniProgramLoginError) -> Self {
+        match e {
+            MiniProgramLoginError::Token(t) => token_or_code(t),
+            MiniProgramLoginError::Store(s) => ApiError::from(s),
+            MiniProgramLoginError::Refused(r) => ApiError::from(r),
+            MiniProgramLoginError::Identity(i) => ApiError::from(i),
         }
     }
 }

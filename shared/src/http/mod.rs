@@ -56,6 +56,8 @@ pub fn redirect_response(location: &str) -> Response<Body> {
     }
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     r
 }
 
@@ -66,6 +68,45 @@ pub fn text_response(status: u16, text: impl Into<String>) -> Response<Body> {
 /// `success`: what WeChat expects from a callback that accepted a push.
 pub fn wechat_success() -> Response<Body> {
     text_response(200, "success")
+}
+
+/// The public base URL of the API: the configured one, else from the request's Host header (and
+/// `x-forwarded-proto`, default https).
+pub fn public_base(configured: Option<&str>, req: &Request) -> Option<String> {
+    if let Some(base) = configured {
+        return Some(base.trim_end_matches('/').to_string());
+    }
+    let host = req
+        .headers()
+        .get(lambda_http::http::header::HOST)?
+        .to_str()
+        .ok()?;
+    let proto = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("https");
+    Some(format!("{proto}://{host}"))
+}
+
+/// An HTML page a browser shows: never cached, never framed, only the sources `csp` names.
+pub fn page_response(status: u16, html: String, csp: &str) -> Response<Body> {
+    let mut r = html_response(status, html);
+    let h = r.headers_mut();
+    h.insert(
+        lambda_http::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        h.insert("content-security-policy", v);
+    }
+    r
 }
 
 /// The raw body bytes, however lambda_http delivered them.

@@ -1,11 +1,14 @@
 //! JSON views of records, as the internal routes show them (never a token).
 
 use crate::authorization::link_status;
+use crate::identity;
+use crate::login_codes::Redeemed;
 use crate::model::{
-    AccountKind, AuthorizationLink, AuthorizerRecord, AuthorizerState, LoginSession, LoginStatus,
+    AccountKind, AuthorizationLink, AuthorizerRecord, AuthorizerState, Identity, LoginSession,
+    LoginStatus,
 };
 use crate::permissions;
-use crate::store::{LoginStore, StoreError};
+use crate::store::{IdentityStore, StoreError};
 
 /// The public view of an authorizer (never a token).
 pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
@@ -79,7 +82,7 @@ pub fn link_json(
 }
 
 /// The status body of `GET /login/sessions/{id}`.
-pub async fn login_session_json<S: LoginStore>(
+pub async fn login_session_json<S: IdentityStore>(
     store: &S,
     session: &LoginSession,
     now: i64,
@@ -93,9 +96,13 @@ pub async fn login_session_json<S: LoginStore>(
             "expires_at": session.expires_at,
         }),
         LoginStatus::Confirmed => {
-            let linked = match &session.unionid {
-                Some(u) => store.linked_appids(u).await?,
-                None => Vec::new(),
+            // The apps of the person's UnionID identity (none without a UnionID).
+            let linked: Vec<String> = match (&session.unionid, &session.identity_id) {
+                (Some(_), Some(id)) => identity::resolve(store, id)
+                    .await?
+                    .map(|i| i.apps.into_keys().collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
             };
             serde_json::json!({
                 "id": session.id,
@@ -107,7 +114,53 @@ pub async fn login_session_json<S: LoginStore>(
                 "known_user": session.known_user,
                 "linked_appids": linked,
                 "confirmed_at": session.confirmed_at,
+                "identity_id": session.identity_id,
+                "conflict": session.conflict,
             })
         }
     })
+}
+
+/// An identity as `GET /identities/{id}` shows it.
+pub fn identity_json(i: &Identity) -> serde_json::Value {
+    let mut flows: Vec<&str> = i
+        .apps
+        .values()
+        .flat_map(|a| a.flows.keys().map(String::as_str))
+        .collect();
+    flows.sort_unstable();
+    flows.dedup();
+    serde_json::json!({
+        "id": i.id,
+        "unionid": i.unionid,
+        "user_id": i.user_id,
+        "apps": i.apps.iter().map(|(appid, a)| serde_json::json!({
+            "appid": appid,
+            "openid": a.openid,
+            "first_seen": a.first_seen,
+            "last_seen": a.last_seen,
+            "flows": a.flows.keys().collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "flows": flows,
+        "first_seen": i.first_seen,
+        "last_seen": i.last_seen,
+        "conflict": i.conflict,
+    })
+}
+
+/// A redeemed login code (`POST /login/codes/{code}`); `conflict` only when there is one.
+pub fn redeemed_json(r: &Redeemed) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "flow": r.flow.as_str(),
+        "appid": r.appid,
+        "openid": r.openid,
+        "unionid": r.unionid,
+        "identity_id": r.identity_id,
+        "user_id": r.user_id,
+        "known_user": r.known_user,
+    });
+    if let (Some(c), Some(obj)) = (&r.conflict, v.as_object_mut()) {
+        obj.insert("conflict".into(), serde_json::json!(c));
+    }
+    v
 }

@@ -12,6 +12,12 @@
 //! | authorizer (state, profile, refresh token, access token) | `AUTHORIZER#<appid>` | `AUTHORIZER` |
 //! | authorization link (and its current pre-auth code) | `LINK#<id>` | `LINK` |
 //! | pre-auth code → link | `PREAUTH#<sha1 of the code>` | `PREAUTH` |
+//! | login session | `LOGIN#<id>` | `SESSION` |
+//! | identity | `IDENTITY#<id>` | `IDENTITY` |
+//! | openid → identity | `OPENID#<appid>#<openid>` | `IDENTITY` |
+//! | user → identity | `USER#<user_id>` | `IDENTITY#<id>` |
+//! | login code (by SHA-256 of the code) | `LOGINCODE#<hash>` | `CODE` |
+//! | used OAuth state nonce | `OAUTHSTATE#<nonce>` | `NONCE` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -22,9 +28,9 @@ use std::future::Future;
 use secrecy::SecretString;
 
 use crate::model::{
-    AuthorizationGrant, AuthorizationLink, AuthorizerRecord, AuthorizerState, DueToken,
-    LoginConfirmation, LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord,
-    StoredTicket, TokenKey, TokenRecord,
+    AuthorizationGrant, AuthorizationLink, AuthorizerRecord, AuthorizerState, DueToken, Identity,
+    IdentityWrite, LoginCodeRecord, LoginConfirmation, LoginSession, NewToken,
+    PendingAuthorization, PreAuth, PushRecord, StoredTicket, TokenKey, TokenRecord,
 };
 
 pub mod dynamo;
@@ -307,19 +313,65 @@ pub trait LoginStore: Send + Sync {
         appid: &str,
         confirmation: &LoginConfirmation,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Records that `unionid` logged in through `appid`; tells whether the unionid was known before.
-    fn record_identity(
+    /// Marks a confirmed session as handed off to its `return_to` (once: `false` if it already
+    /// was, or is not confirmed).
+    fn hand_off_session(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Identities (one per person) and their lookups: by (appid, openid) and by provider user.
+pub trait IdentityStore: Send + Sync {
+    fn get_identity(
         &self,
-        unionid: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Identity>, StoreError>> + Send;
+    /// All writes in one transaction, each conditional on its expected version (or absence),
+    /// the user index and the openid pointers moved with them. `false` when a condition failed
+    /// (someone else wrote first): nothing was written.
+    fn write_identities(
+        &self,
+        writes: &[IdentityWrite],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A repeat sighting of an app the identity already has (same openid): last seen and the
+    /// flow, unconditionally but for that. `false` if the identity lacks that app and openid.
+    fn touch_identity(
+        &self,
+        id: &str,
         appid: &str,
         openid: &str,
+        flow: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Every authorizer appid the unionid has logged in through.
-    fn linked_appids(
+    /// The identity id (appid, openid) resolves to, if it was ever seen.
+    fn identity_for_openid(
         &self,
-        unionid: &str,
+        appid: &str,
+        openid: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Ids of the identities bound to `user_id`.
+    fn identities_of_user(
+        &self,
+        user_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// One-time sign-in results and the single-use OAuth states.
+pub trait LoginCodeStore: Send + Sync {
+    fn put_login_code(
+        &self,
+        record: &LoginCodeRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes the code (once): `None` if unknown, used or expired.
+    fn take_login_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<LoginCodeRecord>, StoreError>> + Send;
+    /// Claims an OAuth state nonce (once): `false` if it was claimed before.
+    fn claim_oauth_nonce(
+        &self,
+        nonce: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Everything the component-events function needs.
@@ -333,8 +385,8 @@ impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore +
 }
 
 /// Everything the message-events function needs.
-pub trait MessageEventStore: TokenServiceStore + PushStore + LoginStore {}
-impl<T: TokenServiceStore + PushStore + LoginStore> MessageEventStore for T {}
+pub trait MessageEventStore: TokenServiceStore + PushStore + LoginStore + IdentityStore {}
+impl<T: TokenServiceStore + PushStore + LoginStore + IdentityStore> MessageEventStore for T {}
 
 /// Everything the token service needs (the code exchange resolves authorization links).
 pub trait TokenServiceStore:

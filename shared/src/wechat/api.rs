@@ -19,6 +19,9 @@ pub enum Api {
     QrcodeCreate,
     UserInfo,
     CustomSend,
+    Jscode2session,
+    OauthComponentAccessToken,
+    SnsUserinfo,
 }
 
 impl Api {
@@ -39,6 +42,9 @@ impl Api {
             Api::QrcodeCreate => "/cgi-bin/qrcode/create",
             Api::UserInfo => "/cgi-bin/user/info",
             Api::CustomSend => "/cgi-bin/message/custom/send",
+            Api::Jscode2session => "/sns/component/jscode2session",
+            Api::OauthComponentAccessToken => "/sns/oauth2/component/access_token",
+            Api::SnsUserinfo => "/sns/userinfo",
         }
     }
 

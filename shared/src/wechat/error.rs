@@ -15,7 +15,7 @@ pub enum ErrorKind {
     TokenMissing,
     /// 40013.
     InvalidAppId,
-    /// 40029 / 40163 / 61009 / 61010: code invalid, used or expired; do not retry.
+    /// 40029 / 40163 / 42003 / 61009 / 61010: code invalid, used or expired; do not retry.
     InvalidCode,
     /// 45009: daily quota reached; stop calling.
     QuotaReached,
@@ -49,7 +49,7 @@ impl ErrorKind {
             40001 | 40014 | 42001 => ErrorKind::TokenStale,
             41001 => ErrorKind::TokenMissing,
             40013 => ErrorKind::InvalidAppId,
-            40029 | 40163 | 61009 | 61010 => ErrorKind::InvalidCode,
+            40029 | 40163 | 42003 | 61009 | 61010 => ErrorKind::InvalidCode,
             45009 => ErrorKind::QuotaReached,
             48001 => ErrorKind::NoPermission,
             61003 | 61007 => ErrorKind::ComponentNotAuthorized,

@@ -22,10 +22,12 @@ mod component;
 mod error;
 pub mod forward;
 mod open_account;
+mod sns;
 mod types;
 
 pub use api::Api;
 pub use error::{ErrorKind, WeChatError};
+pub use sns::{Code2Session, OauthToken, SnsUserInfo};
 pub use types::*;
 
 /// Default per-request timeout. Callbacks have a 5 s budget in all; callers can pass less.
@@ -43,6 +45,8 @@ enum Auth<'a> {
     None,
     Component(&'a SecretString),
     Authorizer(&'a SecretString),
+    /// A user's web OAuth access token (`sns/userinfo`).
+    User(&'a SecretString),
 }
 
 impl Auth<'_> {
@@ -50,7 +54,7 @@ impl Auth<'_> {
         match self {
             Auth::None => None,
             Auth::Component(t) => Some(("component_access_token", t.expose_secret())),
-            Auth::Authorizer(t) => Some(("access_token", t.expose_secret())),
+            Auth::Authorizer(t) | Auth::User(t) => Some(("access_token", t.expose_secret())),
         }
     }
 }

@@ -90,6 +90,7 @@ pub fn errmsg(code: i64) -> &'static str {
         40125 => "invalid appsecret",
         40066 => "invalid url",
         40163 => "code been used",
+        42003 => "code expired",
         41001 => "access_token missing",
         41002 => "appid missing",
         41008 => "missing code",

@@ -169,6 +169,9 @@ apis! {
     ComponentClearQuotaV2 = "component/clear_quota/v2", "/cgi-bin/component/clear_quota/v2", Post, Token::None, business::component_clear_quota_v2;
     QuotaGet = "openapi/quota/get", "/cgi-bin/openapi/quota/get", Post, AUTHORIZER, business::quota_get;
     QuotaClear = "openapi/quota/clear", "/cgi-bin/openapi/quota/clear", Post, AUTHORIZER, business::quota_clear;
+    SnsOauthAccessToken = "sns/oauth2/component/access_token", "/sns/oauth2/component/access_token", Get, COMPONENT, sns::oauth_access_token;
+    /// The user's OAuth token (`?access_token=`), checked by the rule.
+    SnsUserinfo = "sns/userinfo", "/sns/userinfo", Get, Token::None, sns::userinfo;
 }
 
 impl Api {

@@ -138,6 +138,7 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
         ["users", "message"] if post => user::message(shared, body_object(body)?).await,
         ["users", "event"] if post => user::event(shared, body_object(body)?).await,
         ["users", "login"] if post => user::login(shared, body_object(body)?),
+        ["users", "oauth"] if post => user::oauth(shared, body_object(body)?),
         _ => Err(bad(
             StatusCode::NOT_FOUND,
             format!("no control route {method} /sandbox/{}", segs.join("/")),

@@ -68,6 +68,7 @@ async fn wechat(
             return pages::login_page(&shared, "mobile (bindcomponent)", &query);
         }
         "/cgi-bin/showqrcode" => return pages::showqrcode(&shared, &query),
+        "/connect/oauth2/authorize" => return pages::oauth_page(&query),
         _ => {}
     }
     match Api::from_path(path) {

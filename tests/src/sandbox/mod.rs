@@ -29,6 +29,7 @@ mod control;
 mod http;
 mod pages;
 mod push;
+mod qr_image;
 mod release;
 mod reply;
 mod rules;

@@ -1,6 +1,6 @@
 //! The browser pages the sandbox serves for WeChat's web hosts: the authorization page
 //! (`componentloginpage`, `bindcomponent`; informational: the merchant actor does the real
-//! work) and the QR code image (`showqrcode`).
+//! work) and the QR code image (`showqrcode`, a PNG drawn from the ticket).
 
 use std::collections::HashMap;
 
@@ -11,31 +11,25 @@ use super::Shared;
 use super::state::Kind;
 use super::util::html_escape;
 
-/// A 1×1 GIF standing in for a QR code image.
-const GIF: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
-];
-
+/// The QR code image of a live ticket: a QR-like PNG drawn from the ticket (`qr_image`).
 pub fn showqrcode(shared: &Shared, query: &HashMap<String, String>) -> Response {
     let st = shared.lock();
     let now = st.now();
     let live = query
         .get("ticket")
-        .and_then(|t| st.qrcodes.get(t))
-        .filter(|q| q.expires_at > now);
+        .and_then(|t| st.qrcodes.get(t).map(|q| (t, q)))
+        .filter(|(_, q)| q.expires_at > now);
     match live {
-        Some(q) => (
+        Some((ticket, q)) => (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, "image/gif".to_string()),
+                (header::CONTENT_TYPE, "image/png".to_string()),
                 (
                     header::HeaderName::from_static("x-sandbox-appid"),
                     q.appid.clone(),
                 ),
             ],
-            GIF,
+            super::qr_image::png(ticket),
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "QR code not found or expired").into_response(),
@@ -100,6 +94,26 @@ pub fn login_page(shared: &Shared, flow: &str, query: &HashMap<String, String>) 
         html_escape(&biz),
         html_escape(&get("redirect_uri")),
         eligible.join(""),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response()
+}
+
+/// Informational page for a web OAuth link: the user actor (`/sandbox/users/oauth`) approves.
+pub fn oauth_page(query: &HashMap<String, String>) -> Response {
+    let get = |k: &str| html_escape(query.get(k).map(String::as_str).unwrap_or_default());
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>WeChat sandbox web OAuth</title></head><body>\
+<h1>WeChat sandbox: web OAuth</h1><p>appid: {} scope: {} component_appid: {}</p><p>redirect_uri: {}</p>\
+<p>To approve as a user, POST this link to <code>/sandbox/users/oauth</code> as <code>{{\"user\": \"alice\", \"url\": \"…\"}}</code>.</p></body></html>",
+        get("appid"),
+        get("scope"),
+        get("component_appid"),
+        get("redirect_uri"),
     );
     (
         StatusCode::OK,

@@ -193,6 +193,26 @@ pub struct JsCode {
     pub used: bool,
 }
 
+/// A web OAuth code (the user approved an official account's authorize page), exchanged once
+/// through `sns/oauth2/component/access_token`.
+#[derive(Debug, Clone)]
+pub struct OauthCode {
+    pub appid: String,
+    pub user: String,
+    pub scope: String,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+/// A user's web OAuth access token (`sns/userinfo` takes it).
+#[derive(Debug, Clone)]
+pub struct OauthUserToken {
+    pub appid: String,
+    pub user: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct QrCode {
     pub appid: String,
@@ -245,6 +265,8 @@ pub struct State {
     pub media: HashMap<String, Media>,
     /// (account, sandbox month) → quota resets made (`clear_quota` & co.: 10 a month).
     pub quota_resets: HashMap<(String, i64), u32>,
+    pub oauth_codes: HashMap<String, OauthCode>,
+    pub oauth_tokens: HashMap<String, OauthUserToken>,
 }
 
 /// A temporary media file (`media/upload`), served back by `media/get`.
@@ -281,6 +303,8 @@ impl State {
             menus: BTreeMap::new(),
             media: HashMap::new(),
             quota_resets: HashMap::new(),
+            oauth_codes: HashMap::new(),
+            oauth_tokens: HashMap::new(),
         };
         for m in default_merchants() {
             st.merchants.insert(m.appid.clone(), m);

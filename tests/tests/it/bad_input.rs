@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::common::OA1 as OA;
+use crate::common::{MP1 as MP, OA1 as OA};
 use lambda_http::Body;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -67,7 +67,10 @@ fn page(path: &str, status: u16) -> Case {
     }
 }
 
-fn catalogue() -> Vec<Case> {
+/// `site`: the allowlisted `return_to` origin (the stack's provider site).
+fn catalogue(site: &str) -> Vec<Case> {
+    let site = format!("{site}/back");
+    let site_q: String = url::form_urlencoded::byte_serialize(site.as_bytes()).collect();
     let big = "x".repeat(5000);
     let oa = format!("/authorizers/{OA}");
     vec![
@@ -658,6 +661,240 @@ fn catalogue() -> Vec<Case> {
             400,
             "invalid_json",
         ),
+        case(
+            Method::POST,
+            "/login/sessions",
+            Some(json!({"appid": OA, "return_to": "https://evil.example/back"})),
+            400,
+            "return_to_not_allowed",
+        ),
+        case(
+            Method::POST,
+            "/login/sessions",
+            Some(json!({"appid": OA, "return_to": "javascript:alert(1)"})),
+            400,
+            "invalid_return_to",
+        ),
+        case(
+            Method::POST,
+            "/login/sessions",
+            Some(json!({"appid": OA, "state": "s"})),
+            400,
+            "missing_field",
+        ),
+        case(
+            Method::POST,
+            "/login/sessions",
+            Some(json!({"appid": OA, "return_to": site, "state": "has space"})),
+            400,
+            "invalid_state",
+        ),
+        // The hosted sign-in page and its status (public: no WeChat call, no write).
+        page("/login/abc", 400),
+        page("/login/0123456789abcdef0123456789abcdef", 404),
+        case(
+            Method::GET,
+            "/login/abc/status",
+            None,
+            400,
+            "invalid_session_id",
+        ),
+        case(
+            Method::GET,
+            "/login/0123456789abcdef0123456789abcdef/status",
+            None,
+            404,
+            "unknown_session",
+        ),
+        // Web OAuth (public): refused before WeChat and before any write.
+        page(&format!("/oauth/{OA}/authorize"), 400),
+        page(
+            &format!("/oauth/{OA}/authorize?scope=snsapi_login&return_to={site_q}"),
+            400,
+        ),
+        page(&format!("/oauth/{OA}/authorize?scope=snsapi_base"), 400),
+        page(
+            &format!(
+                "/oauth/{OA}/authorize?scope=snsapi_base&return_to=https%3A%2F%2Fevil.example%2F"
+            ),
+            400,
+        ),
+        page(
+            &format!("/oauth/{OA}/authorize?scope=snsapi_base&return_to={site_q}&state=a%20b"),
+            400,
+        ),
+        page(
+            &format!("/oauth/wx00/authorize?scope=snsapi_base&return_to={site_q}"),
+            400,
+        ),
+        page(
+            &format!("/oauth/wx0000000000000009/authorize?scope=snsapi_base&return_to={site_q}"),
+            404,
+        ),
+        page(&format!("/oauth/{OA}/callback"), 400),
+        page(
+            &format!(
+                "/oauth/{OA}/callback?code=c&state=1.2.3&scope=snsapi_base&return_to={site_q}"
+            ),
+            400,
+        ),
+        page(
+            &format!(
+                "/oauth/{OA}/callback?code=c&state={}&scope=snsapi_base&return_to={site_q}",
+                "9".repeat(200)
+            ),
+            400,
+        ),
+        // Login codes and identities (IAM).
+        case(
+            Method::POST,
+            "/login/codes/abc",
+            None,
+            400,
+            "invalid_login_code",
+        ),
+        case(
+            Method::POST,
+            format!("/login/codes/{}", "A".repeat(64)),
+            None,
+            400,
+            "invalid_login_code",
+        ),
+        case(
+            Method::POST,
+            format!("/login/codes/{}", "0".repeat(64)),
+            None,
+            404,
+            "unknown_login_code",
+        ),
+        case(
+            Method::GET,
+            "/identities/abc",
+            None,
+            400,
+            "invalid_identity_id",
+        ),
+        case(
+            Method::GET,
+            format!("/identities/{}", "0".repeat(32)),
+            None,
+            404,
+            "unknown_identity",
+        ),
+        case(Method::GET, "/identities", None, 400, "missing_parameter"),
+        case(
+            Method::GET,
+            "/identities?unionid=u&user_id=x",
+            None,
+            400,
+            "missing_parameter",
+        ),
+        case(
+            Method::GET,
+            "/identities?appid=wx00&openid=o",
+            None,
+            400,
+            "invalid_appid",
+        ),
+        case(
+            Method::GET,
+            "/identities?unionid=a%20b",
+            None,
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::GET,
+            "/identities?user_id=a%2Fb",
+            None,
+            400,
+            "invalid_user_id",
+        ),
+        case(
+            Method::PUT,
+            format!("/identities/{}/user", "0".repeat(32)),
+            None,
+            400,
+            "missing_field",
+        ),
+        case(
+            Method::PUT,
+            format!("/identities/{}/user", "0".repeat(32)),
+            Some(json!({"user_id": "u/1"})),
+            400,
+            "invalid_user_id",
+        ),
+        case(
+            Method::PUT,
+            format!("/identities/{}/user", "0".repeat(32)),
+            Some(json!({"user_id": "u1", "replace": "yes"})),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::PUT,
+            format!("/identities/{}/user", "0".repeat(32)),
+            Some(json!({"user_id": "u1"})),
+            404,
+            "unknown_identity",
+        ),
+        case(
+            Method::PUT,
+            "/identities/xyz/user",
+            Some(json!({"user_id": "u1"})),
+            400,
+            "invalid_identity_id",
+        ),
+        case(
+            Method::DELETE,
+            format!("/identities/{}/user", "0".repeat(32)),
+            None,
+            404,
+            "unknown_identity",
+        ),
+        // Mini program login (IAM).
+        case(
+            Method::POST,
+            format!("/authorizers/{MP}/miniprogram/sessions"),
+            None,
+            400,
+            "missing_field",
+        ),
+        case(
+            Method::POST,
+            format!("/authorizers/{MP}/miniprogram/sessions"),
+            Some(json!({"js_code": "a b"})),
+            400,
+            "invalid_js_code",
+        ),
+        case(
+            Method::POST,
+            format!("/authorizers/{MP}/miniprogram/sessions"),
+            Some(json!({"js_code": 7})),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/authorizers/wx00/miniprogram/sessions",
+            Some(json!({"js_code": "abc"})),
+            400,
+            "invalid_appid",
+        ),
+        case(
+            Method::POST,
+            "/authorizers/wx0000000000000009/miniprogram/sessions",
+            Some(json!({"js_code": "abc"})),
+            404,
+            "unknown_authorizer",
+        ),
+        case(
+            Method::POST,
+            format!("{oa}/miniprogram/sessions"),
+            Some(json!({"js_code": "abc"})),
+            409,
+            "not_mini_program",
+        ),
         // Routes and methods the template does not have never reach a function (API Gateway: 404).
         Case {
             method: Method::PATCH,
@@ -698,7 +935,7 @@ async fn every_route_rejects_bad_input_with_its_4xx_and_changes_nothing() {
     let before = scan_all(&stack.store).await;
     stack.sandbox.clear_calls();
 
-    for c in catalogue() {
+    for c in catalogue(&stack.site.base_url) {
         let mut req = stack.http.request(
             c.method.clone(),
             format!("{}{}", stack.gateway.base_url, c.path),

@@ -2,11 +2,9 @@
 //! functions use) and asserts that no token, ticket, refresh token, auth code, appsecret,
 //! EncodingAESKey or decrypted body appears anywhere in it.
 
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use wxopen_tests::story::{run_story, start};
 use wxopen_tests::{AES_KEY, APPSECRET, TOKEN};
-
 
 /// Every secret value the story produced: from the table's items and the sandbox's records.
 async fn secrets(local: &wxopen_tests::story::Local) -> Vec<String> {

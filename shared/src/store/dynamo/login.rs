@@ -1,13 +1,9 @@
-//! Login sessions and the UnionID index.
+//! Login sessions (the identities they record are in `identities.rs`).
 
 use super::*;
 
 fn session_pk(id: &str) -> String {
     format!("LOGIN#{id}")
-}
-
-fn union_pk(unionid: &str) -> String {
-    format!("UNION#{unionid}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,56 +73,35 @@ impl LoginStore for DynamoStore {
             update.push_str(", unionid_missing_reason = :r");
             req = req.expression_attribute_values(":r", s(r));
         }
+        if let Some(i) = &c.identity_id {
+            update.push_str(", identity_id = :i");
+            req = req.expression_attribute_values(":i", s(i));
+        }
+        if let Some(conflict) = &c.conflict {
+            update.push_str(", conflict = :c");
+            req =
+                req.expression_attribute_values(":c", serde_dynamo::to_attribute_value(conflict)?);
+        }
         applied(req.update_expression(update).send().await)
     }
 
-    async fn record_identity(
-        &self,
-        unionid: &str,
-        appid: &str,
-        openid: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let known = !self.linked_appids(unionid).await?.is_empty();
-        self.client
+    async fn hand_off_session(&self, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(union_pk(unionid)))
-            .key("sk", s(format!("APP#{appid}")))
-            .update_expression("SET appid = :a, openid = :o, last_seen = :now, first_seen = if_not_exists(first_seen, :now)")
-            .expression_attribute_values(":a", s(appid))
-            .expression_attribute_values(":o", s(openid))
-            .expression_attribute_values(":now", n(now))
+            .key("pk", s(session_pk(id)))
+            .key("sk", s(SESSION_SK))
+            .update_expression("SET handed_off = :t")
+            .condition_expression(
+                "#status = :confirmed AND (attribute_not_exists(handed_off) OR handed_off = :f)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":confirmed", s("confirmed"))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
             .send()
-            .await?;
-        Ok(known)
-    }
-
-    async fn linked_appids(&self, unionid: &str) -> Result<Vec<String>, StoreError> {
-        #[derive(Deserialize)]
-        struct Link {
-            appid: String,
-        }
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(union_pk(unionid)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item::<_, Link>(item)?.appid);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+            .await;
+        applied(result)
     }
 }

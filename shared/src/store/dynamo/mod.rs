@@ -16,8 +16,10 @@ use crate::model::*;
 
 mod authorizers;
 mod codes;
+mod identities;
 mod links;
 mod login;
+mod login_codes;
 mod pushes;
 mod tickets;
 mod tokens;

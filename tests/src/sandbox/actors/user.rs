@@ -258,3 +258,69 @@ pub fn login(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
     let code = st.new_js_code(&appid, &user);
     ok(json!({ "appid": appid, "js_code": code, "expires_in": ttl }))
 }
+
+/// The user opens an official account's web OAuth link (`connect/oauth2/authorize`) in WeChat
+/// and approves (or, with `"approve": false`, refuses): the redirect WeChat's browser would
+/// follow, `redirect_uri?code=&state=&appid=` (refusal: `redirect_uri?state=`). A link WeChat
+/// would refuse answers 400 with WeChat's page error (10003 bad redirect_uri, 10005 the account
+/// lacks the scope: not a verified service account or set 4 missing).
+pub fn oauth(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
+    let user = user_name(&obj)?;
+    let link = required(&obj, "url")?;
+    let approve = !matches!(obj.get("approve"), Some(Value::Bool(false)));
+    let url = url::Url::parse(&link).map_err(|_| bad_request("url is not a URL"))?;
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let mut st = shared.lock();
+    if !url.path().ends_with("/connect/oauth2/authorize") || get("response_type") != "code" {
+        return Err(bad_request("not a connect/oauth2/authorize link"));
+    }
+    if get("component_appid") != st.config.component_appid {
+        return Err(bad_request("10016: component_appid does not match"));
+    }
+    let scope = get("scope");
+    if scope != "snsapi_base" && scope != "snsapi_userinfo" {
+        return Err(bad_request("10005: invalid scope"));
+    }
+    let redirect = url::Url::parse(&get("redirect_uri"))
+        .map_err(|_| bad_request("10003: redirect_uri is not a URL"))?;
+    let appid = get("appid");
+    let m = acted_on(&mut st, &appid)?;
+    if m.kind != Kind::OfficialAccount
+        || m.service_type != 2
+        || m.verify_type < 0
+        || !m.func_info.contains(&4)
+    {
+        return Err(bad_request("10005: the account has no web OAuth scope"));
+    }
+    let state = get("state");
+    if state.len() > 128 {
+        return Err(bad_request("state is longer than 128 bytes"));
+    }
+    let mut target = redirect;
+    if approve {
+        let code = random_from(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            32,
+        );
+        let expires_at = st.now().saturating_add(300);
+        st.oauth_codes.insert(
+            code.clone(),
+            super::super::state::OauthCode {
+                appid: appid.clone(),
+                user: user.clone(),
+                scope,
+                expires_at,
+                used: false,
+            },
+        );
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &state)
+            .append_pair("appid", &appid);
+    } else {
+        target.query_pairs_mut().append_pair("state", &state);
+    }
+    ok(json!({ "redirect": target.to_string(), "openid": openid(&appid, &user) }))
+}

@@ -5,3 +5,5 @@ mod gateway;
 mod links;
 mod messages;
 mod open_account;
+mod sign_in;
+mod sign_in_page;
