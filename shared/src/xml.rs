@@ -15,7 +15,6 @@
 
 use std::borrow::Cow;
 
-
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use secrecy::SecretString;

@@ -18,6 +18,8 @@ pub const APPID: &str = "wx1234567890abcdef";
 pub const APPSECRET: &str = "component-appsecret-for-tests";
 pub const TOKEN: &str = "wxopen-test-token";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+/// The HMAC key of the local reply hook (`reply_hook_secret` in the credentials secret).
+pub const HOOK_SECRET: &str = "local-reply-hook-secret";
 
 /// The credentials secret JSON for the test component.
 pub fn credentials_json() -> String {
@@ -26,6 +28,7 @@ pub fn credentials_json() -> String {
         "component_appsecret": APPSECRET,
         "token": TOKEN,
         "encoding_aes_key": AES_KEY,
+        "reply_hook_secret": HOOK_SECRET,
     })
     .to_string()
 }
@@ -38,6 +41,14 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}); run `make test`, which starts moto"
     );
     aws_config::load_from_env().await
+}
+
+/// A publisher to moto's `default` bus (for handler tests that do not read the events).
+pub async fn default_bus_publisher() -> wxopen::events::EventBridgePublisher {
+    wxopen::events::EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&aws_config().await),
+        "default",
+    )
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -291,7 +302,9 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
         _ => String::new(),
     }
 }
+pub mod bus;
 pub mod gateway;
+pub mod hook;
 pub mod sandbox;
 pub mod stack;
 pub mod story;

@@ -4,9 +4,9 @@
 use std::future::Future;
 
 use crate::clock::Clock;
+use crate::model::TokenKey;
 use crate::secrets::CredentialsProvider;
 use crate::store::TokenServiceStore;
-use crate::model::TokenKey;
 use crate::tokens::{TokenError, TokenService, VendedToken};
 use crate::wechat::WeChatClient;
 use crate::wechat::forward::{ForwardError, RawCall, RawResponse};

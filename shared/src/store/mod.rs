@@ -300,17 +300,29 @@ pub trait LoginStore: Send + Sync {
 
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
-    TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore
+    TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore + outbox::EventRecordStore
 {
 }
-impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore> ComponentEventStore
-    for T
+impl<
+    T: TicketStore
+        + PushStore
+        + AuthorizerStore
+        + TokenStore
+        + AuthCodeStore
+        + outbox::EventRecordStore,
+> ComponentEventStore for T
 {
 }
 
 /// Everything the message-events function needs.
-pub trait MessageEventStore: TokenServiceStore + PushStore + LoginStore {}
-impl<T: TokenServiceStore + PushStore + LoginStore> MessageEventStore for T {}
+pub trait MessageEventStore:
+    TokenServiceStore + PushStore + LoginStore + outbox::EventRecordStore
+{
+}
+impl<T: TokenServiceStore + PushStore + LoginStore + outbox::EventRecordStore> MessageEventStore
+    for T
+{
+}
 
 /// Everything the token service needs.
 pub trait TokenServiceStore: TicketStore + AuthorizerStore + TokenStore + AuthCodeStore {}

@@ -1,5 +1,5 @@
 //! The adapters against real parts: the store on DynamoDB (moto), the WeChat client over HTTP.
 
+mod events_replies;
 mod store_contract;
 mod wechat_client;
-mod events_replies;
