@@ -149,6 +149,19 @@ impl LocalBus {
         Ok(out)
     }
 
+    /// Everything on the queue now (moto delivers during `PutEvents`, so an answered push's
+    /// event is already there): receives without waiting until the queue is empty.
+    pub async fn drain_all(&self) -> Result<Vec<Value>, BoxError> {
+        let mut out = Vec::new();
+        loop {
+            let got = self.receive(0).await?;
+            if got.is_empty() {
+                return Ok(out);
+            }
+            out.extend(got);
+        }
+    }
+
     /// Reads until an event matching `pred` arrived (at most `within`); returns it with
     /// everything read before it.
     pub async fn wait_for(

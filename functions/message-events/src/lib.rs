@@ -16,7 +16,8 @@ use wxopen::callbacks::release_test::is_release_test_account;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::crypto;
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
+use wxopen::events::metrics::{self, MetricSink};
+use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings};
 use wxopen::http::{
     ApiError, appid_param, open_push, rejected_plaintext, store_failed, text_response,
     wechat_success,
@@ -40,6 +41,8 @@ pub struct App<S, C, K, P = EventBridgePublisher> {
     /// The deployment's reply hook (may be none).
     pub hook: ConfiguredHook,
     pub hook_budget: Duration,
+    /// Where the EMF metric lines go (stdout when deployed).
+    pub metrics: MetricSink,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
@@ -60,6 +63,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
             ),
             hook,
             hook_budget: hooks.budget,
+            metrics: MetricSink::stdout(),
             deps: rt.into_deps(),
         }
     }
@@ -160,11 +164,12 @@ where
     })?;
     let now_ms = app.deps.clock.now().saturating_mul(1000);
     if let Some(d) = &handled.delivered {
-        println!("{}", metrics::delivery_line("message-events", d, now_ms));
+        app.metrics
+            .emit(metrics::delivery_line("message-events", d, now_ms));
     }
     if let Some(h) = &handled.hook {
         for line in h.emf_lines("message-events", now_ms) {
-            println!("{line}");
+            app.metrics.emit(line);
         }
     }
     Ok(match handled.answer {

@@ -266,6 +266,7 @@ async fn expired_sessions_replays_and_other_accounts_change_nothing() {
         publisher: stack.publisher(),
         hook: wxopen::reply::hook::ConfiguredHook::None,
         hook_budget: wxopen::reply::hook::DEFAULT_BUDGET,
+        metrics: wxopen::events::metrics::MetricSink::memory(),
     };
     let push = scan_push(&late, "o_late_user");
     let resp = message_events::handle(
