@@ -30,6 +30,7 @@ def main(path):
             "code_uri": props.get("CodeUri"),
             "routes": routes,
             "schedules": schedules,
+            "policies": json.dumps(props.get("Policies"), default=str),
         }
     api = template["Resources"].get("HttpApi", {}).get("Properties", {}).get("Auth", {})
     globals_fn = template.get("Globals", {}).get("Function", {})
@@ -38,6 +39,9 @@ def main(path):
         "default_authorizer": api.get("DefaultAuthorizer"),
         "runtime": globals_fn.get("Runtime"),
         "architectures": globals_fn.get("Architectures"),
+        "environment": sorted(((globals_fn.get("Environment") or {}).get("Variables") or {}).keys()),
+        "resource_types": {n: r.get("Type") for n, r in template.get("Resources", {}).items()},
+        "conditions": sorted((template.get("Conditions") or {}).keys()),
     }))
 
 
