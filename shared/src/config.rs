@@ -61,6 +61,15 @@ pub struct Config {
     pub sign_in_return_to_origins: Vec<String>,
     /// Lifetime of a one-time login code (`LOGIN_CODE_TTL_SECONDS`, default 300).
     pub login_code_ttl: Duration,
+    /// The EventBridge bus every push is published to (`EVENT_BUS_NAME`, default `default`).
+    pub event_bus_name: String,
+    /// The reply hook as a Lambda function (`REPLY_HOOK_FUNCTION_ARN`; wins over the URL).
+    pub reply_hook_function_arn: Option<String>,
+    /// The reply hook as an HTTPS URL (`REPLY_HOOK_URL`, signed with `reply_hook_secret`).
+    pub reply_hook_url: Option<String>,
+    /// Time the reply hook gets (`REPLY_HOOK_BUDGET_MS`, default 3000, at most 4000: WeChat
+    /// waits 5 s).
+    pub reply_hook_budget: Duration,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -150,6 +159,22 @@ impl Config {
             authorize_return_to_allowlist: url_list(&get, "AUTHORIZE_RETURN_TO_ALLOWLIST")?,
             sign_in_return_to_origins: origins(&get, "SIGN_IN_RETURN_TO_ORIGINS")?,
             login_code_ttl: seconds(&get, "LOGIN_CODE_TTL_SECONDS", 300, 30, 3600)?,
+            event_bus_name: get("EVENT_BUS_NAME")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "default".to_string()),
+            reply_hook_function_arn: optional(&get, "REPLY_HOOK_FUNCTION_ARN"),
+            reply_hook_url: match optional(&get, "REPLY_HOOK_URL") {
+                Some(_) => Some(base_url(&get, "REPLY_HOOK_URL", "")?),
+                None => None,
+            },
+            reply_hook_budget: Duration::from_millis(number(
+                &get,
+                "REPLY_HOOK_BUDGET_MS",
+                3000,
+                100,
+                4000,
+            )?),
         })
     }
 }
@@ -184,6 +209,12 @@ fn required(
         Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
         _ => Err(ConfigError::Missing(key)),
     }
+}
+
+fn optional(get: &impl Fn(&str) -> Option<String>, key: &'static str) -> Option<String> {
+    get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn base_url(
@@ -419,6 +450,42 @@ mod tests {
                 ("SIGN_IN_RETURN_TO_ORIGINS", "https://shop.example/path"),
             ])),
             Err(ConfigError::Invalid("SIGN_IN_RETURN_TO_ORIGINS", _))
+        ));
+    }
+
+    #[test]
+    fn reply_hook_settings_are_validated() {
+        let base = [("TABLE_NAME", "t"), ("SECRET_ID", "s")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_lookup(lookup(&pairs))
+        };
+        let d = with(&[]).unwrap();
+        assert_eq!(d.event_bus_name, "default");
+        assert_eq!(d.reply_hook_budget, Duration::from_millis(3000));
+        assert_eq!((d.reply_hook_function_arn, d.reply_hook_url), (None, None));
+        let c = with(&[
+            ("EVENT_BUS_NAME", "wx-bus"),
+            ("REPLY_HOOK_URL", "https://hooks.example.com/wx"),
+            ("REPLY_HOOK_FUNCTION_ARN", " "),
+            ("REPLY_HOOK_BUDGET_MS", "1500"),
+        ])
+        .unwrap();
+        assert_eq!(c.event_bus_name, "wx-bus");
+        assert_eq!(
+            c.reply_hook_url.as_deref(),
+            Some("https://hooks.example.com/wx")
+        );
+        assert_eq!(c.reply_hook_function_arn, None);
+        assert_eq!(c.reply_hook_budget, Duration::from_millis(1500));
+        assert!(matches!(
+            with(&[("REPLY_HOOK_BUDGET_MS", "5000")]),
+            Err(ConfigError::Invalid("REPLY_HOOK_BUDGET_MS", _))
+        ));
+        assert!(matches!(
+            with(&[("REPLY_HOOK_URL", "ftp://x")]),
+            Err(ConfigError::Invalid("REPLY_HOOK_URL", _))
         ));
     }
 }

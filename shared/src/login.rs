@@ -159,14 +159,26 @@ pub fn scan_scene<'m>(event: Option<&'m str>, event_key: Option<&'m str>) -> Opt
     valid_session_id(scene).then_some(scene)
 }
 
+/// What a message did to the login sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// Not a scan of a live session (no scan, an unknown or expired scene, a replay): nothing
+    /// changed.
+    NotALogin,
+    /// The session is confirmed: the text to answer.
+    Confirmed(String),
+    /// A scan whose confirmation failed (WeChat `user/info` or the store): the session is still
+    /// pending, and the scan must be tried again (the caller makes WeChat retry).
+    Failed,
+}
+
 /// A login scan reaching the message URL: confirms its session and answers the reply text.
-/// `None` when the message is not a scan of a live session (nothing changed).
 pub async fn on_message<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     settings: &LoginSettings,
     appid: &str,
     msg: &Message,
-) -> Option<String>
+) -> ScanOutcome
 where
     S: TokenServiceStore + LoginStore + IdentityStore,
     C: CredentialsProvider,
@@ -177,22 +189,24 @@ where
         .as_deref()
         .map(str::trim)
         .filter(|e| !e.is_empty());
-    let scene = scan_scene(event, msg.event_key.as_deref())?;
+    let Some(scene) = scan_scene(event, msg.event_key.as_deref()) else {
+        return ScanOutcome::NotALogin;
+    };
     match confirm_scan(svc, appid, &msg.from_user_name, scene).await {
         Ok(Some(_)) => {
             tracing::info!(authorizer = appid, "login session confirmed");
-            Some(settings.reply_text.clone())
+            ScanOutcome::Confirmed(settings.reply_text.clone())
         }
         Ok(None) => {
             tracing::info!(
                 authorizer = appid,
                 "scan matched no live login session; nothing changed"
             );
-            None
+            ScanOutcome::NotALogin
         }
         Err(e) => {
-            tracing::error!(error = %e, authorizer = appid, "login scan could not be confirmed");
-            None
+            tracing::error!(error = %e, authorizer = appid, "login scan could not be confirmed; WeChat will retry");
+            ScanOutcome::Failed
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::crypto::{self, CryptoError};
+use crate::crypto::{self, AesKey, CryptoError};
 use crate::secrets::ComponentCredentials;
 use crate::xml::{Envelope, XmlError};
 
@@ -53,6 +53,9 @@ pub struct OpenedPush<'a> {
     pub plaintext: SecretString,
     /// `timestamp:nonce:msg_signature`: identifies a delivery and its retries.
     pub dedupe_key: String,
+    /// The key that decrypted the push (the current one, or the previous one during a
+    /// rotation): a passive reply is encrypted with it.
+    pub key: AesKey,
 }
 
 impl std::fmt::Debug for OpenedPush<'_> {
@@ -123,7 +126,7 @@ pub fn open<'a>(
     for key in creds.keys() {
         match key.decrypt(envelope.encrypt(), &creds.component_appid) {
             Ok(p) => {
-                plaintext = Some(p);
+                plaintext = Some((p, key.clone()));
                 break;
             }
             Err(e) => {
@@ -131,7 +134,7 @@ pub fn open<'a>(
             }
         }
     }
-    let plaintext = match (plaintext, first_err) {
+    let (plaintext, key) = match (plaintext, first_err) {
         (Some(p), _) => p,
         (None, Some(e)) => return Err(e.into()),
         (None, None) => return Err(CryptoError::BadKey.into()),
@@ -140,13 +143,13 @@ pub fn open<'a>(
         envelope,
         plaintext,
         dedupe_key: dedupe_key(timestamp, nonce, msg_signature),
+        key,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::AesKey;
 
     const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
     const OLD_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
@@ -208,7 +211,11 @@ mod tests {
             PushError::Crypto(_)
         ));
         let rotating = creds().with_previous_key(OLD_KEY).unwrap();
-        assert!(open_at(&rotating, &q, &body, NOW).is_ok());
+        let opened = open_at(&rotating, &q, &body, NOW).unwrap();
+        assert!(opened.key == AesKey::from_encoding_aes_key(OLD_KEY).unwrap());
+        let (q, body) = sealed(KEY, NOW);
+        let opened = open_at(&rotating, &q, &body, NOW).unwrap();
+        assert!(&opened.key == rotating.current_key());
     }
 
     #[test]

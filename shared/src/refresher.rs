@@ -1,5 +1,6 @@
 //! The scheduled refresher: keeps the component token and every authorizer token fresh, completes
-//! pending authorizations, recovers lost refresh tokens, and watches the ticket's age.
+//! pending authorizations, recovers lost refresh tokens, watches the ticket's age, and sweeps the
+//! events outbox ([`sweep_outbox`]).
 //!
 //! Work is O(due tokens): the due set comes from the sparse refresh index, never a scan. Safe to
 //! run twice at once: every refresh goes through the lease protocol, and a token another worker
@@ -13,9 +14,12 @@ use serde::Serialize;
 use crate::authorization;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::events::EventPublisher;
+use crate::events::outbox::{self, SweepReport};
 use crate::model::TokenKey;
 use crate::secrets::CredentialsProvider;
 use crate::store::TokenServiceStore;
+use crate::store::outbox::EventRecordStore;
 use crate::tokens::{TokenError, TokenService};
 
 /// A ticket is valid 12 hours.
@@ -98,6 +102,38 @@ pub fn failure_label(e: &TokenError) -> String {
         TokenError::VersionAhead { .. } => "version_ahead".into(),
         TokenError::Store(_) => "store".into(),
         TokenError::Secrets(_) => "secrets".into(),
+    }
+}
+
+/// Most outbox entries republished per run (the rest wait for the next run, 5 minutes later).
+pub const OUTBOX_SWEEP_MAX: usize = 2000;
+
+/// The outbox part of a run: events EventBridge refused earlier are published now, oldest
+/// first. Its report feeds `EventsRepublished` and `OutboxAgeSeconds` (the alarm's metric).
+pub async fn sweep_outbox<S, P>(store: &S, publisher: &P, now: i64) -> SweepReport
+where
+    S: EventRecordStore,
+    P: EventPublisher,
+{
+    match outbox::sweep(store, publisher, now, OUTBOX_SWEEP_MAX).await {
+        Ok(report) => {
+            if report.republished > 0 || report.failed > 0 {
+                tracing::info!(
+                    republished = report.republished,
+                    failed = report.failed,
+                    oldest_age_secs = report.oldest_age_secs,
+                    "outbox swept"
+                );
+            }
+            report
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "outbox could not be swept");
+            SweepReport {
+                remaining: true,
+                ..SweepReport::default()
+            }
+        }
     }
 }
 

@@ -1,5 +1,8 @@
 //! Production wiring shared by every function: config from the environment, then the DynamoDB
 //! store, the cached Secrets Manager credentials and the WeChat client, built once per cold start.
+//! The AWS configuration is kept ([`Runtime::aws`]) so a function that needs another client
+//! (EventBridge for the push functions and the refresher, Lambda for a reply hook) builds it in
+//! its own `from_runtime`: the other functions never construct those clients.
 //!
 //! Each function crate exposes `App::from_runtime(Runtime<C>)` ([`FromRuntime`]): its `main.rs`
 //! calls it with [`Runtime::load`], and the local gateway calls the same constructor with a
@@ -22,6 +25,8 @@ pub struct Runtime<C = Credentials> {
     pub store: DynamoStore,
     pub credentials: C,
     pub wechat: WeChatClient,
+    /// The AWS configuration the clients are built from.
+    pub aws: aws_config::SdkConfig,
 }
 
 impl Runtime {
@@ -40,6 +45,7 @@ impl Runtime {
             ),
             wechat: WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)?,
             config,
+            aws,
         })
     }
 }

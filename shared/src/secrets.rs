@@ -1,7 +1,10 @@
 //! The component's credentials: one JSON secret in Secrets Manager, fetched once and cached.
 //!
 //! Secret JSON:
-//! `{"component_appid","component_appsecret","token","encoding_aes_key","previous_encoding_aes_key"?}`.
+//! `{"component_appid","component_appsecret","token","encoding_aes_key","previous_encoding_aes_key"?,"reply_hook_secret"?}`.
+//!
+//! `reply_hook_secret` signs the body of the HTTPS reply hook (`reply::hook`); it is needed only
+//! when `ReplyHookUrl` is set.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub struct ComponentCredentials {
     current_key: AesKey,
     /// Accepted for decryption while a key rotation is under way.
     previous_key: Option<AesKey>,
+    /// The HMAC key of the HTTPS reply hook (optional).
+    pub reply_hook_secret: Option<SecretString>,
 }
 
 impl std::fmt::Debug for ComponentCredentials {
@@ -41,6 +46,10 @@ impl std::fmt::Debug for ComponentCredentials {
             .field("component_appsecret", &"<redacted>")
             .field("token", &"<redacted>")
             .field("rotating", &self.previous_key.is_some())
+            .field(
+                "reply_hook_secret",
+                &self.reply_hook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -52,6 +61,7 @@ struct RawCredentials {
     token: Option<SecretString>,
     encoding_aes_key: Option<SecretString>,
     previous_encoding_aes_key: Option<SecretString>,
+    reply_hook_secret: Option<SecretString>,
 }
 
 fn present(value: Option<SecretString>, what: &'static str) -> Result<SecretString, SecretsError> {
@@ -97,6 +107,9 @@ impl ComponentCredentials {
                 "component_appsecret is missing",
             )?,
             token: present(raw.token, "token is missing")?,
+            reply_hook_secret: raw
+                .reply_hook_secret
+                .filter(|s| !s.expose_secret().trim().is_empty()),
         })
     }
 
@@ -113,7 +126,14 @@ impl ComponentCredentials {
             token: token.into(),
             current_key: AesKey::from_encoding_aes_key(encoding_aes_key)?,
             previous_key: None,
+            reply_hook_secret: None,
         })
+    }
+
+    /// Sets the HTTPS reply hook's signing secret.
+    pub fn with_reply_hook_secret(mut self, secret: &str) -> Self {
+        self.reply_hook_secret = Some(secret.into());
+        self
     }
 
     /// Adds a previous key accepted for decryption during a rotation.
@@ -257,8 +277,23 @@ mod tests {
         let c = ComponentCredentials::from_json(&json("")).unwrap();
         assert_eq!(c.component_appid, "wxc");
         assert_eq!(c.keys().count(), 1);
+        assert!(c.reply_hook_secret.is_none());
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("very-secret") && !dbg.contains("tok-secret") && !dbg.contains(KEY));
+    }
+
+    #[test]
+    fn reply_hook_secret_is_optional_and_redacted() {
+        let c = ComponentCredentials::from_json(&json(r#","reply_hook_secret":"hook-hmac-key""#))
+            .unwrap();
+        assert_eq!(
+            c.reply_hook_secret.as_ref().map(|s| s.expose_secret()),
+            Some("hook-hmac-key")
+        );
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hook-hmac-key") && dbg.contains("reply_hook_secret"));
+        let blank = ComponentCredentials::from_json(&json(r#","reply_hook_secret":" ""#)).unwrap();
+        assert!(blank.reply_hook_secret.is_none());
     }
 
     #[test]

@@ -31,6 +31,7 @@ def main(path):
             "routes": routes,
             "schedules": schedules,
             "reserved_concurrency": props.get("ReservedConcurrentExecutions"),
+            "policies": json.dumps(props.get("Policies"), default=str),
         }
     api = template["Resources"].get("HttpApi", {}).get("Properties", {}).get("Auth", {})
     http_api = template["Resources"].get("HttpApi", {}).get("Properties", {})
@@ -61,6 +62,9 @@ def main(path):
             name: {"default": p.get("Default"), "allowed": p.get("AllowedValues")}
             for name, p in template.get("Parameters", {}).items()
         },
+        "environment": sorted(((globals_fn.get("Environment") or {}).get("Variables") or {}).keys()),
+        "resource_types": {n: r.get("Type") for n, r in template.get("Resources", {}).items()},
+        "conditions": sorted((template.get("Conditions") or {}).keys()),
     }, default=str))
 
 

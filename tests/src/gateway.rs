@@ -103,6 +103,14 @@ pub struct GatewayConfig {
     pub login: LoginSettings,
     /// Origins sign-in may return a browser to (`SIGN_IN_RETURN_TO_ORIGINS`).
     pub sign_in_origins: Vec<String>,
+    /// The AWS configuration the functions build their clients from (moto).
+    pub aws: aws_config::SdkConfig,
+    /// Events out: the bus the functions publish to (`EVENT_BUS_NAME`).
+    pub event_bus_name: String,
+    /// The reply hook URL (`REPLY_HOOK_URL`; the secret is in the credentials).
+    pub reply_hook_url: Option<String>,
+    /// `REPLY_HOOK_BUDGET_MS`.
+    pub reply_hook_budget: Duration,
 }
 
 impl GatewayConfig {
@@ -132,6 +140,14 @@ impl GatewayConfig {
             env.insert("PUBLIC_BASE_URL", base.clone());
         }
         env.insert("SIGN_IN_RETURN_TO_ORIGINS", self.sign_in_origins.join(","));
+        env.insert("EVENT_BUS_NAME", self.event_bus_name.clone());
+        env.insert(
+            "REPLY_HOOK_BUDGET_MS",
+            self.reply_hook_budget.as_millis().to_string(),
+        );
+        if let Some(url) = &self.reply_hook_url {
+            env.insert("REPLY_HOOK_URL", url.clone());
+        }
         // One WeChat web host serves the authorization page and the QR images, as in production.
         Config::from_lookup(|k| env.get(k).cloned())
     }
@@ -144,6 +160,7 @@ impl<C: CredentialsProvider> Apps<C> {
         wechat: WeChatClient,
         config: GatewayConfig,
     ) -> Self {
+        let aws = config.aws.clone();
         let config = match config.to_config() {
             Ok(c) => c,
             Err(e) => panic!("the local gateway's configuration is invalid: {e}"),
@@ -153,6 +170,7 @@ impl<C: CredentialsProvider> Apps<C> {
             store: store.clone(),
             credentials: credentials.clone(),
             wechat: wechat.clone(),
+            aws: aws.clone(),
         };
         Self {
             component_events: FromRuntime::from_runtime(rt()),

@@ -18,6 +18,8 @@ pub const APPID: &str = "wx1234567890abcdef";
 pub const APPSECRET: &str = "component-appsecret-for-tests";
 pub const TOKEN: &str = "wxopen-test-token";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+/// The HMAC key of the local reply hook (`reply_hook_secret` in the credentials secret).
+pub const HOOK_SECRET: &str = "local-reply-hook-secret";
 
 /// The credentials secret JSON for the test component.
 pub fn credentials_json() -> String {
@@ -26,6 +28,7 @@ pub fn credentials_json() -> String {
         "component_appsecret": APPSECRET,
         "token": TOKEN,
         "encoding_aes_key": AES_KEY,
+        "reply_hook_secret": HOOK_SECRET,
     })
     .to_string()
 }
@@ -38,6 +41,14 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         "AWS_ENDPOINT_URL must point at a local moto server (got {endpoint:?}); run `make test`, which starts moto"
     );
     aws_config::load_from_env().await
+}
+
+/// A publisher to moto's `default` bus (for handler tests that do not read the events).
+pub async fn default_bus_publisher() -> wxopen::events::EventBridgePublisher {
+    wxopen::events::EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&aws_config().await),
+        "default",
+    )
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -199,7 +210,18 @@ pub struct SignedPush {
 impl SignedPush {
     /// Encrypts `plain` for `appid` with the test key and signs it with the test token.
     pub fn new(plain: &str, appid: &str, timestamp: i64, nonce: &str) -> Self {
-        let key = AesKey::from_encoding_aes_key(AES_KEY).expect("test key");
+        Self::with_key(plain, appid, timestamp, nonce, AES_KEY)
+    }
+
+    /// Encrypts with another EncodingAESKey (a key rotation: WeChat still using the old one).
+    pub fn with_key(
+        plain: &str,
+        appid: &str,
+        timestamp: i64,
+        nonce: &str,
+        encoding_aes_key: &str,
+    ) -> Self {
+        let key = AesKey::from_encoding_aes_key(encoding_aes_key).expect("test key");
         let ts = timestamp.to_string();
         let sealed = crypto::seal(&key, TOKEN, appid, plain, &ts, nonce).expect("seal");
         let body = format!(
@@ -277,6 +299,120 @@ pub fn wechatpy(req: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("shim JSON")
 }
 
+/// Runs the wechatpy replies shim (`py/wechatpy_replies.py`): decrypts a reply envelope and
+/// compares it with wechatpy's own rendering. Fails the test if Python or wechatpy is missing.
+pub fn wechatpy_replies(req: &serde_json::Value) -> serde_json::Value {
+    let python = std::env::var("WXOPEN_PYTHON")
+        .expect("WXOPEN_PYTHON must name the venv's python with wechatpy; run `make test`");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/wechatpy_replies.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(req.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python");
+    assert!(
+        out.status.success(),
+        "wechatpy shim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("shim JSON")
+}
+
+/// The text of `<name>…</name>` in a small XML document (CDATA unwrapped), or "".
+pub fn xml_tag(xml: &str, name: &str) -> String {
+    xml.split(&format!("<{name}>"))
+        .nth(1)
+        .and_then(|r| r.split(&format!("</{name}>")).next())
+        .unwrap_or_default()
+        .trim_start_matches("<![CDATA[")
+        .trim_end_matches("]]>")
+        .to_string()
+}
+
+/// Every credential value a run produced, to look for where none may appear (events, logs):
+/// the component's secrets, the tokens, tickets and codes in the table, the tickets and codes
+/// the sandbox pushed, and every token, ticket, code and QR ticket in the sandbox's state.
+pub async fn credential_values(
+    store: &DynamoStore,
+    sandbox: &sandbox::SandboxHandle,
+) -> Vec<String> {
+    let mut out = vec![
+        APPSECRET.to_string(),
+        TOKEN.to_string(),
+        AES_KEY.to_string(),
+        HOOK_SECRET.to_string(),
+    ];
+    let items = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .map(|s| s.items.unwrap_or_default())
+        .unwrap_or_default();
+    for item in items {
+        for attr in [
+            "access_token",
+            "refresh_token",
+            "ticket",
+            "authorization_code",
+        ] {
+            if let Some(AttributeValue::S(v)) = item.get(attr) {
+                out.push(v.clone());
+            }
+        }
+    }
+    for push in sandbox.pushes() {
+        for tag in [
+            "ComponentVerifyTicket",
+            "AuthorizationCode",
+            "PreAuthCode",
+            "Ticket",
+        ] {
+            for part in push.plaintext.split(&format!("<{tag}><![CDATA[")).skip(1) {
+                if let Some(v) = part.split("]]>").next() {
+                    out.push(v.to_string());
+                }
+            }
+        }
+    }
+    let state = sandbox.state().to_string();
+    for prefix in [
+        "ticket@@@",
+        "componentaccesstoken@@@",
+        "authorizeraccesstoken@@@",
+        "refreshtoken@@@",
+        "queryauthcode@@@",
+        "preauthcode@@@",
+        "\"gQ",
+    ] {
+        for part in state.split(prefix).skip(1) {
+            let v: String = part
+                .chars()
+                .take_while(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '=' | '+' | '/')
+                })
+                .collect();
+            if !v.is_empty() {
+                out.push(format!("{}{v}", prefix.trim_start_matches('"')));
+            }
+        }
+    }
+    out.retain(|s| s.len() >= 8);
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A WeChat client pointed at a closed loopback port (for tests that must not reach WeChat).
 pub fn unreachable_wechat() -> wxopen::wechat::WeChatClient {
     wxopen::wechat::WeChatClient::new("http://127.0.0.1:9", std::time::Duration::from_millis(500))
@@ -291,7 +427,9 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
         _ => String::new(),
     }
 }
+pub mod bus;
 pub mod gateway;
+pub mod hook;
 pub mod sandbox;
 pub mod site;
 pub mod stack;

@@ -15,9 +15,14 @@ use wxopen::secrets::{ComponentCredentials, SecretsError, StaticCredentials};
 use wxopen::store::DynamoStore;
 use wxopen::wechat::WeChatClient;
 
+use crate::bus::LocalBus;
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
+use crate::hook::HookServer;
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
-use crate::{AES_KEY, APPID, APPSECRET, OpCounter, TOKEN, fresh_counted_store};
+use crate::{
+    AES_KEY, APPID, APPSECRET, HOOK_SECRET, OpCounter, TOKEN, aws_config, fresh_counted_store,
+    unique,
+};
 
 pub struct Stack {
     pub sandbox: SandboxHandle,
@@ -30,11 +35,17 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// The provider's website: the allowlisted `return_to` of every sign-in flow.
     pub site: crate::site::ProviderSite,
+    /// The stack's own event bus (moto) with a rule to a queue: every event published.
+    pub bus: LocalBus,
+    /// The reply hook the message URL calls (echoes text by default).
+    pub hook: HookServer,
 }
 
 pub fn test_credentials() -> Arc<StaticCredentials> {
     Arc::new(StaticCredentials(Arc::new(
-        ComponentCredentials::new(APPID, APPSECRET, TOKEN, AES_KEY).expect("test credentials"),
+        ComponentCredentials::new(APPID, APPSECRET, TOKEN, AES_KEY)
+            .expect("test credentials")
+            .with_reply_hook_secret(HOOK_SECRET),
     )))
 }
 
@@ -49,6 +60,13 @@ impl Stack {
         let wechat =
             WeChatClient::new(&sandbox.base_url(), Duration::from_secs(2)).expect("client");
         let credentials = test_credentials();
+        let aws = aws_config().await;
+        let bus = LocalBus::create(&aws, &unique("wxopen-bus"), &unique("wxopen-events"))
+            .await
+            .expect("bus and queue on moto");
+        let hook = HookServer::start(0, HOOK_SECRET)
+            .await
+            .expect("reply hook starts");
         let hosts = LinkHosts {
             mp_base: sandbox.base_url(),
             open_base: sandbox.base_url(),
@@ -58,6 +76,7 @@ impl Stack {
             let (store, credentials, wechat) = (store.clone(), credentials.clone(), wechat.clone());
             let mp_base = sandbox.base_url();
             let sign_in_origins = vec![site.base_url.clone()];
+            let (bus_name, hook_url) = (bus.bus_name.clone(), hook.url.clone());
             gateway::start(0, move |base| {
                 Apps::new(
                     store,
@@ -72,6 +91,10 @@ impl Stack {
                             ..LoginSettings::default()
                         },
                         sign_in_origins,
+                        aws,
+                        event_bus_name: bus_name,
+                        reply_hook_url: Some(hook_url),
+                        reply_hook_budget: wxopen::reply::hook::DEFAULT_BUDGET,
                     },
                 )
             })
@@ -95,6 +118,8 @@ impl Stack {
                 .build()
                 .expect("http client"),
             site,
+            bus,
+            hook,
         }
     }
 
@@ -109,6 +134,11 @@ impl Stack {
             clock,
             wechat: self.wechat.clone(),
         }
+    }
+
+    /// A publisher to the stack's bus (what the functions use), for the scheduled run's sweep.
+    pub fn publisher(&self) -> wxopen::events::EventBridgePublisher {
+        wxopen::events::EventBridgePublisher::new(self.bus.events.clone(), &self.bus.bus_name)
     }
 
     pub fn deps(&self) -> Deps<DynamoStore, Arc<StaticCredentials>, SystemClock> {

@@ -16,7 +16,9 @@ use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
 use wxopen::store::DynamoStore;
 use wxopen::wechat::WeChatClient;
 
+use crate::bus::LocalBus;
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
+use crate::hook::HookServer;
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
 use crate::stack::{Aim, WeChatBases};
 
@@ -30,6 +32,10 @@ pub struct Local {
     pub credentials: Arc<Creds>,
     pub secret_arn: String,
     pub http: reqwest::Client,
+    /// The event bus with its rule to a queue (moto).
+    pub bus: LocalBus,
+    /// The local reply hook (HTTP on loopback), echoing text messages.
+    pub hook: HookServer,
 }
 
 /// The local stack aimed at any WeChat: moto's table and secret, the WeChat client, the gateway.
@@ -40,6 +46,8 @@ pub struct Core {
     pub credentials: Arc<Creds>,
     pub secret_arn: String,
     pub http: reqwest::Client,
+    pub bus: LocalBus,
+    pub hook: HookServer,
 }
 
 /// Creates a table and a filled secret on moto, starts the sandbox and the gateway.
@@ -65,6 +73,8 @@ pub async fn start(gateway_port: u16) -> Result<Local, String> {
         credentials,
         secret_arn,
         http,
+        bus,
+        hook,
     } = core;
     Ok(Local {
         sandbox,
@@ -74,6 +84,8 @@ pub async fn start(gateway_port: u16) -> Result<Local, String> {
         credentials,
         secret_arn,
         http,
+        bus,
+        hook,
     })
 }
 
@@ -120,9 +132,32 @@ async fn start_core(
         .await
         .map_err(|e| format!("creating the secret on moto failed: {e}"))?;
     let secret_arn = secret.arn().unwrap_or_default().to_string();
+    // The local reply hook signs with `reply_hook_secret`: added when the credentials have none.
+    let credentials_json = match serde_json::from_str::<Value>(credentials_json) {
+        Ok(Value::Object(mut o)) => {
+            o.entry("reply_hook_secret")
+                .or_insert_with(|| crate::HOOK_SECRET.into());
+            Value::Object(o).to_string()
+        }
+        _ => credentials_json.to_string(),
+    };
+    let bus = LocalBus::create(
+        &aws,
+        &format!("wxopen-local-{}", std::process::id()),
+        &format!("wxopen-local-events-{}", std::process::id()),
+    )
+    .await
+    .map_err(|e| format!("creating the event bus and its queue on moto failed: {e}"))?;
+    let hook_secret = serde_json::from_str::<Value>(&credentials_json)
+        .ok()
+        .and_then(|v| v["reply_hook_secret"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let hook = HookServer::start(0, &hook_secret)
+        .await
+        .map_err(|e| format!("the reply hook did not start: {e}"))?;
     sm.put_secret_value()
         .secret_id(&secret_arn)
-        .secret_string(credentials_json)
+        .secret_string(&credentials_json)
         .send()
         .await
         .map_err(|e| format!("filling the secret failed: {e}"))?;
@@ -136,6 +171,7 @@ async fn start_core(
     let gw = {
         let (store, credentials, wechat) = (store.clone(), credentials.clone(), wechat.clone());
         let (mp_base, open_base) = (bases.mp.clone(), bases.open.clone());
+        let (bus_name, hook_url) = (bus.bus_name.clone(), hook.url.clone());
         gateway::start(gateway_port, move |public| {
             Apps::new(
                 store,
@@ -154,6 +190,10 @@ async fn start_core(
                     },
                     // The local stack's own pages may be return_to targets (`make dev`).
                     sign_in_origins: vec![public.trim_end_matches('/').to_string()],
+                    aws,
+                    event_bus_name: bus_name,
+                    reply_hook_url: Some(hook_url),
+                    reply_hook_budget: wxopen::reply::hook::DEFAULT_BUDGET,
                 },
             )
         })
@@ -171,10 +211,17 @@ async fn start_core(
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?,
+        bus,
+        hook,
     })
 }
 
 impl Local {
+    /// A publisher to the local bus (what the functions use).
+    pub fn publisher(&self) -> wxopen::events::EventBridgePublisher {
+        wxopen::events::EventBridgePublisher::new(self.bus.events.clone(), &self.bus.bus_name)
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -342,6 +389,7 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
                     wechat: local.wechat.clone(),
                 },
                 settings: RefreshSettings::default(),
+                publisher: local.publisher(),
             };
             let report = token_refresh::run(&app).await;
             expect(
@@ -494,6 +542,40 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
             ))
         }
         9 => {
+            let (s, sent) = local
+                .control(
+                    "users/message",
+                    json!({ "appid": OA, "user": "alice", "content": "hello wxopen" }),
+                )
+                .await?;
+            expect(
+                s == 200 && sent["status"] == 200,
+                format!("message: {sent}"),
+            )?;
+            let reply = sent["reply"].as_str().unwrap_or_default();
+            expect(
+                reply.contains("you said: hello wxopen"),
+                format!("the hook's reply did not reach the user: {sent}"),
+            )?;
+            let (event, _) = local
+                .bus
+                .wait_for(
+                    |e| {
+                        e["detail-type"] == "authorizer.message"
+                            && e["detail"]["fields"]["Content"] == "hello wxopen"
+                    },
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let event = event.ok_or("the message never arrived on the bus's queue")?;
+            Ok(format!(
+                "alice wrote \"hello wxopen\": on the bus as authorizer.message (id {}, from_user {}), read from SQS; the reply hook answered and alice's WeChat decrypted \"you said: hello wxopen\"",
+                event["detail"]["id"].as_str().unwrap_or_default(),
+                event["detail"]["from_user"].as_str().unwrap_or_default()
+            ))
+        }
+        10 => {
             let (s, _) = local
                 .control(
                     &format!("merchants/{OA}/update"),
@@ -542,7 +624,7 @@ async fn link(local: &Local) -> Result<String, String> {
     Ok(body["pc_url"].as_str().unwrap_or_default().to_string())
 }
 
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "ticket pushed and stored",
     "component token",
     "merchant authorizes",
@@ -552,6 +634,7 @@ pub const STEPS: [&str; 10] = [
     "open account: create, bind, get",
     "release test",
     "follow to log in",
+    "events out and a reply",
     "update and cancel",
 ];
 

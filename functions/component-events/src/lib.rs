@@ -1,17 +1,22 @@
 //! `POST /wechat/component`: the authorization event URL (授权事件接收URL).
 //!
-//! Verifies, decrypts, dedupes and records each push, and answers `success` for every accepted
-//! push (duplicates and unknown InfoTypes included). Bad input gets the JSON error shape and
-//! changes nothing.
+//! Verifies, decrypts, applies and records each push, publishes every push but the ticket as
+//! `component.event` (and wxopen's own state changes as `authorization.changed`), and answers
+//! `success` for every accepted push (duplicates and unknown InfoTypes included). Bad input gets
+//! the JSON error shape and changes nothing.
 
 use std::time::Duration;
 
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
-use wxopen::callbacks::component::{PushOutcome, apply_push, complete_within};
+use wxopen::callbacks::component::{
+    ComponentPushError, PushOutcome, apply_push, authorization_changes, complete_within,
+    deliver_push_event, push_event,
+};
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
+use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
 use wxopen::http::{ApiError, open_push, rejected_plaintext, wechat_success};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
@@ -20,11 +25,13 @@ use wxopen::store::DynamoStore;
 use wxopen::xml::ComponentPush;
 
 /// The ports this function needs.
-pub struct App<S, C, K> {
+pub struct App<S, C, K, P = EventBridgePublisher> {
     pub deps: Deps<S, C, K>,
     pub push_window: Duration,
     /// Time allowed to complete an authorization before answering WeChat (which waits 5 s).
     pub completion_budget: Duration,
+    /// Where `component.event` and `authorization.changed` are published.
+    pub publisher: P,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
@@ -32,19 +39,27 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
         Self {
             push_window: rt.config.push_window,
             completion_budget: DEFAULT_COMPLETION_BUDGET,
+            publisher: EventBridgePublisher::from_settings(
+                &rt.aws,
+                &EventSettings::from_config(&rt.config),
+            ),
             deps: rt.into_deps(),
         }
     }
 }
 
-/// Leaves room within WeChat's 5 s for verification, storage and the answer.
+/// Leaves room within WeChat's 5 s for verification, storage, publishing and the answer.
 pub const DEFAULT_COMPLETION_BUDGET: Duration = Duration::from_millis(3000);
 
-pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
+pub async fn handle<S, C, K, P>(
+    app: &App<S, C, K, P>,
+    req: Request,
+) -> Result<Response<Body>, Error>
 where
     S: ComponentEventStore,
     C: CredentialsProvider,
     K: Clock,
+    P: EventPublisher,
 {
     Ok(match process(app, &req).await {
         Ok(()) => wechat_success(),
@@ -52,16 +67,29 @@ where
     })
 }
 
-async fn process<S, C, K>(app: &App<S, C, K>, req: &Request) -> Result<(), ApiError>
+fn not_recorded(e: ComponentPushError, info_type: &str) -> ApiError {
+    tracing::error!(error = %e, info_type, "could not record push");
+    match e {
+        ComponentPushError::Store(_) => ApiError::new(
+            503,
+            "store_unavailable",
+            "the push could not be recorded; WeChat will retry",
+        ),
+        ComponentPushError::Event(_) => ApiError::internal(),
+    }
+}
+
+async fn process<S, C, K, P>(app: &App<S, C, K, P>, req: &Request) -> Result<(), ApiError>
 where
     S: ComponentEventStore,
     C: CredentialsProvider,
     K: Clock,
+    P: EventPublisher,
 {
     let now = app.deps.clock.now();
     let (creds, opened) = open_push(req, &app.deps.credentials, now, app.push_window).await?;
-    let parsed =
-        ComponentPush::parse(opened.plaintext.expose_secret()).map_err(rejected_plaintext)?;
+    let plaintext = opened.plaintext.expose_secret();
+    let parsed = ComponentPush::parse(plaintext).map_err(rejected_plaintext)?;
     if parsed.component_appid() != creds.component_appid {
         tracing::warn!("push names another component appid");
         return Err(ApiError::new(
@@ -70,29 +98,32 @@ where
             "the push is addressed to another component",
         ));
     }
-    let outcome = apply_push(&app.deps.store, &parsed, &opened.dedupe_key, now)
+    let info_type = parsed.info_type();
+    let event = push_event(&app.deps.store, plaintext, now)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, info_type = parsed.info_type(), "could not record push");
-            ApiError::new(
-                503,
-                "store_unavailable",
-                "the push could not be recorded; WeChat will retry",
-            )
-        })?;
-    tracing::info!(
-        info_type = parsed.info_type(),
-        outcome = outcome.as_str(),
-        "push accepted"
-    );
+        .map_err(|e| not_recorded(e, info_type))?;
+    if event.as_ref().is_some_and(|e| e.duplicate) {
+        tracing::info!(
+            info_type,
+            outcome = PushOutcome::Duplicate.as_str(),
+            "push accepted"
+        );
+        return Ok(());
+    }
+    let outcome = apply_push(&app.deps.store, &parsed, now)
+        .await
+        .map_err(|e| not_recorded(e.into(), info_type))?;
+    tracing::info!(info_type, outcome = outcome.as_str(), "push accepted");
+    let mut exchange = None;
     if outcome == PushOutcome::AuthorizationPending {
         let svc = app.deps.tokens();
         match complete_within(&svc, &parsed, now, app.completion_budget).await {
-            Some(Ok(exchange)) => {
+            Some(Ok(done)) => {
                 tracing::info!(
-                    authorizer = exchange.authorizer_appid(),
+                    authorizer = done.authorizer_appid(),
                     "authorization completed in the callback"
-                )
+                );
+                exchange = Some(done);
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "authorization left pending for the refresher")
@@ -100,5 +131,24 @@ where
             None => {}
         }
     }
+    let Some(event) = event else {
+        return Ok(());
+    };
+    let changes = authorization_changes(&parsed, outcome, exchange.as_ref(), &event.entry.id, now);
+    let (delivered, deferred) =
+        deliver_push_event(&app.deps.store, &app.publisher, &event, &changes, now)
+            .await
+            .map_err(|e| not_recorded(e, info_type))?;
+    if deferred > 0 {
+        tracing::warn!(deferred, "authorization.changed deferred to the outbox");
+    }
+    println!(
+        "{}",
+        metrics::delivery_line(
+            "component-events",
+            &delivered,
+            app.deps.clock.now().saturating_mul(1000)
+        )
+    );
     Ok(())
 }

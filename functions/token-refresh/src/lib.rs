@@ -4,21 +4,30 @@ use lambda_runtime::{Error, LambdaEvent};
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
+use wxopen::events::outbox::SweepReport;
+use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::DynamoStore;
 use wxopen::store::TokenServiceStore;
+use wxopen::store::outbox::EventRecordStore;
 
-pub struct App<S, C, K> {
+pub struct App<S, C, K, P = EventBridgePublisher> {
     pub deps: Deps<S, C, K>,
     pub settings: RefreshSettings,
+    /// Where the outbox's events are republished.
+    pub publisher: P,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
     fn from_runtime(rt: Runtime<C>) -> Self {
         Self {
             settings: RefreshSettings::from_config(&rt.config),
+            publisher: EventBridgePublisher::from_settings(
+                &rt.aws,
+                &EventSettings::from_config(&rt.config),
+            ),
             deps: rt.into_deps(),
         }
     }
@@ -26,24 +35,38 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
 
 /// One run. The event's content is not needed (any schedule event starts a run). Metrics go to
 /// stdout as CloudWatch embedded-metric-format lines; the report is the result.
-pub async fn handle<S, C, K>(
-    app: &App<S, C, K>,
+pub async fn handle<S, C, K, P>(
+    app: &App<S, C, K, P>,
     _event: LambdaEvent<serde_json::Value>,
 ) -> Result<RefreshReport, Error>
 where
-    S: TokenServiceStore,
+    S: TokenServiceStore + EventRecordStore,
     C: CredentialsProvider,
     K: Clock,
+    P: EventPublisher,
 {
     let report = run(app).await;
-    for line in refresher::emf_lines(&report, app.deps.clock.now().saturating_mul(1000)) {
+    let swept = sweep(app).await;
+    let now_ms = app.deps.clock.now().saturating_mul(1000);
+    for line in refresher::emf_lines(&report, now_ms) {
         println!("{line}");
     }
+    println!("{}", metrics::sweep_line("token-refresh", &swept, now_ms));
     Ok(report)
 }
 
+/// The outbox sweep of a run (events EventBridge refused earlier).
+pub async fn sweep<S, C, K, P>(app: &App<S, C, K, P>) -> SweepReport
+where
+    S: EventRecordStore,
+    K: Clock,
+    P: EventPublisher,
+{
+    refresher::sweep_outbox(&app.deps.store, &app.publisher, app.deps.clock.now()).await
+}
+
 /// The run itself, without the Lambda event (tests, benchmarks).
-pub async fn run<S, C, K>(app: &App<S, C, K>) -> RefreshReport
+pub async fn run<S, C, K, P>(app: &App<S, C, K, P>) -> RefreshReport
 where
     S: TokenServiceStore,
     C: CredentialsProvider,

@@ -1,4 +1,9 @@
-//! What the authorization event URL does with a verified push.
+//! What the authorization event URL does with a verified push: the ticket is stored (newest
+//! wins: no dedupe record, no event); every other push is checked against the event records
+//! ([`push_event`]: a WeChat retry is answered `success` and changes nothing), applied
+//! ([`apply_push`]), its code exchanged within the budget ([`complete_within`]), then published
+//! as `component.event` and recorded ([`deliver_push_event`]), with wxopen's own state change as
+//! `authorization.changed` ([`authorization_changes`]).
 
 use std::time::Duration;
 
@@ -6,12 +11,15 @@ use secrecy::ExposeSecret;
 
 use crate::authorization::{self, Exchange};
 use crate::clock::Clock;
+use crate::events::outbox::{self, Delivered};
+use crate::events::{AuthorizationChange, Event, EventEntry, EventError, EventPublisher, Known};
 use crate::secrets::CredentialsProvider;
 use crate::tokens::{TokenError, TokenService};
 
 use crate::model::{AuthorizationKind, PendingAuthorization, StoredTicket};
-use crate::store::{ComponentEventStore, EventApplied, PushClaim, StoreError, TicketWrite};
-use crate::xml::ComponentPush;
+use crate::store::outbox::ReplyMemo;
+use crate::store::{ComponentEventStore, EventApplied, StoreError, TicketWrite};
+use crate::xml::{self, ComponentPush};
 
 /// What happened to a push, for logs and tests (never secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,22 +73,18 @@ fn pending_authorization(push: &ComponentPush, now: i64) -> Option<PendingAuthor
     })
 }
 
-/// Dedupes the push by `dedupe_key`, applies it (every effect is idempotent, so a crashed
-/// earlier attempt is simply redone), and marks it done.
+/// Applies the push. Every effect is idempotent (newest-wins writes), so a WeChat retry, or a
+/// crashed earlier attempt, is simply redone; the ticket needs no dedupe record at all.
 pub async fn apply_push<S: ComponentEventStore>(
     store: &S,
     push: &ComponentPush,
-    dedupe_key: &str,
     now: i64,
 ) -> Result<PushOutcome, StoreError> {
-    if store.claim_push(dedupe_key, push.info_type(), now).await? == PushClaim::Done {
-        return Ok(PushOutcome::Duplicate);
-    }
     let applied = |e: EventApplied, yes: PushOutcome| match e {
         EventApplied::Applied => yes,
         EventApplied::Superseded => PushOutcome::Superseded,
     };
-    let outcome = match push {
+    Ok(match push {
         ComponentPush::VerifyTicket {
             ticket,
             create_time,
@@ -116,9 +120,121 @@ pub async fn apply_push<S: ComponentEventStore>(
             PushOutcome::Unauthorized,
         ),
         ComponentPush::FastRegister(_) | ComponentPush::Other { .. } => PushOutcome::Ignored,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentPushError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// A component push other than the ticket, as an event: built, and checked against the event
+/// records (`None` for the ticket, which is no event).
+pub struct PushEvent {
+    pub entry: EventEntry,
+    /// The event record exists: a WeChat retry of a push already handled.
+    pub duplicate: bool,
+}
+
+/// The `component.event` of a push and whether it was handled already (one read).
+pub async fn push_event<S: ComponentEventStore>(
+    store: &S,
+    plaintext: &str,
+    now: i64,
+) -> Result<Option<PushEvent>, ComponentPushError> {
+    let fields = xml::fields(plaintext).map_err(EventError::from)?;
+    if fields.get("InfoType") == Some("component_verify_ticket") {
+        return Ok(None);
+    }
+    let known = match Event::component_subject(&fields) {
+        Some(appid) => store.get_authorizer(appid).await?.is_some(),
+        None => false,
     };
-    store.complete_push(dedupe_key).await?;
-    Ok(outcome)
+    let known = Known {
+        authorizer_known: known,
+        customer_ref: None,
+    };
+    let Some(event) = Event::from_component_fields(&fields, now, known)? else {
+        return Ok(None);
+    };
+    let entry = EventEntry::from_event(&event)?;
+    let duplicate = outbox::recall(store, &entry.id).await?.is_some();
+    Ok(Some(PushEvent { entry, duplicate }))
+}
+
+/// wxopen's own state change caused by `push` (event id `cause`), as `authorization.changed`:
+/// `unauthorized` when the push was applied, `authorized`/`updated` once its code was exchanged.
+pub fn authorization_changes(
+    push: &ComponentPush,
+    outcome: PushOutcome,
+    exchange: Option<&Exchange>,
+    cause: &str,
+    now: i64,
+) -> Vec<Event> {
+    let change = match (push, outcome, exchange) {
+        (ComponentPush::Unauthorized { .. }, PushOutcome::Unauthorized, _) => {
+            AuthorizationChange::Unauthorized
+        }
+        (
+            ComponentPush::Authorized(_),
+            _,
+            Some(Exchange::Recorded { .. } | Exchange::AlreadyDone { .. }),
+        ) => AuthorizationChange::Authorized,
+        (
+            ComponentPush::UpdateAuthorized(_),
+            _,
+            Some(Exchange::Recorded { .. } | Exchange::AlreadyDone { .. }),
+        ) => AuthorizationChange::Updated,
+        _ => return Vec::new(),
+    };
+    let (appid, create_time) = match push {
+        ComponentPush::Unauthorized {
+            authorizer_appid,
+            create_time,
+            ..
+        } => (authorizer_appid.as_str(), *create_time),
+        ComponentPush::Authorized(a) | ComponentPush::UpdateAuthorized(a) => {
+            (a.authorizer_appid.as_str(), a.create_time)
+        }
+        _ => return Vec::new(),
+    };
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert("cause".to_string(), push.info_type().to_string());
+    vec![Event::authorization_changed(
+        appid,
+        change,
+        cause,
+        create_time,
+        now,
+        None,
+        fields,
+    )]
+}
+
+/// Publishes the push's event and records it (before WeChat is answered), with wxopen's own
+/// `authorization.changed` events (published, or deferred to the outbox).
+pub async fn deliver_push_event<S, P>(
+    store: &S,
+    publisher: &P,
+    event: &PushEvent,
+    changes: &[Event],
+    now: i64,
+) -> Result<(Delivered, usize), ComponentPushError>
+where
+    S: ComponentEventStore,
+    P: EventPublisher,
+{
+    let delivered =
+        outbox::deliver(store, publisher, &event.entry, ReplyMemo::Success, now).await?;
+    let entries = changes
+        .iter()
+        .map(EventEntry::from_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    let deferred = outbox::publish_or_defer(store, publisher, &entries, now).await?;
+    Ok((delivered, deferred))
 }
 
 /// For an `authorized`/`updateauthorized` push: exchanges the code now if it can be done within

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use crate::authorization;
 use crate::clock::Clock;
 use crate::secrets::CredentialsProvider;
-use crate::store::TokenServiceStore;
+use crate::store::{PushClaim, PushStore, TokenServiceStore};
 use crate::tokens::TokenService;
 use crate::xml::Message;
 
@@ -44,7 +44,7 @@ pub async fn answer<S, C, K>(
     msg: &Message,
 ) -> Option<Answer>
 where
-    S: TokenServiceStore,
+    S: TokenServiceStore + PushStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -71,11 +71,23 @@ where
     }
 }
 
+/// The claim that lets exactly one delivery send `<code>_from_api` (a digest of the code: the
+/// code itself is never a key).
+pub fn send_claim_key(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "release-send:{}",
+        hex::encode(Sha256::digest(code.as_bytes()))
+    )
+}
+
 /// Release test case 3: exchange the code with `api_query_auth`, then send `<code>_from_api` as
-/// a customer-service message to the sender with the authorizer's token.
+/// a customer-service message to the sender with the authorizer's token. WeChat may deliver
+/// the push again while the first delivery is still working: the send is claimed once (a
+/// conditional write), so the message goes out once.
 async fn query_auth<S, C, K>(svc: &TokenService<'_, S, C, K>, appid: &str, openid: &str, code: &str)
 where
-    S: TokenServiceStore,
+    S: TokenServiceStore + PushStore,
     C: CredentialsProvider,
     K: Clock,
 {
@@ -101,6 +113,22 @@ where
     if authorizer != appid {
         tracing::warn!(authorizer = %authorizer, path = appid, "release test code belongs to another account");
     }
+    let claim_key = send_claim_key(code);
+    match svc
+        .store
+        .claim_push(&claim_key, "release_test_send", svc.clock.now())
+        .await
+    {
+        Ok(PushClaim::New) => {}
+        Ok(_) => {
+            tracing::info!(authorizer = %authorizer, "release test message already sent by another delivery");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "release test: the send could not be claimed");
+            return;
+        }
+    }
     let content = format!("{code}_from_api");
     let sent = svc
         .with_authorizer_token(&authorizer, |t| {
@@ -110,6 +138,9 @@ where
         .await;
     match sent {
         Ok(()) => {
+            if let Err(e) = svc.store.complete_push(&claim_key).await {
+                tracing::warn!(error = %e, "release test: send claim not marked done");
+            }
             tracing::info!(authorizer = %authorizer, "release test customer-service message sent")
         }
         Err(e) => tracing::error!(error = %e, "release test: customer-service message failed"),

@@ -11,7 +11,45 @@
 //! | `ReplyHookLatencyMs` | Milliseconds | message-events, per hook call |
 //! | `ReplyHookFailures` | Count | message-events, with a second line by `Cause` (`timeout`, `transport`, `status`, `function_error`, `malformed`, `too_large`) |
 
+use std::sync::{Arc, Mutex};
+
 use serde_json::{Map, Value, json};
+
+/// Where a function's metric lines go: stdout (CloudWatch reads EMF from the log), or memory
+/// for tests that assert on them.
+#[derive(Debug, Clone, Default)]
+pub struct MetricSink(Option<Arc<Mutex<Vec<String>>>>);
+
+impl MetricSink {
+    /// Lines printed to stdout (as deployed).
+    pub fn stdout() -> Self {
+        Self(None)
+    }
+
+    /// Lines kept in memory ([`MetricSink::lines`]).
+    pub fn memory() -> Self {
+        Self(Some(Arc::default()))
+    }
+
+    pub fn emit(&self, line: String) {
+        match &self.0 {
+            None => println!("{line}"),
+            Some(lines) => {
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line);
+                }
+            }
+        }
+    }
+
+    /// The lines kept so far (empty for stdout).
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .as_ref()
+            .and_then(|l| l.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default()
+    }
+}
 
 /// One metric value.
 #[derive(Debug, Clone, Copy, PartialEq)]

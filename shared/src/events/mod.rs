@@ -15,4 +15,4 @@ pub mod outbox;
 pub mod publish;
 
 pub use detail::{AuthorizationChange, Detail, DetailType, Event, EventError, Known, SOURCE};
-pub use publish::{EventBridgePublisher, EventEntry, EventPublisher, PublishReport};
+pub use publish::{EventBridgePublisher, EventEntry, EventPublisher, EventSettings, PublishReport};

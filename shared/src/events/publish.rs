@@ -8,11 +8,13 @@
 
 use std::future::Future;
 use std::ops::Range;
+use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::{Deserialize, Serialize};
 
 use super::detail::{DetailType, Event, EventError, SOURCE};
+use crate::config::Config;
 
 /// EventBridge's limit for one entry and for one request.
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
@@ -116,6 +118,26 @@ pub fn batches(entries: &[EventEntry]) -> Vec<Range<usize>> {
     out
 }
 
+/// Longest a `PutEvents` call may take on the answer path (both attempts together): an
+/// EventBridge outage costs at most this much of WeChat's 5 s, then the event goes to the outbox.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The bus settings as deployed (`EVENT_BUS_NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSettings {
+    pub bus_name: String,
+    pub publish_timeout: Duration,
+}
+
+impl EventSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            bus_name: config.event_bus_name.clone(),
+            publish_timeout: PUBLISH_TIMEOUT,
+        }
+    }
+}
+
 /// The EventBridge adapter: one custom bus.
 #[derive(Debug, Clone)]
 pub struct EventBridgePublisher {
@@ -129,6 +151,23 @@ impl EventBridgePublisher {
             client,
             bus_name: bus_name.into(),
         }
+    }
+
+    /// The publisher of a deployment: its own EventBridge client with a short operation timeout
+    /// and two attempts, so an outage defers events instead of eating WeChat's deadline.
+    pub fn from_settings(sdk: &aws_config::SdkConfig, settings: &EventSettings) -> Self {
+        let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(settings.publish_timeout)
+                    .build(),
+            )
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .build();
+        Self::new(
+            aws_sdk_eventbridge::Client::from_conf(config),
+            settings.bus_name.clone(),
+        )
     }
 
     pub fn bus_name(&self) -> &str {

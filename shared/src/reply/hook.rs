@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use super::model::{MAX_ANSWER_BYTES, PassiveReply, ReplyError};
+use crate::config::Config;
 use crate::events::metrics::{Metric, emf_line};
 
 /// Default budget: inside WeChat's 5 s, with room for the store and the answer.
@@ -38,6 +39,8 @@ pub enum HookError {
     FunctionError,
     #[error("{0}")]
     Answer(#[from] ReplyError),
+    #[error("the HTTPS reply hook is configured but the credentials have no reply_hook_secret")]
+    NoSecret,
 }
 
 impl HookError {
@@ -48,6 +51,7 @@ impl HookError {
             HookError::Transport => "transport",
             HookError::Status(_) => "status",
             HookError::FunctionError => "function_error",
+            HookError::NoSecret => "no_secret",
             HookError::Answer(ReplyError::TooLarge) => "too_large",
             HookError::Answer(_) => "malformed",
         }
@@ -178,17 +182,33 @@ pub fn verify_signature(
     subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), v1.as_bytes()).into()
 }
 
-/// The HTTPS hook: `POST <url>` with the detail JSON, signed with `reply_hook_secret`.
-pub struct HttpsHook {
+/// Where the HTTPS hook is (URL and HTTP client), built once per cold start. The signing
+/// secret comes with each call ([`HttpsEndpoint::signed`]): it lives in the credentials secret,
+/// which is fetched (and cached) per request.
+#[derive(Clone)]
+pub struct HttpsEndpoint {
     client: reqwest::Client,
     url: url::Url,
+}
+
+impl std::fmt::Debug for HttpsEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpsEndpoint")
+            .field("host", &self.url.host_str())
+            .finish()
+    }
+}
+
+/// The HTTPS hook: `POST <url>` with the detail JSON, signed with `reply_hook_secret`.
+pub struct HttpsHook {
+    endpoint: HttpsEndpoint,
     secret: SecretString,
 }
 
 impl std::fmt::Debug for HttpsHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpsHook")
-            .field("host", &self.url.host_str())
+            .field("host", &self.endpoint.url.host_str())
             .field("secret", &"<redacted>")
             .finish()
     }
@@ -204,21 +224,14 @@ pub enum HookConfigError {
     Client,
 }
 
-impl HttpsHook {
+impl HttpsEndpoint {
     /// `url` must be https, or http on a loopback host (the local stack). `timeout` bounds the
     /// whole request (use the budget).
-    pub fn new(
-        url: &str,
-        secret: SecretString,
-        timeout: Duration,
-    ) -> Result<Self, HookConfigError> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, HookConfigError> {
         let url = url::Url::parse(url).map_err(|_| HookConfigError::BadUrl)?;
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
             return Err(HookConfigError::BadUrl);
-        }
-        if secret.expose_secret().is_empty() {
-            return Err(HookConfigError::MissingSecret);
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -226,31 +239,31 @@ impl HttpsHook {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| HookConfigError::Client)?;
-        Ok(Self {
-            client,
-            url,
+        Ok(Self { client, url })
+    }
+
+    /// The hook signing with `secret` (the client is shared, not rebuilt).
+    pub fn signed(&self, secret: SecretString) -> Result<HttpsHook, HookConfigError> {
+        if secret.expose_secret().is_empty() {
+            return Err(HookConfigError::MissingSecret);
+        }
+        Ok(HttpsHook {
+            endpoint: self.clone(),
             secret,
         })
     }
-}
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-impl ReplyHook for HttpsHook {
-    async fn call(&self, event_id: &str, detail_json: &str) -> Result<Vec<u8>, HookError> {
+    async fn call(
+        &self,
+        secret: &SecretString,
+        event_id: &str,
+        detail_json: &str,
+    ) -> Result<Vec<u8>, HookError> {
         let mut resp = self
             .client
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                SIGNATURE_HEADER,
-                signature(&self.secret, unix_now(), detail_json),
-            )
+            .header(SIGNATURE_HEADER, signature(secret, unix_now(), detail_json))
             .header(EVENT_ID_HEADER, event_id)
             .body(detail_json.to_string())
             .send()
@@ -286,6 +299,33 @@ impl ReplyHook for HttpsHook {
             }
         }
         Ok(body)
+    }
+}
+
+impl HttpsHook {
+    /// `url` must be https, or http on a loopback host (the local stack). `timeout` bounds the
+    /// whole request (use the budget).
+    pub fn new(
+        url: &str,
+        secret: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, HookConfigError> {
+        HttpsEndpoint::new(url, timeout)?.signed(secret)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl ReplyHook for HttpsHook {
+    async fn call(&self, event_id: &str, detail_json: &str) -> Result<Vec<u8>, HookError> {
+        self.endpoint
+            .call(&self.secret, event_id, detail_json)
+            .await
     }
 }
 
@@ -333,26 +373,92 @@ impl ReplyHook for LambdaHook {
     }
 }
 
+/// The reply hook settings as deployed (`REPLY_HOOK_FUNCTION_ARN`, `REPLY_HOOK_URL`,
+/// `REPLY_HOOK_BUDGET_MS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSettings {
+    pub function_arn: Option<String>,
+    pub url: Option<String>,
+    pub budget: Duration,
+}
+
+impl HookSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            function_arn: config.reply_hook_function_arn.clone(),
+            url: config.reply_hook_url.clone(),
+            budget: config.reply_hook_budget,
+        }
+    }
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        Self {
+            function_arn: None,
+            url: None,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
 /// The hook a deployment configured: none, HTTPS or Lambda (static dispatch for handlers).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ConfiguredHook {
     None,
-    Https(HttpsHook),
+    Https(HttpsEndpoint),
     Lambda(LambdaHook),
 }
 
 impl ConfiguredHook {
+    /// The hook of `settings`: the Lambda function when an ARN is set (its client is built only
+    /// then), else the URL, else none.
+    pub fn from_settings(
+        settings: &HookSettings,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, HookConfigError> {
+        if let Some(arn) = &settings.function_arn {
+            return Ok(ConfiguredHook::Lambda(LambdaHook::new(
+                aws_sdk_lambda::Client::new(sdk),
+                arn.clone(),
+            )));
+        }
+        match &settings.url {
+            Some(url) => Ok(ConfiguredHook::Https(HttpsEndpoint::new(
+                url,
+                settings.budget,
+            )?)),
+            None => Ok(ConfiguredHook::None),
+        }
+    }
+
     pub fn is_configured(&self) -> bool {
         !matches!(self, ConfiguredHook::None)
     }
+
+    /// The hook for one request, with the HTTPS signing secret from the credentials.
+    pub fn signed<'a>(&'a self, secret: Option<&'a SecretString>) -> ActiveHook<'a> {
+        ActiveHook { hook: self, secret }
+    }
 }
 
-impl ReplyHook for ConfiguredHook {
+/// A configured hook with the secret of one request (see [`ConfiguredHook::signed`]).
+pub struct ActiveHook<'a> {
+    hook: &'a ConfiguredHook,
+    secret: Option<&'a SecretString>,
+}
+
+impl ReplyHook for ActiveHook<'_> {
     async fn call(&self, event_id: &str, detail_json: &str) -> Result<Vec<u8>, HookError> {
-        match self {
+        match self.hook {
             // No hook: no reply.
             ConfiguredHook::None => Ok(Vec::new()),
-            ConfiguredHook::Https(h) => h.call(event_id, detail_json).await,
+            ConfiguredHook::Https(endpoint) => match self.secret {
+                Some(secret) if !secret.expose_secret().is_empty() => {
+                    endpoint.call(secret, event_id, detail_json).await
+                }
+                _ => Err(HookError::NoSecret),
+            },
             ConfiguredHook::Lambda(h) => h.call(event_id, detail_json).await,
         }
     }
@@ -402,7 +508,9 @@ mod tests {
         assert_eq!(r.outcome, HookOutcome::Failed(HookError::Timeout));
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(
-            ask(&ConfiguredHook::None, "e", "{}", budget).await.outcome,
+            ask(&ConfiguredHook::None.signed(None), "e", "{}", budget)
+                .await
+                .outcome,
             HookOutcome::NoReply
         );
     }

@@ -376,17 +376,36 @@ pub trait LoginCodeStore: Send + Sync {
 
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
-    TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore + LinkStore
+    TicketStore
+    + PushStore
+    + AuthorizerStore
+    + TokenStore
+    + AuthCodeStore
+    + LinkStore
+    + outbox::EventRecordStore
 {
 }
-impl<T: TicketStore + PushStore + AuthorizerStore + TokenStore + AuthCodeStore + LinkStore>
-    ComponentEventStore for T
+impl<
+    T: TicketStore
+        + PushStore
+        + AuthorizerStore
+        + TokenStore
+        + AuthCodeStore
+        + LinkStore
+        + outbox::EventRecordStore,
+> ComponentEventStore for T
 {
 }
 
 /// Everything the message-events function needs.
-pub trait MessageEventStore: TokenServiceStore + PushStore + LoginStore + IdentityStore {}
-impl<T: TokenServiceStore + PushStore + LoginStore + IdentityStore> MessageEventStore for T {}
+pub trait MessageEventStore:
+    TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore
+{
+}
+impl<T: TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore>
+    MessageEventStore for T
+{
+}
 
 /// Everything the token service needs (the code exchange resolves authorization links).
 pub trait TokenServiceStore:

@@ -41,6 +41,9 @@ pub enum ReplyMemo {
     Empty,
     /// A passive reply: the plaintext reply XML, sealed again for each answer.
     Reply { xml: String },
+    /// Not settled: a login scan whose confirmation failed. The event is recorded (and
+    /// published); WeChat is asked to retry, and each retry runs the login scan again.
+    Retry,
 }
 
 /// Replies are what a hook said to a user: `Debug` shows their size only.
@@ -49,6 +52,7 @@ impl std::fmt::Debug for ReplyMemo {
         match self {
             ReplyMemo::Success => f.write_str("Success"),
             ReplyMemo::Empty => f.write_str("Empty"),
+            ReplyMemo::Retry => f.write_str("Retry"),
             ReplyMemo::Reply { xml } => write!(f, "Reply({} bytes)", xml.len()),
         }
     }

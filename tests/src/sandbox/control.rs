@@ -129,7 +129,10 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
             let obj = body_object(body)?;
             let appid =
                 str_field(&obj, "appid").unwrap_or_else(|| "wx570bc396a51b8ff8".to_string());
-            match release::run(shared, &appid).await {
+            // `retry_while_running`: WeChat delivers the QUERY_AUTH_CODE message again while the
+            // first delivery is still being handled.
+            let concurrent = obj.get("retry_while_running") == Some(&Value::Bool(true));
+            match release::run(shared, &appid, concurrent).await {
                 Ok(v) => ok(v),
                 Err(e) => Err(bad_request(e)),
             }

@@ -34,7 +34,14 @@ fn content_of(reply: &Value) -> String {
 
 /// Runs the three cases against the platform for test account `appid` (authorizing it first,
 /// as WeChat's robot does, if it is not yet authorized). Returns `{passed, cases}`.
-pub async fn run(shared: &Arc<Shared>, appid: &str) -> Result<Value, String> {
+/// Runs the three cases. With `retry_while_running`, the `QUERY_AUTH_CODE` message is delivered
+/// twice at once (a WeChat retry while the first delivery is still working): the platform must
+/// still send `<code>_from_api` exactly once (`custom_sends` in the report).
+pub async fn run(
+    shared: &Arc<Shared>,
+    appid: &str,
+    retry_while_running: bool,
+) -> Result<Value, String> {
     // The robot's test account authorizes the platform: an `authorized` push.
     let auth = {
         let mut st = shared.lock();
@@ -115,16 +122,23 @@ pub async fn run(shared: &Arc<Shared>, appid: &str) -> Result<Value, String> {
     //    "<code>_from_api" sent with the authorizer token obtained through api_query_auth.
     let code = shared.lock().new_auth_code(appid);
     let started = Instant::now();
-    let r = message(
-        shared,
-        appid,
-        "text",
-        vec![
-            ("Content", F::Text(format!("QUERY_AUTH_CODE:{code}"))),
-            ("MsgId", F::Num("6000000000000000002".into())),
-        ],
-    )
-    .await;
+    let query = || {
+        message(
+            shared,
+            appid,
+            "text",
+            vec![
+                ("Content", F::Text(format!("QUERY_AUTH_CODE:{code}"))),
+                ("MsgId", F::Num("6000000000000000002".into())),
+            ],
+        )
+    };
+    let r = if retry_while_running {
+        let (first, _retry) = tokio::join!(query(), query());
+        first
+    } else {
+        query().await
+    };
     let reply_ok = r["status"] == 200
         && r["delivery"]["body"]
             .as_str()
@@ -156,9 +170,16 @@ pub async fn run(shared: &Arc<Shared>, appid: &str) -> Result<Value, String> {
     });
 
     let passed = cases.iter().all(|c| c.passed);
+    let custom_sends = shared
+        .lock()
+        .custom_messages
+        .iter()
+        .filter(|m| m.appid == appid && m.touser == user && m.content == expected)
+        .count();
     Ok(json!({
         "appid": appid,
         "passed": passed,
+        "custom_sends": custom_sends,
         "cases": cases.iter().map(|c| json!({
             "name": c.name, "passed": c.passed, "expected": c.expected, "got": c.got, "elapsed_ms": c.elapsed_ms,
         })).collect::<Vec<_>>(),

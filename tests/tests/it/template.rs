@@ -266,3 +266,82 @@ fn metric_lines_pass_every_allowed_log_level() {
         );
     }
 }
+
+#[test]
+fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_deployed() {
+    let facts = facts();
+    let functions = facts["functions"].as_object().unwrap();
+    let policies = |binary: &str| -> String {
+        functions
+            .values()
+            .find(|f| f["binary"] == binary)
+            .map(|f| f["policies"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no function {binary}"))
+    };
+    for publisher in ["component-events", "message-events", "token-refresh"] {
+        let p = policies(publisher);
+        assert!(
+            p.contains("events:PutEvents") && p.contains("EventBus"),
+            "{publisher} publishes to the bus: {p}"
+        );
+    }
+    for f in functions.values() {
+        let binary = f["binary"].as_str().unwrap();
+        let p = f["policies"].as_str().unwrap_or_default();
+        if !["component-events", "message-events", "token-refresh"].contains(&binary) {
+            assert!(!p.contains("events:PutEvents"), "{binary} does not publish");
+        }
+        assert_eq!(
+            p.contains("lambda:InvokeFunction"),
+            binary == "message-events",
+            "{binary}: only the message URL invokes the hook"
+        );
+    }
+    let m = policies("message-events");
+    assert!(
+        m.contains("HasReplyHookFunction") && m.contains("ReplyHookFunctionArn"),
+        "{m}"
+    );
+    assert!(
+        facts["conditions"]
+            .as_array()
+            .unwrap()
+            .contains(&"HasReplyHookFunction".into())
+    );
+    let env: Vec<&str> = facts["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for var in [
+        "EVENT_BUS_NAME",
+        "REPLY_HOOK_FUNCTION_ARN",
+        "REPLY_HOOK_URL",
+        "REPLY_HOOK_BUDGET_MS",
+    ] {
+        assert!(env.contains(&var), "{var} in the functions' environment");
+    }
+    let types = facts["resource_types"].as_object().unwrap();
+    for (kind, want) in [
+        ("AWS::Events::EventBus", 1),
+        ("AWS::Events::Archive", 1),
+        ("AWS::Events::Rule", 0),
+    ] {
+        assert_eq!(
+            types.values().filter(|t| *t == kind).count(),
+            want,
+            "{kind}: the bus and its archive; consumers' rules and queues are the provider's (local only)"
+        );
+    }
+    let queues: Vec<&String> = types
+        .iter()
+        .filter(|(_, t)| *t == "AWS::SQS::Queue")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        queues,
+        vec!["RefresherDeadLetterQueue"],
+        "no events queue is deployed"
+    );
+}

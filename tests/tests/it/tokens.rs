@@ -25,6 +25,7 @@ fn refresher(
     App {
         deps: stack.deps_with_clock(FixedClock::new(now)),
         settings: RefreshSettings::default(),
+        publisher: stack.publisher(),
     }
 }
 

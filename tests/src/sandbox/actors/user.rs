@@ -20,6 +20,21 @@ struct MessagePush {
     url: Option<String>,
     event: String,
     xml: String,
+    /// WeChat's retries: the same message delivered this many times (1 to 5).
+    repeat: u32,
+}
+
+/// `repeat` of a control request: how many times WeChat delivers the same message (its retries
+/// of a push that was answered late), default 1.
+fn repeat_of(obj: &Map<String, Value>) -> Result<u32, Fail> {
+    match obj.get("repeat") {
+        None | Some(Value::Null) => Ok(1),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=5).contains(n))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad_request("repeat must be 1 to 5")),
+    }
 }
 
 fn user_name(obj: &Map<String, Value>) -> Result<String, Fail> {
@@ -50,6 +65,7 @@ fn acted_on<'a>(st: &'a mut World, appid: &str) -> Result<&'a mut Merchant, Fail
 pub async fn scan(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
     let user = user_name(&obj)?;
     let ticket = required(&obj, "ticket")?;
+    let repeat = repeat_of(&obj)?;
     let msg = {
         let mut st = shared.lock();
         let now = st.now();
@@ -86,6 +102,7 @@ pub async fn scan(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             url,
             event: event.to_string(),
             xml,
+            repeat,
         }
     };
     ok(deliver_message(shared, msg).await)
@@ -95,6 +112,7 @@ pub async fn message(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
     let appid = required(&obj, "appid")?;
     let user = user_name(&obj)?;
     let content = str_field(&obj, "content").ok_or_else(|| bad_request("content is required"))?;
+    let repeat = repeat_of(&obj)?;
     let msg = {
         let mut st = shared.lock();
         let now = st.now();
@@ -121,6 +139,7 @@ pub async fn message(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             url,
             event: "text".to_string(),
             xml,
+            repeat,
         }
     };
     ok(deliver_message(shared, msg).await)
@@ -134,6 +153,7 @@ pub async fn event(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
         return Err(bad_request("event is too long"));
     }
     let event_key = str_field(&obj, "event_key");
+    let repeat = repeat_of(&obj)?;
     let msg = {
         let mut st = shared.lock();
         let now = st.now();
@@ -171,6 +191,7 @@ pub async fn event(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             url,
             event,
             xml,
+            repeat,
         }
     };
     ok(deliver_message(shared, msg).await)
@@ -205,6 +226,7 @@ pub async fn send_as_user(
             openid: id,
             url,
             event,
+            repeat: 1,
         }
     };
     Ok(deliver_message(shared, msg).await)
@@ -216,23 +238,36 @@ async fn deliver_message(shared: &Arc<Shared>, msg: MessagePush) -> Value {
     } else {
         format!("event:{}", msg.event)
     };
-    let delivery = push::deliver(
-        shared,
-        Outgoing {
-            kind,
-            target: "message",
-            url: msg.url,
-            plaintext: msg.xml,
-            outer_tag: "ToUserName",
-            outer_value: msg.gh,
-            require_success: false,
-        },
-    )
-    .await;
-    let (reply, reply_error) = if delivery.status.is_some() {
-        push::open_reply(shared, &delivery.body)
-    } else {
-        (None, None)
+    let mut deliveries = Vec::new();
+    for _ in 0..msg.repeat.max(1) {
+        let delivery = push::deliver(
+            shared,
+            Outgoing {
+                kind: kind.clone(),
+                target: "message",
+                url: msg.url.clone(),
+                plaintext: msg.xml.clone(),
+                outer_tag: "ToUserName",
+                outer_value: msg.gh.clone(),
+                require_success: false,
+            },
+        )
+        .await;
+        let (reply, reply_error) = if delivery.status.is_some() {
+            push::open_reply(shared, &delivery.body)
+        } else {
+            (None, None)
+        };
+        deliveries.push((delivery, reply, reply_error));
+    }
+    let repeats: Vec<Value> = deliveries
+        .iter()
+        .map(|(d, reply, reply_error)| {
+            json!({ "status": d.status, "reply": reply, "reply_error": reply_error, "body": d.body, "elapsed_attempts": d.attempts })
+        })
+        .collect();
+    let Some((delivery, reply, reply_error)) = deliveries.into_iter().next() else {
+        return json!({ "error": "not delivered" });
     };
     json!({
         "appid": msg.appid,
@@ -242,6 +277,7 @@ async fn deliver_message(shared: &Arc<Shared>, msg: MessagePush) -> Value {
         "reply": reply,
         "reply_error": reply_error,
         "delivery": delivery,
+        "repeats": repeats,
     })
 }
 

@@ -4,8 +4,6 @@
 //! replies decrypted and checked by wechatpy.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,69 +33,20 @@ const NOW: i64 = 1_763_856_100;
 /// A bus with a rule sending every `source: wxopen` event to a fresh queue.
 struct Bus {
     publisher: EventBridgePublisher,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    local: wxopen_tests::bus::LocalBus,
 }
 
 async fn fresh_bus() -> Bus {
-    let config = aws_config().await;
-    let events = aws_sdk_eventbridge::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let bus = unique("wxopen-bus");
-    events
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .expect("create bus on moto");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("wxopen-events"))
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue arn")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("queue arn");
-    let rule = unique("wxopen-all");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&bus)
-        .event_pattern(json!({"source": [SOURCE]}).to_string())
-        .send()
-        .await
-        .expect("rule");
-    events
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("target");
+    let local = wxopen_tests::bus::LocalBus::create(
+        &aws_config().await,
+        &unique("wxopen-bus"),
+        &unique("wxopen-events"),
+    )
+    .await
+    .expect("bus, rule and queue on moto");
     Bus {
-        publisher: EventBridgePublisher::new(events, bus),
-        sqs,
-        queue_url,
+        publisher: EventBridgePublisher::new(local.events.clone(), &local.bus_name),
+        local,
     }
 }
 
@@ -105,37 +54,10 @@ impl Bus {
     /// Reads the queue until `n` events arrived (long polls, no sleeps), then once more to make
     /// sure nothing else follows. Returns the EventBridge envelopes.
     async fn drain(&self, n: usize) -> Vec<Value> {
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while out.len() < n && Instant::now() < deadline {
-            out.extend(self.receive(1).await);
-        }
-        out.extend(self.receive(0).await);
-        out
-    }
-
-    async fn receive(&self, wait: i32) -> Vec<Value> {
-        let got = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait)
-            .send()
+        self.local
+            .drain(n, Duration::from_secs(20))
             .await
-            .expect("receive");
-        let mut out = Vec::new();
-        for m in got.messages.unwrap_or_default() {
-            out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON"));
-            self.sqs
-                .delete_message()
-                .queue_url(&self.queue_url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-        out
+            .expect("queue readable")
     }
 }
 
@@ -705,42 +627,6 @@ async fn https_hook_signs_its_body_and_falls_back_on_failure() {
 
 // ---- replies checked by wechatpy ----
 
-fn wechatpy_replies(req: &Value) -> Value {
-    let python = std::env::var("WXOPEN_PYTHON")
-        .expect("WXOPEN_PYTHON must name the venv's python with wechatpy; run `make test`");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/wechatpy_replies.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(req.to_string().as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python");
-    assert!(
-        out.status.success(),
-        "wechatpy shim failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("shim JSON")
-}
-
-fn tag(xml: &str, name: &str) -> String {
-    xml.split(&format!("<{name}>"))
-        .nth(1)
-        .and_then(|r| r.split(&format!("</{name}>")).next())
-        .unwrap_or_default()
-        .trim_start_matches("<![CDATA[")
-        .trim_end_matches("]]>")
-        .to_string()
-}
-
 #[test]
 fn replies_decrypted_and_checked_by_wechatpy() {
     let key = AesKey::from_encoding_aes_key(AES_KEY).expect("key");
@@ -773,9 +659,9 @@ fn replies_decrypted_and_checked_by_wechatpy() {
         let out = wechatpy_replies(&json!({
             "token": TOKEN, "encoding_aes_key": AES_KEY, "appid": APPID,
             "envelope": envelope,
-            "msg_signature": tag(&envelope, "MsgSignature"),
-            "timestamp": tag(&envelope, "TimeStamp"),
-            "nonce": tag(&envelope, "Nonce"),
+            "msg_signature": xml_tag(&envelope, "MsgSignature"),
+            "timestamp": xml_tag(&envelope, "TimeStamp"),
+            "nonce": xml_tag(&envelope, "Nonce"),
             "expected": expected,
         }));
         assert!(out.get("error").is_none(), "{answer}: {out}");
@@ -841,7 +727,7 @@ async fn three_deliveries_one_event_one_hook_call_three_identical_answers() {
         };
         let envelope = crypto::seal_reply(&key, TOKEN, APPID, &reply_xml, now).expect("seal");
         let opened = key
-            .decrypt(&tag(&envelope, "Encrypt"), APPID)
+            .decrypt(&xml_tag(&envelope, "Encrypt"), APPID)
             .expect("decrypt");
         answers.push(secrecy::ExposeSecret::expose_secret(&opened).to_string());
     }

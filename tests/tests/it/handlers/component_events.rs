@@ -8,9 +8,9 @@ use lambda_http::Body;
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
 use wxopen::clock::FixedClock;
-use wxopen::model::{AuthorizerState, PushStatus};
+use wxopen::model::AuthorizerState;
 use wxopen::secrets::{CachedCredentials, SecretsManagerSource};
-use wxopen::store::{AuthCodeStore, AuthorizerStore, DynamoStore, PushStore, TicketStore};
+use wxopen::store::{AuthCodeStore, AuthorizerStore, DynamoStore, TicketStore};
 use wxopen_tests::*;
 
 const NOW: i64 = 1_763_856_000;
@@ -32,6 +32,7 @@ async fn app_with_secret(json: &str) -> TestApp {
         },
         push_window: Duration::from_secs(300),
         completion_budget: Duration::from_secs(1),
+        publisher: default_bus_publisher().await,
     }
 }
 
@@ -63,17 +64,15 @@ async fn ticket_push_is_stored_and_answered_success() {
         .expect("ticket stored");
     assert_eq!(stored.ticket.expose_secret(), "ticket@@@one");
     assert_eq!((stored.create_time, stored.received_at), (NOW - 5, NOW));
-    let key = format!("{NOW}:nonce-1:{}", push.query["msg_signature"]);
-    let rec = app
-        .deps
-        .store
-        .get_push(&key)
-        .await
-        .unwrap()
-        .expect("push record");
+    // Newest-wins is idempotent: the ticket needs no dedupe record (and is no event).
+    let items = scan_all(&app.deps.store).await;
     assert_eq!(
-        (rec.status, rec.kind.as_str()),
-        (PushStatus::Done, "component_verify_ticket")
+        items
+            .keys()
+            .map(|(pk, sk)| (pk.as_str(), sk.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("COMPONENT", "TICKET")],
+        "only the ticket: {items:?}"
     );
 }
 
@@ -85,8 +84,8 @@ async fn same_push_three_times_stores_once() {
     let after_first = scan_all(&app.deps.store).await;
     assert_eq!(
         after_first.len(),
-        2,
-        "one ticket, one push record: {after_first:?}"
+        1,
+        "one ticket, no record: {after_first:?}"
     );
     for _ in 0..2 {
         assert_eq!(
@@ -185,8 +184,8 @@ async fn unknown_info_type_and_fast_register_are_accepted() {
     }
     let items = scan_all(&app.deps.store).await;
     assert!(
-        items.keys().all(|(pk, _)| pk.starts_with("PUSH#")),
-        "only push records: {items:?}"
+        items.len() == 2 && items.keys().all(|(pk, _)| pk.starts_with("EVENT#")),
+        "only the two event records: {items:?}"
     );
 }
 
