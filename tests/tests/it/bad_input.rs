@@ -284,7 +284,7 @@ fn catalogue(site: &str) -> Vec<Case> {
         ),
         case(
             Method::GET,
-            &format!("/authorizers?customer_ref={}", "c".repeat(129)),
+            format!("/authorizers?customer_ref={}", "c".repeat(129)),
             None,
             400,
             "invalid_parameter",
