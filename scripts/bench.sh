@@ -47,4 +47,16 @@ for spec in ${BENCH_REFRESH-"10000:10000" "100000:1000"}; do
   target/debug/wxopen-bench refresh "$total" "$due" target/release/token-refresh >>"$OUT/refresh.jsonl"
 done
 
+echo "== WeChat API gateway: proxied vs direct (release build, warm, alternating batches) =="
+cargo build -q --release -p wxopen-tests --bin wxopen-bench
+target/release/wxopen-bench gateway "${BENCH_GATEWAY_BATCHES:-200}" "${BENCH_GATEWAY_BATCH:-25}" >"$OUT/gateway.json"
+.venv/bin/python - "$OUT/gateway.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))
+p, d, r, a = g["proxied_us"], g["direct_us"], g["ratio"], g["added_us"]
+print(f"   {g['api']}, {g['calls_each']} calls each: proxied median {p['median']:.0f} µs p99 {p['p99']:.0f} µs; "
+      f"direct median {d['median']:.0f} µs p99 {d['p99']:.0f} µs; ratio {r['median']:.2f}× / {r['p99']:.2f}×; "
+      f"added {a['median']:.0f} µs / {a['p99']:.0f} µs; DynamoDB requests per proxied call {g['dynamodb_requests_per_call']:g}")
+PY
+
 .venv/bin/python scripts/bench/report.py "$OUT"

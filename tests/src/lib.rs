@@ -481,3 +481,15 @@ impl<'a> lambda_http::tracing::subscriber::fmt::MakeWriter<'a> for LogCapture {
         self.clone()
     }
 }
+
+/// A `multipart/form-data` body with one file part `media` (`logo.png`, `image/png`), as WeChat's
+/// media uploads take it; send it with `content-type: multipart/form-data; boundary={boundary}`.
+pub fn media_multipart(boundary: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"logo.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}

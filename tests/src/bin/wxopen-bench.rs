@@ -7,7 +7,15 @@
 //!                                      time, WeChat calls, DynamoDB requests (counted by a proxy
 //!                                      in front of moto), the refresher's peak memory.
 //!
+//! `wxopen-bench gateway [batches] [batch]` a proxied WeChat call through the gateway handler vs
+//!                                      the same call straight to the sandbox (run it from a
+//!                                      release build): median, p99, ratio, added µs, DynamoDB
+//!                                      requests per call.
+//!
 //! Prints one JSON object per measurement.
+
+#[path = "../bench/gateway.rs"]
+mod gateway;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -429,8 +437,24 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some("gateway") => {
+            let batches = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(200);
+            let batch = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(25);
+            match gateway::run(batches, batch).await {
+                Ok(v) => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gateway bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
-            eprintln!("usage: wxopen-bench init <bootstrap>... | refresh <total> <due> [binary]");
+            eprintln!(
+                "usage: wxopen-bench init <bootstrap>... | refresh <total> <due> [binary] | gateway [batches] [batch]"
+            );
             ExitCode::from(2)
         }
     }

@@ -63,15 +63,7 @@ fn current_token(stack: &Stack, appid: &str) -> String {
         .to_string()
 }
 
-fn multipart(boundary: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"logo.png\"\r\nContent-Type: image/png\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
-}
+use wxopen_tests::media_multipart as multipart;
 
 async fn follow(stack: &Stack, appid: &str, users: &[&str]) {
     for user in users {
