@@ -622,7 +622,7 @@ fn catalogue(site: &str) -> Vec<Case> {
         case(
             Method::POST,
             format!("/authorizers/{MP}/miniprogram/sessions"),
-            Some(json!({"js_code": 7})),
+            Some(json!({"js_code": ["a"]})),
             400,
             "invalid_parameter",
         ),
@@ -723,7 +723,9 @@ async fn every_route_rejects_bad_input_with_its_4xx_and_changes_nothing() {
                     "{what}: {v}"
                 );
             }
-            None if status == 404 => assert!(text.contains("Not Found"), "{what}: {text}"),
+            None if status == 404 && !content_type.starts_with("text/html") => {
+                assert!(text.contains("Not Found"), "{what}: {text}")
+            }
             None => assert!(
                 content_type.starts_with("text/html") && text.contains("<html"),
                 "{what}: {content_type}"
