@@ -351,3 +351,4 @@ mod routing;
 mod sign_in;
 mod tokens;
 mod users;
+mod web_oauth;
