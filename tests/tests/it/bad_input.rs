@@ -848,9 +848,7 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
         (
             "miniprogram-sessions",
             miniprogram_sessions::handle(
-                &miniprogram_sessions::App {
-                    deps: stack.deps(),
-                },
+                &miniprogram_sessions::App { deps: stack.deps() },
                 with_appid("GET"),
             )
             .await
