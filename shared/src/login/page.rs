@@ -1,5 +1,5 @@
 //! The hosted follow-to-log-in page (`GET /login/{id}`): the QR code large, short instructions,
-//! the time left, and a small inline script that polls `{id}/status` (which says nothing but
+//! the time left, and a small inline script that polls `{id}/status` every 0.5 s (which says nothing but
 //! `pending` / `confirmed` / `expired`) and, on confirmation, reloads the page, which then sends
 //! the browser on with its one-time login code. Chinese first with English beside it; no external
 //! script, font or style; the content security policy admits only the QR image's origin.
@@ -28,8 +28,8 @@ function expire(){m.dataset.state='expired';document.title='二维码已过期 �
 function tick(){var s=Math.max(0,left-Math.floor((Date.now()-t0)/1000));rem.textContent=Math.floor(s/60)+':'+('0'+s%60).slice(-2);if(s===0&&m.dataset.state==='pending'){expire();}}
 function poll(){if(m.dataset.state!=='pending'){return;}fetch(id+'/status',{cache:'no-store',credentials:'omit'}).then(function(r){return r.json();}).then(function(b){
 if(b.status==='confirmed'){m.dataset.state='confirmed';document.getElementById('waiting').textContent='已确认，正在登录… · Confirmed, signing you in…';location.replace(location.pathname);}
-else if(b.status==='expired'){expire();}else{setTimeout(poll,1000);}}).catch(function(){setTimeout(poll,2000);});}
-tick();setInterval(tick,1000);if(m.dataset.state==='pending'){setTimeout(poll,1000);}})();"#;
+else if(b.status==='expired'){expire();}else{setTimeout(poll,500);}}).catch(function(){setTimeout(poll,2000);});}
+tick();setInterval(tick,1000);if(m.dataset.state==='pending'){setTimeout(poll,500);}})();"#;
 
 fn origin(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;

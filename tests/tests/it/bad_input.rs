@@ -870,7 +870,7 @@ fn catalogue(site: &str) -> Vec<Case> {
         case(
             Method::POST,
             format!("/authorizers/{MP}/miniprogram/sessions"),
-            Some(json!({"js_code": 7})),
+            Some(json!({"js_code": ["a"]})),
             400,
             "invalid_parameter",
         ),
@@ -1061,6 +1061,48 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
             .await
             .unwrap(),
         ),
+        (
+            "sign-in-pages",
+            sign_in_pages::handle(&sign_in_pages_app(&stack), with_appid("POST"))
+                .await
+                .unwrap(),
+        ),
+        (
+            "identities",
+            identities::handle(
+                &identities_app(&stack),
+                request("GET", "/login/codes/x", &q, Body::Empty),
+            )
+            .await
+            .unwrap(),
+        ),
+        (
+            "identities",
+            identities::handle(
+                &identities_app(&stack),
+                request("PATCH", "/identities/x/user", &q, Body::Empty),
+            )
+            .await
+            .unwrap(),
+        ),
+        (
+            "identities",
+            identities::handle(
+                &identities_app(&stack),
+                request("POST", "/identities", &q, Body::Empty),
+            )
+            .await
+            .unwrap(),
+        ),
+        (
+            "miniprogram-sessions",
+            miniprogram_sessions::handle(
+                &miniprogram_sessions::App { deps: stack.deps() },
+                with_appid("GET"),
+            )
+            .await
+            .unwrap(),
+        ),
     ];
     for (name, resp) in checks {
         assert_eq!(resp.status().as_u16(), 405, "{name}");
@@ -1069,5 +1111,39 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
             let v: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(v["error"], "method_not_allowed", "{name}");
         }
+    }
+}
+
+fn sign_in_settings() -> wxopen::login_codes::SignInSettings {
+    wxopen::login_codes::SignInSettings {
+        return_to_origins: vec!["https://shop.example".into()],
+        code_ttl_secs: 300,
+    }
+}
+
+fn sign_in_pages_app(
+    stack: &Stack,
+) -> sign_in_pages::App<
+    wxopen::store::dynamo::DynamoStore,
+    std::sync::Arc<wxopen::secrets::StaticCredentials>,
+    wxopen::clock::SystemClock,
+> {
+    sign_in_pages::App {
+        deps: stack.deps(),
+        sign_in: sign_in_settings(),
+        oauth: wxopen::oauth::OauthSettings {
+            open_base: stack.sandbox.base_url(),
+            sign_in: sign_in_settings(),
+        },
+        public_base: None,
+    }
+}
+
+fn identities_app(
+    stack: &Stack,
+) -> identities::App<wxopen::store::dynamo::DynamoStore, wxopen::clock::SystemClock> {
+    identities::App {
+        store: stack.store.clone(),
+        clock: wxopen::clock::SystemClock,
     }
 }

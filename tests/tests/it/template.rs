@@ -17,6 +17,10 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/wechat/messages/{appid}"),
     ("GET", "/authorize"),
     ("GET", "/authorize/callback"),
+    ("GET", "/login/{id}"),
+    ("GET", "/login/{id}/status"),
+    ("GET", "/oauth/{appid}/authorize"),
+    ("GET", "/oauth/{appid}/callback"),
 ];
 
 fn facts() -> Value {

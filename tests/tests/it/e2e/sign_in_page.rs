@@ -158,6 +158,31 @@ impl Browser {
             })
     }
 
+    /// Waits until the page's (title, url) satisfies `done`; answers them.
+    async fn wait_until(
+        &self,
+        http: &reqwest::Client,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&str, &str) -> bool,
+    ) -> (String, String) {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Some((title, url)) = self.page(http).await {
+                if done(&title, &url) {
+                    return (title, url);
+                }
+                last = Some((title, url));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {what}; last seen {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the page's title is `title`; answers the page's URL then.
     async fn wait_for_title(
         &self,
@@ -165,21 +190,11 @@ impl Browser {
         title: &str,
         timeout: Duration,
     ) -> String {
-        let deadline = Instant::now() + timeout;
-        let mut last = None;
-        loop {
-            if let Some((t, url)) = self.page(http).await {
-                if t == title {
-                    return url;
-                }
-                last = Some((t, url));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page never got the title {title:?}; last seen {last:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_until(http, &format!("the title {title:?}"), timeout, |t, _| {
+            t == title
+        })
+        .await
+        .1
     }
 }
 
@@ -347,8 +362,15 @@ async fn the_page_shows_the_sandbox_qr_follows_a_scan_and_lands_on_return_to_wit
     assert_eq!(visit.param("state").as_deref(), Some("s-42"));
     let code = visit.param("login_code").expect("a login_code");
     assert!(visit.param("openid").is_none(), "{}", visit.path_and_query);
-    let (_, url) = browser.page(&stack.http).await.unwrap();
-    assert!(url.starts_with(&stack.site.base_url), "browser at {url}");
+    let site = format!("{}/signed-in?", stack.site.base_url);
+    browser
+        .wait_until(
+            &stack.http,
+            "the provider site",
+            Duration::from_secs(5),
+            |_, url| url.starts_with(&site),
+        )
+        .await;
 
     // The provider's backend redeems the code for alice.
     let (s, who) = stack
@@ -370,11 +392,13 @@ async fn the_page_shows_the_sandbox_qr_follows_a_scan_and_lands_on_return_to_wit
         .await
         .unwrap();
     assert!(!again.contains(&code));
-    assert_eq!(
-        stack.site.visits().len(),
-        1,
-        "one landing on the provider site"
-    );
+    let landings: Vec<_> = stack
+        .site
+        .visits()
+        .into_iter()
+        .filter(|v| v.path_and_query.starts_with("/signed-in"))
+        .collect();
+    assert_eq!(landings.len(), 1, "one landing on the provider site");
 }
 
 #[tokio::test]
@@ -384,12 +408,13 @@ async fn a_session_that_runs_out_shows_the_expiry_state_and_a_new_code_link() {
     let session = new_page_session(&stack, "s-7").await;
     let page_url = session["page_url"].as_str().unwrap();
 
-    // Open with 2 s left: the page counts down and turns to the expiry state on its own.
-    set_expiry(&stack, &session, now() + 2).await;
+    // Open while pending, then the session runs out: the page's next status poll says so and
+    // the page turns to the expiry state on its own.
     let browser = Browser::open(&chromium, page_url).await;
     browser
         .wait_for_title(&stack.http, PENDING_TITLE, Duration::from_secs(20))
         .await;
+    set_expiry(&stack, &session, now() - 1).await;
     let at = browser
         .wait_for_title(&stack.http, EXPIRED_TITLE, Duration::from_secs(10))
         .await;
@@ -397,7 +422,6 @@ async fn a_session_that_runs_out_shows_the_expiry_state_and_a_new_code_link() {
 
     // Loaded after expiry: the server renders the expired state, with the "new code" link
     // back to the provider's site (a public page calls no WeChat API).
-    set_expiry(&stack, &session, now() - 1).await;
     let dom = run_once(&chromium, page_url, 390, 844, "--dump-dom").await;
     assert!(dom.contains("data-state=\"expired\""), "{dom}");
     assert!(dom.contains("二维码已过期"), "{dom}");

@@ -352,3 +352,4 @@ mod routing;
 mod sign_in;
 mod tokens;
 mod users;
+mod web_oauth;
