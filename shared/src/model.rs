@@ -177,8 +177,10 @@ pub struct DueToken {
 #[derive(Debug, Clone)]
 pub struct AuthorizationGrant {
     pub appid: String,
-    /// `CreateTime` of the authorization event (or the time of the redirect): newer wins.
-    pub event_time: i64,
+    /// WeChat's `CreateTime` of the authorization event: newer wins, compared only with other
+    /// `CreateTime`s. `None` for a browser redirect (it carries no WeChat time, and the local
+    /// clock is never compared with WeChat's): applied, keeping the stored event time.
+    pub event_time: Option<i64>,
     pub func_info: Vec<u32>,
     pub token: NewToken,
     pub profile: Option<AuthorizerProfileRecord>,

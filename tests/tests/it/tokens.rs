@@ -490,7 +490,7 @@ pub async fn seed_authorizers(
         .enumerate()
         .map(|(i, m)| wxopen::model::AuthorizationGrant {
             appid: m["appid"].as_str().unwrap().to_string(),
-            event_time: now,
+            event_time: Some(now),
             func_info: vec![1, 2, 3],
             token: NewToken {
                 access_token: format!("seeded-{i}").into(),

@@ -296,7 +296,7 @@ impl DynamoStore {
                     ("appid".to_string(), s(&g.appid)),
                     ("entity".to_string(), s(AUTHORIZER_ENTITY)),
                     ("state".to_string(), s("authorized")),
-                    ("last_event_at".to_string(), n(g.event_time)),
+                    ("last_event_at".to_string(), n(g.event_time.unwrap_or(0))),
                     ("updated_at".to_string(), n(g.now)),
                     ("authorized_at".to_string(), n(g.now)),
                     (
@@ -311,6 +311,7 @@ impl DynamoStore {
                     ("version".to_string(), n(1)),
                     ("refresh_pk".to_string(), s(DUE_PARTITION)),
                     ("due_at".to_string(), n(g.token.expires_at)),
+                    ("refreshed_at".to_string(), n(g.now)),
                 ]);
                 if let Some(r) = &g.token.refresh_token {
                     item.insert("refresh_token".into(), s(r.expose_secret()));

@@ -211,7 +211,7 @@ fn grant(
 ) -> AuthorizationGrant {
     AuthorizationGrant {
         appid: appid.into(),
-        event_time,
+        event_time: Some(event_time),
         func_info: vec![1, 24],
         token: NewToken {
             access_token: access.into(),
