@@ -262,7 +262,9 @@ where
     {
         Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
             tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
-            match recover_authorization(svc, &pending.authorizer_appid, Some(pending.create_time)).await {
+            match recover_authorization(svc, &pending.authorizer_appid, Some(pending.create_time))
+                .await
+            {
                 Ok(Some(exchange)) => {
                     bind_authorization(
                         svc.store,
@@ -286,9 +288,7 @@ where
         }
     };
     if done {
-        svc.store
-            .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
-            .await?;
+        svc.store.remove_pending_authorization(pending).await?;
     }
     outcome
 }

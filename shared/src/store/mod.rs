@@ -275,7 +275,8 @@ pub trait AuthCodeStore: Send + Sync {
         code_id: &str,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Keeps the newest pending authorization per authorizer (conditional on `create_time`).
+    /// Keeps a pending authorization unless a newer one (by `create_time`) of the same
+    /// authorizer is stored; two of the same second with different codes are both kept.
     fn put_pending_authorization(
         &self,
         pending: &PendingAuthorization,
@@ -283,11 +284,10 @@ pub trait AuthCodeStore: Send + Sync {
     fn list_pending_authorizations(
         &self,
     ) -> impl Future<Output = Result<Vec<PendingAuthorization>, StoreError>> + Send;
-    /// Drops the pending authorization if it is still the one with `create_time`.
+    /// Drops this pending authorization (its authorizer, `create_time` and code).
     fn remove_pending_authorization(
         &self,
-        appid: &str,
-        create_time: i64,
+        pending: &PendingAuthorization,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -22,3 +22,25 @@ pub async fn stack_with(authorizers: &[&str]) -> Stack {
     }
     stack
 }
+
+/// Marks the authorizer's token as refreshed `secs` ago (forced refreshes of a younger token
+/// are refused), for tests whose WeChat rejects a token right after it was issued.
+pub async fn age_token(stack: &Stack, appid: &str, secs: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use wxopen::clock::{Clock, SystemClock};
+    stack
+        .store
+        .client()
+        .update_item()
+        .table_name(stack.store.table())
+        .key("pk", AttributeValue::S(format!("AUTHORIZER#{appid}")))
+        .key("sk", AttributeValue::S("AUTHORIZER".into()))
+        .update_expression("SET refreshed_at = :t")
+        .expression_attribute_values(
+            ":t",
+            AttributeValue::N((SystemClock.now() - secs).to_string()),
+        )
+        .send()
+        .await
+        .expect("age the token");
+}

@@ -121,18 +121,23 @@ impl AuthorizerStore for DynamoStore {
             return Ok(EventApplied::Superseded);
         }
         // A pending authorization older than the cancellation must not be completed later.
-        let dropped = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(PENDING_PK))
-            .key("sk", s(pending_sk(appid)))
-            .condition_expression("create_time <= :t")
-            .expression_attribute_values(":t", n(event_time))
-            .send()
-            .await;
-        // Nothing to drop (or a newer pending one) is fine.
-        applied(dropped)?;
+        for (sk, create_time) in self.pending_of(appid).await? {
+            if create_time > event_time {
+                continue;
+            }
+            let dropped = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(PENDING_PK))
+                .key("sk", s(sk))
+                .condition_expression("create_time <= :t")
+                .expression_attribute_values(":t", n(event_time))
+                .send()
+                .await;
+            // Already gone is fine.
+            applied(dropped)?;
+        }
         Ok(EventApplied::Applied)
     }
 

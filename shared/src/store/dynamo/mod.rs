@@ -67,7 +67,20 @@ pub const CUSTOMERS_INDEX_ATTRIBUTES: &[&str] = &[
 fn push_pk(key: &str) -> String {
     format!("PUSH#{key}")
 }
-fn pending_sk(appid: &str) -> String {
+/// One pending item per authorization code: two authorizations of the same authorizer in the
+/// same second (same `CreateTime`, different codes) are both kept.
+fn pending_sk(p: &PendingAuthorization) -> String {
+    let digest = crate::crypto::sha1_hex(p.authorization_code.expose_secret());
+    format!(
+        "{}#{:012}#{}",
+        pending_prefix(&p.authorizer_appid),
+        p.create_time,
+        digest.get(..16).unwrap_or(&digest)
+    )
+}
+/// Every pending item of one authorizer (appids have a fixed length, so no other authorizer's
+/// items share the prefix; items written before the per-code key have exactly this key).
+fn pending_prefix(appid: &str) -> String {
     format!("AUTH#{appid}")
 }
 fn authorizer_pk(appid: &str) -> String {
