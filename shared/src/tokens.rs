@@ -40,6 +40,28 @@ pub struct TokenSettings {
     pub min_refresh_interval_secs: i64,
 }
 
+impl TokenSettings {
+    /// The settings for a WeChat client with `timeout` per request: the lease covers every
+    /// call one refresh can make (the component token and the authorizer token, each tried
+    /// [`RETRY_ATTEMPTS`] times, with the back-off between tries) plus a margin, so a slow but
+    /// successful refresh never outlives its lease and loses its write.
+    pub fn for_wechat_timeout(timeout: Duration) -> Self {
+        let attempts = u64::from(RETRY_ATTEMPTS);
+        let worst_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(2 * attempts)
+            .saturating_add(2 * (attempts - 1) * RETRY_BACKOFF_MS)
+            .saturating_add(LEASE_MARGIN_MS);
+        let defaults = Self::default();
+        Self {
+            lease_secs: i64::try_from(worst_ms.div_ceil(1000))
+                .unwrap_or(i64::MAX)
+                .max(defaults.lease_secs),
+            ..defaults
+        }
+    }
+}
+
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
@@ -107,7 +129,10 @@ pub const REVOKED_UNLISTED: &str = "refresh token rejected (61023) and not liste
 
 /// WeChat calls that failed in a retryable way (-1, timeouts, 5xx) are tried this often in all.
 pub const RETRY_ATTEMPTS: u32 = 2;
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+const RETRY_BACKOFF_MS: u64 = 200;
+const RETRY_BACKOFF: Duration = Duration::from_millis(RETRY_BACKOFF_MS);
+/// What a lease keeps beyond the WeChat calls (store writes, scheduling).
+const LEASE_MARGIN_MS: u64 = 5_000;
 
 pub(crate) fn new_owner() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -581,5 +606,27 @@ where
             }
         }
         Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fault: the lease was a fixed 30 s whatever `WECHAT_TIMEOUT_MS` said, so with a 10 s
+    /// timeout a refresh that retried could outlive its lease and lose its write.
+    #[test]
+    fn the_lease_covers_every_call_of_a_refresh() {
+        for timeout_ms in [100u64, 4_000, 10_000, 60_000] {
+            let s = TokenSettings::for_wechat_timeout(Duration::from_millis(timeout_ms));
+            let calls = 2 * u64::from(RETRY_ATTEMPTS);
+            let needed_ms = calls * timeout_ms + 2 * RETRY_BACKOFF_MS;
+            assert!(
+                u64::try_from(s.lease_secs).unwrap() * 1000 > needed_ms,
+                "timeout {timeout_ms} ms: lease {} s",
+                s.lease_secs
+            );
+            assert!(s.lease_secs >= 30);
+        }
     }
 }
