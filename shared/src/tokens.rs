@@ -121,6 +121,10 @@ pub struct Counters {
     pub lost_leases: u64,
 }
 
+/// The shortest and longest wait before a failing token is tried again.
+pub const BACKOFF_MIN_SECS: i64 = 60;
+pub const BACKOFF_MAX_SECS: i64 = 3600;
+
 /// Most `api_get_authorizer_list` pages (500 each) one recovery reads.
 pub const MAX_LIST_PAGES: u32 = 40;
 
@@ -564,6 +568,49 @@ where
             }
         }
         Ok((found, complete || wanted.is_empty()))
+    }
+
+    /// After a refresh of `version` failed with `e`: if a retry will not fix it (a WeChat
+    /// errcode other than the stale-token, refresh-token and retryable ones), records `label`
+    /// and backs off: the token is due again after the time it has been failing (so the waits
+    /// double), at least [`BACKOFF_MIN_SECS`], at most [`BACKOFF_MAX_SECS`]. `window_secs` is
+    /// the refresher's look-ahead (a token is picked `window_secs` before its `due_at`).
+    pub async fn back_off(
+        &self,
+        key: &TokenKey,
+        version: u64,
+        e: &TokenError,
+        label: &str,
+        window_secs: i64,
+    ) -> Result<(), TokenError> {
+        let TokenError::WeChat(w) = e else {
+            return Ok(());
+        };
+        if w.is_retryable()
+            || w.is_token_stale()
+            || w.kind() == Some(ErrorKind::RefreshTokenInvalid)
+            || w.errcode().is_none()
+        {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let since = self
+            .store
+            .get_token(key)
+            .await?
+            .and_then(|r| r.failing_since)
+            .unwrap_or(now);
+        let wait = (now - since).clamp(BACKOFF_MIN_SECS, BACKOFF_MAX_SECS);
+        tracing::warn!(
+            token = key.label(),
+            error = label,
+            retry_in_secs = wait,
+            "refresh failing; backing off"
+        );
+        self.store
+            .defer_refresh(key, version, label, now, now + wait + window_secs)
+            .await?;
+        Ok(())
     }
 
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the

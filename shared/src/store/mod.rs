@@ -218,6 +218,18 @@ pub trait TokenStore: Send + Sync {
         key: &TokenKey,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A refresh of `version` failed in a way a retry will not fix soon: records `error` (a
+    /// label, never WeChat's text), keeps the first `failing_since`, and moves `due_at` to
+    /// `due_at` so the refresher leaves the token alone until then. Only while the version is
+    /// still `version` (nothing was committed meanwhile).
+    fn defer_refresh(
+        &self,
+        key: &TokenKey,
+        version: u64,
+        error: &str,
+        now: i64,
+        due_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Tokens whose `due_at` is at or before `before`, oldest first, at most `limit`.
     fn due_tokens(
         &self,
