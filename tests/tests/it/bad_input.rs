@@ -281,7 +281,7 @@ fn catalogue() -> Vec<Case> {
         ),
         case(
             Method::GET,
-            &format!("/authorizers?customer_ref={}", "c".repeat(129)),
+            format!("/authorizers?customer_ref={}", "c".repeat(129)),
             None,
             400,
             "invalid_parameter",

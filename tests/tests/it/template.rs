@@ -253,8 +253,10 @@ fn metric_lines_pass_every_allowed_log_level() {
     let order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
     let rank = |l: &str| order.iter().position(|o| *o == l).unwrap();
     let highest = allowed.iter().map(|l| rank(l)).max().unwrap();
-    let mut report = wxopen::refresher::RefreshReport::default();
-    report.ticket_age_secs = Some(60);
+    let mut report = wxopen::refresher::RefreshReport {
+        ticket_age_secs: Some(60),
+        ..Default::default()
+    };
     *report.failures.entry("errcode_61023".into()).or_default() += 1;
     for line in wxopen::refresher::emf_lines(&report, 0) {
         let v: Value = serde_json::from_str(&line).unwrap();
