@@ -121,23 +121,8 @@ impl AuthorizerStore for DynamoStore {
             return Ok(EventApplied::Superseded);
         }
         // A pending authorization older than the cancellation must not be completed later.
-        for (sk, create_time) in self.pending_of(appid).await? {
-            if create_time > event_time {
-                continue;
-            }
-            let dropped = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(PENDING_PK))
-                .key("sk", s(sk))
-                .condition_expression("create_time <= :t")
-                .expression_attribute_values(":t", n(event_time))
-                .send()
-                .await;
-            // Already gone is fine.
-            applied(dropped)?;
-        }
+        self.drop_pending(self.pending_of(appid).await?, event_time)
+            .await?;
         Ok(EventApplied::Applied)
     }
 

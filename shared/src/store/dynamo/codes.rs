@@ -125,19 +125,7 @@ impl AuthCodeStore for DynamoStore {
             .send()
             .await?;
         // Older ones of the same authorizer are superseded (same-second ones are kept).
-        for (sk, _) in existing.into_iter().filter(|(_, ct)| *ct < p.create_time) {
-            let dropped = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(PENDING_PK))
-                .key("sk", s(sk))
-                .condition_expression("create_time < :ct")
-                .expression_attribute_values(":ct", n(p.create_time))
-                .send()
-                .await;
-            applied(dropped)?;
-        }
+        self.drop_pending(existing, p.create_time - 1).await?;
         Ok(EventApplied::Applied)
     }
 
@@ -181,6 +169,29 @@ impl AuthCodeStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Deletes the pending items among `items` whose `create_time` is at most `up_to` (each
+    /// conditional on it; one already gone is fine).
+    pub(super) async fn drop_pending(
+        &self,
+        items: Vec<(String, i64)>,
+        up_to: i64,
+    ) -> Result<(), StoreError> {
+        for (sk, _) in items.into_iter().filter(|(_, ct)| *ct <= up_to) {
+            let dropped = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(PENDING_PK))
+                .key("sk", s(sk))
+                .condition_expression("create_time <= :t")
+                .expression_attribute_values(":t", n(up_to))
+                .send()
+                .await;
+            applied(dropped)?;
+        }
+        Ok(())
+    }
+
     /// The sort keys and `create_time`s of one authorizer's pending items.
     pub(super) async fn pending_of(&self, appid: &str) -> Result<Vec<(String, i64)>, StoreError> {
         #[derive(Deserialize)]

@@ -225,32 +225,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .build(),
         )
         .build()?;
-    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
-    for a in AUTHORIZERS_INDEX_ATTRIBUTES
-        .iter()
-        .filter(|a| !matches!(**a, "pk" | "sk"))
-    {
-        projection = projection.non_key_attributes(*a);
-    }
-    let authorizers_index = GlobalSecondaryIndex::builder()
-        .index_name(AUTHORIZERS_INDEX)
-        .key_schema(key("entity", KeyType::Hash)?)
-        .key_schema(key("appid", KeyType::Range)?)
-        .projection(projection.build())
-        .build()?;
-    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
-    for a in CUSTOMERS_INDEX_ATTRIBUTES
-        .iter()
-        .filter(|a| !matches!(**a, "pk" | "sk"))
-    {
-        projection = projection.non_key_attributes(*a);
-    }
-    let customers_index = GlobalSecondaryIndex::builder()
-        .index_name(CUSTOMERS_INDEX)
-        .key_schema(key("customer_ref", KeyType::Hash)?)
-        .key_schema(key("appid", KeyType::Range)?)
-        .projection(projection.build())
-        .build()?;
+    // An index of authorizers by (`hash`, appid), projecting `attributes` (never a token).
+    let authorizer_index = |name: &str, hash: &str, attributes: &[&str]| {
+        let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+        for a in attributes.iter().filter(|a| !matches!(**a, "pk" | "sk")) {
+            projection = projection.non_key_attributes(*a);
+        }
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash)?)
+            .key_schema(key("appid", KeyType::Range)?)
+            .projection(projection.build())
+            .build()
+    };
+    let authorizers_index =
+        authorizer_index(AUTHORIZERS_INDEX, "entity", AUTHORIZERS_INDEX_ATTRIBUTES)?;
+    let customers_index =
+        authorizer_index(CUSTOMERS_INDEX, "customer_ref", CUSTOMERS_INDEX_ATTRIBUTES)?;
     client
         .create_table()
         .table_name(table)
