@@ -27,7 +27,7 @@ where
             &self.wechat,
             &self.credentials,
             &self.clock,
-            TokenSettings::default(),
+            TokenSettings::for_wechat_timeout(self.wechat.timeout()),
         )
     }
 }

@@ -83,6 +83,11 @@ pub struct AuthorizerRecord {
     /// Why the state is what it is, when wxopen decided it (e.g. recovery found it unlisted).
     #[serde(default)]
     pub state_reason: Option<String>,
+    /// Its token's refreshes fail (`errcode_61003`, …): since when, and the last cause.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub failing_since: Option<i64>,
 }
 
 /// What `api_get_authorizer_info` said of the account, as stored.
@@ -139,6 +144,8 @@ pub struct TokenRecord {
     /// When the refresh that wrote this token started (0 = unknown): forced refreshes of a
     /// token younger than the minimum interval are refused.
     pub refreshed_at: i64,
+    /// When its refreshes started failing in a way a retry does not fix (cleared by a commit).
+    pub failing_since: Option<i64>,
 }
 
 impl std::fmt::Debug for TokenRecord {
@@ -152,6 +159,7 @@ impl std::fmt::Debug for TokenRecord {
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("state", &self.state)
             .field("refreshed_at", &self.refreshed_at)
+            .field("failing_since", &self.failing_since)
             .finish()
     }
 }
@@ -177,8 +185,10 @@ pub struct DueToken {
 #[derive(Debug, Clone)]
 pub struct AuthorizationGrant {
     pub appid: String,
-    /// `CreateTime` of the authorization event (or the time of the redirect): newer wins.
-    pub event_time: i64,
+    /// WeChat's `CreateTime` of the authorization event: newer wins, compared only with other
+    /// `CreateTime`s. `None` for a browser redirect (it carries no WeChat time, and the local
+    /// clock is never compared with WeChat's): applied, keeping the stored event time.
+    pub event_time: Option<i64>,
     pub func_info: Vec<u32>,
     pub token: NewToken,
     pub profile: Option<AuthorizerProfileRecord>,

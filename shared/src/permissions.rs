@@ -263,6 +263,8 @@ mod tests {
             customer_ref: None,
             link_id: None,
             state_reason: None,
+            last_error: None,
+            failing_since: None,
         };
         assert_eq!(require(&record, &[1, 3]), Ok(()));
         let e = require(&record, FOLLOW_TO_LOG_IN).unwrap_err();

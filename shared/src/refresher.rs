@@ -241,6 +241,13 @@ where
                     Err(e) => {
                         tracing::error!(error = %e, authorizer = d.key.label(), "authorizer token refresh failed");
                         report.fail(&e);
+                        let label = failure_label(&e);
+                        if let Err(b) = svc
+                            .back_off(&d.key, d.version, &e, &label, settings.window_secs)
+                            .await
+                        {
+                            report.fail(&b);
+                        }
                     }
                 }
             }

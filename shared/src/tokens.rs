@@ -40,6 +40,28 @@ pub struct TokenSettings {
     pub min_refresh_interval_secs: i64,
 }
 
+impl TokenSettings {
+    /// The settings for a WeChat client with `timeout` per request: the lease covers every
+    /// call one refresh can make (the component token and the authorizer token, each tried
+    /// [`RETRY_ATTEMPTS`] times, with the back-off between tries) plus a margin, so a slow but
+    /// successful refresh never outlives its lease and loses its write.
+    pub fn for_wechat_timeout(timeout: Duration) -> Self {
+        let attempts = u64::from(RETRY_ATTEMPTS);
+        let worst_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(2 * attempts)
+            .saturating_add(2 * (attempts - 1) * RETRY_BACKOFF_MS)
+            .saturating_add(LEASE_MARGIN_MS);
+        let defaults = Self::default();
+        Self {
+            lease_secs: i64::try_from(worst_ms.div_ceil(1000))
+                .unwrap_or(i64::MAX)
+                .max(defaults.lease_secs),
+            ..defaults
+        }
+    }
+}
+
 impl Default for TokenSettings {
     fn default() -> Self {
         Self {
@@ -99,6 +121,10 @@ pub struct Counters {
     pub lost_leases: u64,
 }
 
+/// The shortest and longest wait before a failing token is tried again.
+pub const BACKOFF_MIN_SECS: i64 = 60;
+pub const BACKOFF_MAX_SECS: i64 = 3600;
+
 /// Most `api_get_authorizer_list` pages (500 each) one recovery reads.
 pub const MAX_LIST_PAGES: u32 = 40;
 
@@ -107,7 +133,10 @@ pub const REVOKED_UNLISTED: &str = "refresh token rejected (61023) and not liste
 
 /// WeChat calls that failed in a retryable way (-1, timeouts, 5xx) are tried this often in all.
 pub const RETRY_ATTEMPTS: u32 = 2;
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+const RETRY_BACKOFF_MS: u64 = 200;
+const RETRY_BACKOFF: Duration = Duration::from_millis(RETRY_BACKOFF_MS);
+/// What a lease keeps beyond the WeChat calls (store writes, scheduling).
+const LEASE_MARGIN_MS: u64 = 5_000;
 
 pub(crate) fn new_owner() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -541,6 +570,49 @@ where
         Ok((found, complete || wanted.is_empty()))
     }
 
+    /// After a refresh of `version` failed with `e`: if a retry will not fix it (a WeChat
+    /// errcode other than the stale-token, refresh-token and retryable ones), records `label`
+    /// and backs off: the token is due again after the time it has been failing (so the waits
+    /// double), at least [`BACKOFF_MIN_SECS`], at most [`BACKOFF_MAX_SECS`]. `window_secs` is
+    /// the refresher's look-ahead (a token is picked `window_secs` before its `due_at`).
+    pub async fn back_off(
+        &self,
+        key: &TokenKey,
+        version: u64,
+        e: &TokenError,
+        label: &str,
+        window_secs: i64,
+    ) -> Result<(), TokenError> {
+        let TokenError::WeChat(w) = e else {
+            return Ok(());
+        };
+        if w.is_retryable()
+            || w.is_token_stale()
+            || w.kind() == Some(ErrorKind::RefreshTokenInvalid)
+            || w.errcode().is_none()
+        {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let since = self
+            .store
+            .get_token(key)
+            .await?
+            .and_then(|r| r.failing_since)
+            .unwrap_or(now);
+        let wait = (now - since).clamp(BACKOFF_MIN_SECS, BACKOFF_MAX_SECS);
+        tracing::warn!(
+            token = key.label(),
+            error = label,
+            retry_in_secs = wait,
+            "refresh failing; backing off"
+        );
+        self.store
+            .defer_refresh(key, version, label, now, now + wait + window_secs)
+            .await?;
+        Ok(())
+    }
+
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the
     /// refresh tokens WeChat still lists. Returns the appids restored.
     pub async fn recover_refresh_tokens(&self) -> Result<Vec<String>, TokenError> {
@@ -581,5 +653,27 @@ where
             }
         }
         Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fault: the lease was a fixed 30 s whatever `WECHAT_TIMEOUT_MS` said, so with a 10 s
+    /// timeout a refresh that retried could outlive its lease and lose its write.
+    #[test]
+    fn the_lease_covers_every_call_of_a_refresh() {
+        for timeout_ms in [100u64, 4_000, 10_000, 60_000] {
+            let s = TokenSettings::for_wechat_timeout(Duration::from_millis(timeout_ms));
+            let calls = 2 * u64::from(RETRY_ATTEMPTS);
+            let needed_ms = calls * timeout_ms + 2 * RETRY_BACKOFF_MS;
+            assert!(
+                u64::try_from(s.lease_secs).unwrap() * 1000 > needed_ms,
+                "timeout {timeout_ms} ms: lease {} s",
+                s.lease_secs
+            );
+            assert!(s.lease_secs >= 30);
+        }
     }
 }

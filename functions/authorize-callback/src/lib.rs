@@ -84,7 +84,7 @@ where
     let svc = app.tokens();
     let hint = LinkHint::Link(Box::new(link.clone()));
     Ok(
-        match authorization::exchange_code(&svc, &code.into(), app.clock.now(), &hint).await {
+        match authorization::exchange_code(&svc, &code.into(), None, &hint).await {
             Ok(exchange) => finished(app, &link, exchange.authorizer_appid()).await,
             Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
                 tracing::warn!(errcode = e.errcode(), "authorization code rejected");

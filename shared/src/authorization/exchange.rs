@@ -45,7 +45,7 @@ impl Exchange {
 pub async fn recover_authorization<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     authorizer_appid: &str,
-    event_time: i64,
+    event_time: Option<i64>,
 ) -> Result<Option<Exchange>, TokenError>
 where
     S: TokenServiceStore,
@@ -108,7 +108,7 @@ where
 pub async fn exchange_code<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     code: &SecretString,
-    event_time: i64,
+    event_time: Option<i64>,
     hint: &LinkHint,
 ) -> Result<Exchange, TokenError>
 where
@@ -130,7 +130,7 @@ where
 async fn exchange_once<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     code: &SecretString,
-    event_time: i64,
+    event_time: Option<i64>,
 ) -> Result<Exchange, TokenError>
 where
     S: TokenServiceStore,
@@ -179,7 +179,7 @@ where
 async fn exchange_claimed<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
     code: &SecretString,
-    event_time: i64,
+    event_time: Option<i64>,
 ) -> Result<Exchange, TokenError>
 where
     S: TokenServiceStore,
@@ -255,14 +255,16 @@ where
     let (outcome, done) = match exchange_code(
         svc,
         &pending.authorization_code,
-        pending.create_time,
+        Some(pending.create_time),
         &hint,
     )
     .await
     {
         Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
             tracing::warn!(authorizer = %pending.authorizer_appid, error = %e, "authorization code no longer accepted; recovering from api_get_authorizer_list");
-            match recover_authorization(svc, &pending.authorizer_appid, pending.create_time).await {
+            match recover_authorization(svc, &pending.authorizer_appid, Some(pending.create_time))
+                .await
+            {
                 Ok(Some(exchange)) => {
                     bind_authorization(
                         svc.store,
@@ -286,9 +288,7 @@ where
         }
     };
     if done {
-        svc.store
-            .remove_pending_authorization(&pending.authorizer_appid, pending.create_time)
-            .await?;
+        svc.store.remove_pending_authorization(pending).await?;
     }
     outcome
 }

@@ -99,7 +99,7 @@ where
     let authorizer = match authorization::exchange_code(
         svc,
         &secret,
-        svc.clock.now(),
+        None,
         &authorization::LinkHint::None,
     )
     .await

@@ -33,6 +33,8 @@ pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
         "verify_type": r.profile.as_ref().map(|p| p.verify_type),
         "state": state,
         "state_reason": r.state_reason,
+        "last_error": r.last_error,
+        "failing_since": r.failing_since,
         "permission_sets": permission_sets(kind, &r.func_info),
         "authorized_at": r.authorized_at,
         "updated_at": r.updated_at,

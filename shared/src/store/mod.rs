@@ -224,6 +224,18 @@ pub trait TokenStore: Send + Sync {
         key: &TokenKey,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A refresh of `version` failed in a way a retry will not fix soon: records `error` (a
+    /// label, never WeChat's text), keeps the first `failing_since`, and moves `due_at` to
+    /// `due_at` so the refresher leaves the token alone until then. Only while the version is
+    /// still `version` (nothing was committed meanwhile).
+    fn defer_refresh(
+        &self,
+        key: &TokenKey,
+        version: u64,
+        error: &str,
+        now: i64,
+        due_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Tokens whose `due_at` is at or before `before`, oldest first, at most `limit`.
     fn due_tokens(
         &self,
@@ -281,7 +293,8 @@ pub trait AuthCodeStore: Send + Sync {
         code_id: &str,
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Keeps the newest pending authorization per authorizer (conditional on `create_time`).
+    /// Keeps a pending authorization unless a newer one (by `create_time`) of the same
+    /// authorizer is stored; two of the same second with different codes are both kept.
     fn put_pending_authorization(
         &self,
         pending: &PendingAuthorization,
@@ -289,11 +302,10 @@ pub trait AuthCodeStore: Send + Sync {
     fn list_pending_authorizations(
         &self,
     ) -> impl Future<Output = Result<Vec<PendingAuthorization>, StoreError>> + Send;
-    /// Drops the pending authorization if it is still the one with `create_time`.
+    /// Drops this pending authorization (its authorizer, `create_time` and code).
     fn remove_pending_authorization(
         &self,
-        appid: &str,
-        create_time: i64,
+        pending: &PendingAuthorization,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

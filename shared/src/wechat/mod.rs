@@ -38,6 +38,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(4);
 pub struct WeChatClient {
     http: reqwest::Client,
     api_base: String,
+    timeout: Duration,
 }
 
 /// Which token authenticates a call (the sandbox records it; the anchors mix them up).
@@ -75,7 +76,13 @@ impl WeChatClient {
         Ok(Self {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
+            timeout,
         })
+    }
+
+    /// The per-request timeout (`WECHAT_TIMEOUT_MS`): what a refresh lease must cover.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn api_base(&self) -> &str {

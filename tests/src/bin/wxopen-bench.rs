@@ -286,7 +286,7 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
         .enumerate()
         .map(|(i, m)| AuthorizationGrant {
             appid: m["appid"].as_str().unwrap_or_default().to_string(),
-            event_time: now,
+            event_time: Some(now),
             func_info: vec![1, 2, 3],
             token: NewToken {
                 access_token: format!("seeded-{i}").into(),

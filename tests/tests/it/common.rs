@@ -22,3 +22,34 @@ pub async fn stack_with(authorizers: &[&str]) -> Stack {
     }
     stack
 }
+
+/// Marks the authorizer's token as refreshed `secs` ago (forced refreshes of a younger token
+/// are refused), for tests whose WeChat rejects a token right after it was issued.
+pub async fn age_token(stack: &Stack, appid: &str, secs: i64) {
+    age_item(stack, &format!("AUTHORIZER#{appid}"), "AUTHORIZER", secs).await;
+}
+
+/// [`age_token`] for the component token.
+pub async fn age_component_token(stack: &Stack, secs: i64) {
+    age_item(stack, "COMPONENT", "TOKEN", secs).await;
+}
+
+async fn age_item(stack: &Stack, pk: &str, sk: &str, secs: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use wxopen::clock::{Clock, SystemClock};
+    stack
+        .store
+        .client()
+        .update_item()
+        .table_name(stack.store.table())
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .update_expression("SET refreshed_at = :t")
+        .expression_attribute_values(
+            ":t",
+            AttributeValue::N((SystemClock.now() - secs).to_string()),
+        )
+        .send()
+        .await
+        .expect("age the token");
+}

@@ -228,13 +228,13 @@ async fn aimed_local_stack_talks_to_the_stand_in_with_its_credentials() {
     // The authorization link: api_component_token, then api_create_preauthcode, at the stand-in.
     let resp = http
         .post(format!("{gateway}/authorize/links"))
-        .json(&json!({}))
+        .json(&json!({"customer_ref": "aim-test"}))
         .send()
         .await
         .unwrap();
     let status = resp.status().as_u16();
     let links: Value = resp.json().await.unwrap();
-    assert_eq!(status, 200, "{links}");
+    assert_eq!(status, 201, "{links}");
     let pc_url = links["pc_url"].as_str().unwrap_or_default();
     assert!(
         pc_url.starts_with(&format!("{MP_BASE}/cgi-bin/componentloginpage?")),

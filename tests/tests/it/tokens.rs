@@ -347,8 +347,9 @@ async fn wechat_faults_are_handled_and_lose_nothing() {
                     .state,
                 AuthorizerState::Authorized
             );
-            // The next run, with WeChat healthy again, refreshes.
-            let next = token_refresh::run(&refresher(&stack, now)).await;
+            // The next scheduled run (5 minutes later), with WeChat healthy again, refreshes
+            // (a failure a retry does not fix backs off for at least 60 s).
+            let next = token_refresh::run(&refresher(&stack, now + 300)).await;
             assert_eq!(next.refreshed, 1, "{spec}: {next:?}");
         }
         now += 7000;
@@ -491,7 +492,7 @@ pub async fn seed_authorizers(
         .enumerate()
         .map(|(i, m)| wxopen::model::AuthorizationGrant {
             appid: m["appid"].as_str().unwrap().to_string(),
-            event_time: now,
+            event_time: Some(now),
             func_info: vec![1, 2, 3],
             token: NewToken {
                 access_token: format!("seeded-{i}").into(),
@@ -560,4 +561,53 @@ async fn a_thousand_authorizers_with_a_hundred_due_cost_a_hundred_calls() {
             "{appid}"
         );
     }
+}
+
+/// Fault: a token whose refresh fails with an errcode a retry does not fix stayed due, and every
+/// run called WeChat for it again, forever. Now it backs off (waits that double, capped) and the
+/// failure is shown on the authorizer (`last_error`, `failing_since`) until a refresh succeeds.
+#[tokio::test]
+async fn a_token_failing_for_good_backs_off_and_says_so() {
+    let stack = stack_with(&[OA1]).await;
+    fault(
+        &stack,
+        "api_authorizer_token",
+        json!({"errcode": 61003, "count": 1000}),
+    )
+    .await;
+    let t0 = SystemClock.now() + 7000;
+    let first = token_refresh::run(&refresher(&stack, t0)).await;
+    assert_eq!(first.failures.get("errcode_61003"), Some(&1), "{first:?}");
+    let (_, shown) = stack
+        .api(Method::GET, &format!("/authorizers/{OA1}"), None)
+        .await;
+    assert_eq!(shown["last_error"], "errcode_61003", "{shown}");
+    assert_eq!(shown["failing_since"], t0, "{shown}");
+    // The next scheduled runs (5 and 10 minutes later) leave it alone: no WeChat call.
+    stack.sandbox.clear_calls();
+    for later in [t0 + 30, t0 + 50] {
+        let r = token_refresh::run(&refresher(&stack, later)).await;
+        assert_eq!(r.due, 0, "{r:?}");
+    }
+    assert_eq!(stack.calls_to("api_authorizer_token"), 0);
+    // After the back-off it is tried again; the waits grow (60 s, then the time failing).
+    let second = token_refresh::run(&refresher(&stack, t0 + 61)).await;
+    assert_eq!(second.failures.get("errcode_61003"), Some(&1), "{second:?}");
+    let third = token_refresh::run(&refresher(&stack, t0 + 61 + 60)).await;
+    assert_eq!(
+        third.due, 0,
+        "the second wait is longer than the first: {third:?}"
+    );
+    // WeChat recovers: the next try succeeds and the failure is cleared.
+    let (status, b) = stack.control(Method::DELETE, "faults", json!({})).await;
+    assert!(status == 200 || status == 204, "{b}");
+    let ok = token_refresh::run(&refresher(&stack, t0 + 61 + 200)).await;
+    assert_eq!(ok.refreshed, 1, "{ok:?}");
+    let (_, shown) = stack
+        .api(Method::GET, &format!("/authorizers/{OA1}"), None)
+        .await;
+    assert!(
+        shown["last_error"].is_null() && shown["failing_since"].is_null(),
+        "{shown}"
+    );
 }

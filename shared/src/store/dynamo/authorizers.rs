@@ -32,7 +32,7 @@ impl AuthorizerStore for DynamoStore {
         g: &AuthorizationGrant,
     ) -> Result<EventApplied, StoreError> {
         let mut update = String::from(
-            "SET appid = :appid, entity = :entity, #state = :authorized, last_event_at = :t, updated_at = :now, \
+            "SET appid = :appid, entity = :entity, #state = :authorized, last_event_at = {t}, updated_at = :now, \
              authorized_at = :now, func_info = :f, access_token = :at, expires_at = :e, \
              refresh_token = :r, version = if_not_exists(version, :zero) + :one, refresh_pk = :rp, due_at = :e, \
              refreshed_at = :now",
@@ -47,7 +47,6 @@ impl AuthorizerStore for DynamoStore {
             .expression_attribute_values(":appid", s(&g.appid))
             .expression_attribute_values(":entity", s(AUTHORIZER_ENTITY))
             .expression_attribute_values(":authorized", s("authorized"))
-            .expression_attribute_values(":t", n(g.event_time))
             .expression_attribute_values(":now", n(g.now))
             .expression_attribute_values(":f", serde_dynamo::to_attribute_value(&g.func_info)?)
             .expression_attribute_values(":at", s(g.token.access_token.expose_secret()))
@@ -71,11 +70,21 @@ impl AuthorizerStore for DynamoStore {
             );
         }
         update.push_str(" REMOVE lease_owner, lease_until, state_reason");
-        let result = req
-            .update_expression(update)
-            .condition_expression("attribute_not_exists(last_event_at) OR last_event_at <= :t")
-            .send()
-            .await;
+        // One clock per comparison: WeChat's CreateTime against WeChat's CreateTime only.
+        let (update, req) = match g.event_time {
+            Some(t) => (
+                update.replace("{t}", ":t"),
+                req.expression_attribute_values(":t", n(t))
+                    .condition_expression(
+                        "attribute_not_exists(last_event_at) OR last_event_at <= :t",
+                    ),
+            ),
+            None => (
+                update.replace("{t}", "if_not_exists(last_event_at, :zero)"),
+                req,
+            ),
+        };
+        let result = req.update_expression(update).send().await;
         Ok(if applied(result)? {
             EventApplied::Applied
         } else {
@@ -112,18 +121,8 @@ impl AuthorizerStore for DynamoStore {
             return Ok(EventApplied::Superseded);
         }
         // A pending authorization older than the cancellation must not be completed later.
-        let dropped = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(PENDING_PK))
-            .key("sk", s(pending_sk(appid)))
-            .condition_expression("create_time <= :t")
-            .expression_attribute_values(":t", n(event_time))
-            .send()
-            .await;
-        // Nothing to drop (or a newer pending one) is fine.
-        applied(dropped)?;
+        self.drop_pending(self.pending_of(appid).await?, event_time)
+            .await?;
         Ok(EventApplied::Applied)
     }
 

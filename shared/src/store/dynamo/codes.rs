@@ -103,9 +103,13 @@ impl AuthCodeStore for DynamoStore {
         &self,
         p: &PendingAuthorization,
     ) -> Result<EventApplied, StoreError> {
+        let existing = self.pending_of(&p.authorizer_appid).await?;
+        if existing.iter().any(|(_, ct)| *ct > p.create_time) {
+            return Ok(EventApplied::Superseded);
+        }
         let item = to_item(PendingItem {
             pk: PENDING_PK.into(),
-            sk: pending_sk(&p.authorizer_appid),
+            sk: pending_sk(p),
             authorizer_appid: p.authorizer_appid.clone(),
             kind: p.kind,
             authorization_code: p.authorization_code.expose_secret().to_string(),
@@ -114,20 +118,15 @@ impl AuthCodeStore for DynamoStore {
             received_at: p.received_at,
             pre_auth_digest: p.pre_auth_digest.clone(),
         })?;
-        let result = self
-            .client
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR create_time < :ct")
-            .expression_attribute_values(":ct", n(p.create_time))
             .send()
-            .await;
-        Ok(if applied(result)? {
-            EventApplied::Applied
-        } else {
-            EventApplied::Superseded
-        })
+            .await?;
+        // Older ones of the same authorizer are superseded (same-second ones are kept).
+        self.drop_pending(existing, p.create_time - 1).await?;
+        Ok(EventApplied::Applied)
     }
 
     async fn list_pending_authorizations(&self) -> Result<Vec<PendingAuthorization>, StoreError> {
@@ -156,20 +155,73 @@ impl AuthCodeStore for DynamoStore {
 
     async fn remove_pending_authorization(
         &self,
-        appid: &str,
-        create_time: i64,
+        pending: &PendingAuthorization,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
+        self.client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(PENDING_PK))
-            .key("sk", s(pending_sk(appid)))
-            .condition_expression("create_time = :t")
-            .expression_attribute_values(":t", n(create_time))
+            .key("sk", s(pending_sk(pending)))
             .send()
-            .await;
-        applied(result)?;
+            .await?;
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Deletes the pending items among `items` whose `create_time` is at most `up_to` (each
+    /// conditional on it; one already gone is fine).
+    pub(super) async fn drop_pending(
+        &self,
+        items: Vec<(String, i64)>,
+        up_to: i64,
+    ) -> Result<(), StoreError> {
+        for (sk, _) in items.into_iter().filter(|(_, ct)| *ct <= up_to) {
+            let dropped = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(PENDING_PK))
+                .key("sk", s(sk))
+                .condition_expression("create_time <= :t")
+                .expression_attribute_values(":t", n(up_to))
+                .send()
+                .await;
+            applied(dropped)?;
+        }
+        Ok(())
+    }
+
+    /// The sort keys and `create_time`s of one authorizer's pending items.
+    pub(super) async fn pending_of(&self, appid: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        #[derive(Deserialize)]
+        struct Key {
+            sk: String,
+            create_time: i64,
+        }
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(PENDING_PK))
+                .expression_attribute_values(":prefix", s(pending_prefix(appid)))
+                .projection_expression("sk, create_time")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in page.items.unwrap_or_default() {
+                let k: Key = from_item(item)?;
+                out.push((k.sk, k.create_time));
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
     }
 }

@@ -69,7 +69,20 @@ pub const CUSTOMERS_INDEX_ATTRIBUTES: &[&str] = &[
 fn push_pk(key: &str) -> String {
     format!("PUSH#{key}")
 }
-fn pending_sk(appid: &str) -> String {
+/// One pending item per authorization code: two authorizations of the same authorizer in the
+/// same second (same `CreateTime`, different codes) are both kept.
+fn pending_sk(p: &PendingAuthorization) -> String {
+    let digest = crate::crypto::sha1_hex(p.authorization_code.expose_secret());
+    format!(
+        "{}#{:012}#{}",
+        pending_prefix(&p.authorizer_appid),
+        p.create_time,
+        digest.get(..16).unwrap_or(&digest)
+    )
+}
+/// Every pending item of one authorizer (appids have a fixed length, so no other authorizer's
+/// items share the prefix; items written before the per-code key have exactly this key).
+fn pending_prefix(appid: &str) -> String {
     format!("AUTH#{appid}")
 }
 fn authorizer_pk(appid: &str) -> String {
@@ -214,32 +227,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .build(),
         )
         .build()?;
-    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
-    for a in AUTHORIZERS_INDEX_ATTRIBUTES
-        .iter()
-        .filter(|a| !matches!(**a, "pk" | "sk"))
-    {
-        projection = projection.non_key_attributes(*a);
-    }
-    let authorizers_index = GlobalSecondaryIndex::builder()
-        .index_name(AUTHORIZERS_INDEX)
-        .key_schema(key("entity", KeyType::Hash)?)
-        .key_schema(key("appid", KeyType::Range)?)
-        .projection(projection.build())
-        .build()?;
-    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
-    for a in CUSTOMERS_INDEX_ATTRIBUTES
-        .iter()
-        .filter(|a| !matches!(**a, "pk" | "sk"))
-    {
-        projection = projection.non_key_attributes(*a);
-    }
-    let customers_index = GlobalSecondaryIndex::builder()
-        .index_name(CUSTOMERS_INDEX)
-        .key_schema(key("customer_ref", KeyType::Hash)?)
-        .key_schema(key("appid", KeyType::Range)?)
-        .projection(projection.build())
-        .build()?;
+    // An index of authorizers by (`hash`, appid), projecting `attributes` (never a token).
+    let authorizer_index = |name: &str, hash: &str, attributes: &[&str]| {
+        let mut projection = Projection::builder().projection_type(ProjectionType::Include);
+        for a in attributes.iter().filter(|a| !matches!(**a, "pk" | "sk")) {
+            projection = projection.non_key_attributes(*a);
+        }
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash)?)
+            .key_schema(key("appid", KeyType::Range)?)
+            .projection(projection.build())
+            .build()
+    };
+    let authorizers_index =
+        authorizer_index(AUTHORIZERS_INDEX, "entity", AUTHORIZERS_INDEX_ATTRIBUTES)?;
+    let customers_index =
+        authorizer_index(CUSTOMERS_INDEX, "customer_ref", CUSTOMERS_INDEX_ATTRIBUTES)?;
     client
         .create_table()
         .table_name(table)
@@ -298,7 +302,7 @@ impl DynamoStore {
                     ("appid".to_string(), s(&g.appid)),
                     ("entity".to_string(), s(AUTHORIZER_ENTITY)),
                     ("state".to_string(), s("authorized")),
-                    ("last_event_at".to_string(), n(g.event_time)),
+                    ("last_event_at".to_string(), n(g.event_time.unwrap_or(0))),
                     ("updated_at".to_string(), n(g.now)),
                     ("authorized_at".to_string(), n(g.now)),
                     (
@@ -313,6 +317,7 @@ impl DynamoStore {
                     ("version".to_string(), n(1)),
                     ("refresh_pk".to_string(), s(DUE_PARTITION)),
                     ("due_at".to_string(), n(g.token.expires_at)),
+                    ("refreshed_at".to_string(), n(g.now)),
                 ]);
                 if let Some(r) = &g.token.refresh_token {
                     item.insert("refresh_token".into(), s(r.expose_secret()));

@@ -29,6 +29,8 @@ pub(super) struct TokenItem {
     pub(super) state: Option<AuthorizerState>,
     #[serde(default)]
     pub(super) refreshed_at: Option<i64>,
+    #[serde(default)]
+    pub(super) failing_since: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +98,7 @@ impl TokenStore for DynamoStore {
             refresh_token: t.refresh_token.map(Into::into),
             state: t.state,
             refreshed_at: t.refreshed_at.unwrap_or(0),
+            failing_since: t.failing_since,
         }))
     }
 
@@ -181,7 +184,7 @@ impl TokenStore for DynamoStore {
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":authorized", s("authorized"));
         }
-        update.push_str(" REMOVE lease_owner, lease_until");
+        update.push_str(" REMOVE lease_owner, lease_until, last_error, failing_since");
         Ok(
             if applied(
                 req.update_expression(update)
@@ -207,6 +210,36 @@ impl TokenStore for DynamoStore {
             .update_expression("REMOVE lease_owner, lease_until")
             .condition_expression("lease_owner = :o")
             .expression_attribute_values(":o", s(owner))
+            .send()
+            .await;
+        applied(result)?;
+        Ok(())
+    }
+
+    async fn defer_refresh(
+        &self,
+        key: &TokenKey,
+        version: u64,
+        error: &str,
+        now: i64,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = token_key(key);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(
+                "SET last_error = :e, failing_since = if_not_exists(failing_since, :now), due_at = :d",
+            )
+            .condition_expression("version = :v AND refresh_pk = :rp")
+            .expression_attribute_values(":e", s(error))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":d", n(due_at))
+            .expression_attribute_values(":v", n(version as i64))
+            .expression_attribute_values(":rp", s(DUE_PARTITION))
             .send()
             .await;
         applied(result)?;

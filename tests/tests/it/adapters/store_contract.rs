@@ -133,6 +133,36 @@ async fn pending_newest_wins<S: AllStores>(store: &S) {
     assert_eq!(all[0].authorization_code.expose_secret(), "code-2");
     assert_eq!(all[0].code_expires_at, Some(3620));
     assert_eq!(all[1].authorizer_appid, "wxb");
+    // Fault: a second, different authorization in the same second used to be dropped
+    // (`create_time < :ct`). Both are kept; each is removed on its own.
+    assert_eq!(
+        store
+            .put_pending_authorization(&pending("wxa", "code-3", 20))
+            .await
+            .unwrap(),
+        EventApplied::Applied
+    );
+    let codes = |all: Vec<wxopen::model::PendingAuthorization>| {
+        let mut c: Vec<String> = all
+            .iter()
+            .filter(|p| p.authorizer_appid == "wxa")
+            .map(|p| p.authorization_code.expose_secret().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(
+        codes(store.list_pending_authorizations().await.unwrap()),
+        vec!["code-2", "code-3"]
+    );
+    store
+        .remove_pending_authorization(&pending("wxa", "code-2", 20))
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(store.list_pending_authorizations().await.unwrap()),
+        vec!["code-3"]
+    );
 }
 
 async fn unauthorized_rules<S: AllStores>(store: &S) {
@@ -211,7 +241,7 @@ fn grant(
 ) -> AuthorizationGrant {
     AuthorizationGrant {
         appid: appid.into(),
-        event_time,
+        event_time: Some(event_time),
         func_info: vec![1, 24],
         token: NewToken {
             access_token: access.into(),
@@ -545,9 +575,15 @@ async fn code_claims<S: AllStores>(store: &S) {
         .put_pending_authorization(&pending("wxp", "code", 50))
         .await
         .unwrap();
-    store.remove_pending_authorization("wxp", 49).await.unwrap();
+    store
+        .remove_pending_authorization(&pending("wxp", "code", 49))
+        .await
+        .unwrap();
     assert_eq!(store.list_pending_authorizations().await.unwrap().len(), 1);
-    store.remove_pending_authorization("wxp", 50).await.unwrap();
+    store
+        .remove_pending_authorization(&pending("wxp", "code", 50))
+        .await
+        .unwrap();
     assert!(
         store
             .list_pending_authorizations()

@@ -496,3 +496,25 @@ async fn bad_link_options_are_400() {
     );
     assert!(html.contains("auth_type=2"));
 }
+
+/// Fault: "newest wins" compared WeChat's `CreateTime` with the callback's local clock, so with
+/// the local clock ahead of WeChat's, the merchant's cancellation after a redirect-first
+/// authorization was dropped as "superseded". Now a redirect never writes local time into the
+/// comparison.
+#[tokio::test]
+async fn a_cancellation_is_never_superseded_by_the_redirects_local_time() {
+    let stack = ready().await;
+    // WeChat's clock runs 200 s behind ours (inside the push timestamp window).
+    stack.sandbox.advance_clock(-200);
+    stack.authorize(OA, "redirect_first").await;
+    assert_eq!(authorizer(&stack, OA).await["state"], "authorized");
+    let (status, body) = stack
+        .control(Method::POST, &format!("merchants/{OA}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a = authorizer(&stack, OA).await;
+    assert_eq!(a["state"], "unauthorized", "{a}");
+    // And an authorization after it (push first, WeChat's clock) is applied again.
+    stack.authorize(OA, "push_first").await;
+    assert_eq!(authorizer(&stack, OA).await["state"], "authorized");
+}

@@ -1,6 +1,6 @@
 //! Open-account operations end to end: gateway → functions → sandbox (WeChat's rules) → moto.
 
-use crate::common::{MP1, OA1, OA2, OA3, stack_with};
+use crate::common::{MP1, OA1, OA2, OA3, age_token, stack_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wxopen::store::AuthorizerStore;
@@ -218,6 +218,9 @@ async fn wechat_rules_reach_the_caller_with_status_and_errcode() {
 async fn a_stale_token_is_recovered_by_exactly_one_retry() {
     let stack = stack_with(&[OA1]).await;
     create(&stack, OA1).await;
+    // WeChat rejects a token issued an hour ago (a token refreshed moments ago is not
+    // refreshed again: forced refreshes are bounded).
+    age_token(&stack, OA1, 3600).await;
     stack.sandbox.clear_calls();
     let (status, b) = stack
         .control(
