@@ -47,4 +47,7 @@ for spec in ${BENCH_REFRESH-"10000:10000" "100000:1000"}; do
   target/debug/wxopen-bench refresh "$total" "$due" target/release/token-refresh >>"$OUT/refresh.jsonl"
 done
 
+echo "== events out: calls per push on the wire, added latency (moto) =="
+target/debug/wxopen-bench events "${BENCH_EVENTS:-50}" >"$OUT/events.jsonl"
+
 .venv/bin/python scripts/bench/report.py "$OUT"
