@@ -423,6 +423,9 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One push's DynamoDB and EventBridge requests (by operation) and its milliseconds.
+type PushCost = (BTreeMap<String, u64>, BTreeMap<String, u64>, f64);
+
 /// A bus that takes everything and sends nothing (the no-publishing baseline).
 struct NoBus;
 
@@ -480,7 +483,11 @@ async fn events(n: usize) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let now = SystemClock.now();
-    let (oa, mp, gh) = ("wxoa00000000000001", "wxmp00000000000001", "gh_bench00000001");
+    let (oa, mp, gh) = (
+        "wxoa00000000000001",
+        "wxmp00000000000001",
+        "gh_bench00000001",
+    );
     let grants: Vec<AuthorizationGrant> = [oa, mp]
         .iter()
         .map(|appid| AuthorizationGrant {
@@ -515,10 +522,8 @@ async fn events(n: usize) -> Result<(), String> {
         clock: SystemClock,
         wechat: wxopen_tests::unreachable_wechat(),
     };
-    let publisher = EventBridgePublisher::new(
-        aws_sdk_eventbridge::Client::new(&proxied),
-        &bus.bus_name,
-    );
+    let publisher =
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&proxied), &bus.bus_name);
     let with_bus = message_events_app(&deps, publisher.clone());
     let component = component_events::App {
         deps: deps(),
@@ -540,16 +545,27 @@ async fn events(n: usize) -> Result<(), String> {
     ];
     let mut previous_text: Option<SignedPush> = None;
     for kind in kinds {
-        let mut per_push: Vec<(BTreeMap<String, u64>, BTreeMap<String, u64>, f64)> = Vec::new();
+        let mut per_push: Vec<PushCost> = Vec::new();
         for i in 0..n {
             let t = SystemClock.now();
             let nonce = format!("{kind}-{i}");
             let msg = |appid_gh: &str, body: &str| {
-                SignedPush::new(&message_xml(appid_gh, &format!("o_user_{i}"), t, body), app_id, t, &nonce)
+                SignedPush::new(
+                    &message_xml(appid_gh, &format!("o_user_{i}"), t, body),
+                    app_id,
+                    t,
+                    &nonce,
+                )
             };
             let (push, path, appid) = match kind {
                 "text" => (
-                    msg(gh, &format!("<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello {i}]]></Content><MsgId>{}</MsgId>", 8_000_000_000_000_000u64 + i as u64)),
+                    msg(
+                        gh,
+                        &format!(
+                            "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello {i}]]></Content><MsgId>{}</MsgId>",
+                            8_000_000_000_000_000u64 + i as u64
+                        ),
+                    ),
                     Some(oa),
                     oa,
                 ),
@@ -557,12 +573,61 @@ async fn events(n: usize) -> Result<(), String> {
                     Some(p) => (p.clone(), Some(oa), oa),
                     None => return Err("no text push to retry".into()),
                 },
-                "subscribe" => (msg(gh, "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event>"), Some(oa), oa),
-                "CLICK" => (msg(gh, "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[MENU_1]]></EventKey>"), Some(oa), oa),
-                "weapp_audit_success" => (msg("gh_benchmp000001", &format!("<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[weapp_audit_success]]></Event><SuccTime>{t}</SuccTime>")), Some(mp), mp),
-                "unauthorized" => (SignedPush::component(&wxopen_tests::unauthorized_xml(&format!("wxun{i:014}"), t), t, &nonce), None, ""),
-                "notify_third_fasteregister" => (SignedPush::component(&format!("<xml><AppId>{app_id}</AppId><CreateTime>{t}</CreateTime><InfoType>notify_third_fasteregister</InfoType><appid>wxnew{i:013}</appid><status>0</status><auth_code>c</auth_code><msg>OK</msg></xml>"), t, &nonce), None, ""),
-                _ => (SignedPush::component(&wxopen_tests::ticket_xml(&format!("ticket@@@bench{i}"), t + i as i64), t, &nonce), None, ""),
+                "subscribe" => (
+                    msg(
+                        gh,
+                        "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event>",
+                    ),
+                    Some(oa),
+                    oa,
+                ),
+                "CLICK" => (
+                    msg(
+                        gh,
+                        "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[MENU_1]]></EventKey>",
+                    ),
+                    Some(oa),
+                    oa,
+                ),
+                "weapp_audit_success" => (
+                    msg(
+                        "gh_benchmp000001",
+                        &format!(
+                            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[weapp_audit_success]]></Event><SuccTime>{t}</SuccTime>"
+                        ),
+                    ),
+                    Some(mp),
+                    mp,
+                ),
+                "unauthorized" => (
+                    SignedPush::component(
+                        &wxopen_tests::unauthorized_xml(&format!("wxun{i:014}"), t),
+                        t,
+                        &nonce,
+                    ),
+                    None,
+                    "",
+                ),
+                "notify_third_fasteregister" => (
+                    SignedPush::component(
+                        &format!(
+                            "<xml><AppId>{app_id}</AppId><CreateTime>{t}</CreateTime><InfoType>notify_third_fasteregister</InfoType><appid>wxnew{i:013}</appid><status>0</status><auth_code>c</auth_code><msg>OK</msg></xml>"
+                        ),
+                        t,
+                        &nonce,
+                    ),
+                    None,
+                    "",
+                ),
+                _ => (
+                    SignedPush::component(
+                        &wxopen_tests::ticket_xml(&format!("ticket@@@bench{i}"), t + i as i64),
+                        t,
+                        &nonce,
+                    ),
+                    None,
+                    "",
+                ),
             };
             if kind == "text" {
                 previous_text = Some(push.clone());
@@ -571,11 +636,13 @@ async fn events(n: usize) -> Result<(), String> {
             events.lock().unwrap().clear();
             let started = Instant::now();
             let resp = match path {
-                Some(_) => message_events::handle(
-                    &with_bus,
-                    push.request_to(&format!("/wechat/messages/{appid}"), appid),
-                )
-                .await,
+                Some(_) => {
+                    message_events::handle(
+                        &with_bus,
+                        push.request_to(&format!("/wechat/messages/{appid}"), appid),
+                    )
+                    .await
+                }
                 None => component_events::handle(&component, push.request()).await,
             }
             .map_err(|e| e.to_string())?;
@@ -583,9 +650,13 @@ async fn events(n: usize) -> Result<(), String> {
             if resp.status() != 200 {
                 return Err(format!("{kind}: status {}", resp.status()));
             }
-            per_push.push((counts.lock().unwrap().clone(), events.lock().unwrap().clone(), ms));
+            per_push.push((
+                counts.lock().unwrap().clone(),
+                events.lock().unwrap().clone(),
+                ms,
+            ));
         }
-        let total = |pick: &dyn Fn(&(BTreeMap<String, u64>, BTreeMap<String, u64>, f64)) -> u64| {
+        let total = |pick: &dyn Fn(&PushCost) -> u64| {
             per_push.iter().map(pick).sum::<u64>() as f64 / per_push.len().max(1) as f64
         };
         let mut by_op: BTreeMap<String, f64> = BTreeMap::new();
@@ -613,7 +684,15 @@ async fn events(n: usize) -> Result<(), String> {
     for i in 0..n * 2 {
         let t = SystemClock.now();
         let push = SignedPush::new(
-            &message_xml(gh, "o_latency", t, &format!("<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[latency {i}]]></Content><MsgId>{}</MsgId>", 9_000_000_000_000_000u64 + i as u64)),
+            &message_xml(
+                gh,
+                "o_latency",
+                t,
+                &format!(
+                    "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[latency {i}]]></Content><MsgId>{}</MsgId>",
+                    9_000_000_000_000_000u64 + i as u64
+                ),
+            ),
             app_id,
             t,
             &format!("lat-{i}"),
@@ -629,7 +708,11 @@ async fn events(n: usize) -> Result<(), String> {
         if !ok {
             return Err("latency push failed".into());
         }
-        if i % 2 == 0 { with.push(ms) } else { without.push(ms) }
+        if i % 2 == 0 {
+            with.push(ms)
+        } else {
+            without.push(ms)
+        }
     }
     let publish_ms: Vec<f64> = with_bus
         .metrics
