@@ -58,5 +58,7 @@ print(f"   {g['api']}, {g['calls_each']} calls each: proxied median {p['median']
       f"direct median {d['median']:.0f} µs p99 {d['p99']:.0f} µs; ratio {r['median']:.2f}× / {r['p99']:.2f}×; "
       f"added {a['median']:.0f} µs / {a['p99']:.0f} µs; DynamoDB requests per proxied call {g['dynamodb_requests_per_call']:g}")
 PY
+echo "== events out: calls per push on the wire, added latency (moto) =="
+target/debug/wxopen-bench events "${BENCH_EVENTS:-50}" >"$OUT/events.jsonl"
 
 .venv/bin/python scripts/bench/report.py "$OUT"

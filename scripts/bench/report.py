@@ -38,3 +38,18 @@ for line in open(os.path.join(out, "sizes.txt")):
     ms = init.get(name)
     ms_s = f"{ms:.1f} ms" if ms is not None else "n/a"
     print(f"  {name:<22} {int(raw) / 1e6:6.2f}MB {int(gz) / 1e6:6.2f}MB {ms_s:>19}")
+
+events_path = os.path.join(out, "events.jsonl")
+if os.path.exists(events_path):
+    print("\nEvents out: calls per push, counted on the wire by a proxy in front of moto (handlers as deployed)")
+    print(f"  {'kind':<28} {'DynamoDB reads':>14} {'writes':>7} {'PutEvents':>10} {'median':>9}  by operation")
+    latency = None
+    for line in open(events_path):
+        r = json.loads(line)
+        if r["measure"] == "publish_latency":
+            latency = r
+            continue
+        ops = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["dynamodb_per_push"].items()))
+        print(f"  {r['kind']:<28} {r['dynamodb_reads_per_push']:>14.0f} {r['dynamodb_writes_per_push']:>7.0f} {r['put_events_per_push']:>10.0f} {r['median_ms']:>7.1f}ms  {ops}")
+    if latency:
+        print(f"  publishing adds {latency['added_ms']:.1f} ms to a message (median {latency['median_ms_with_bus']:.1f} ms with the bus, {latency['median_ms_without_bus']:.1f} ms without; PutEvents itself {latency['event_publish_ms_median']:.0f} ms median on moto)")

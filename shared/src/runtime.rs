@@ -11,6 +11,7 @@
 use crate::app::Deps;
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::events::metrics::MetricSink;
 use crate::secrets::{CachedCredentials, SecretsManagerSource};
 use crate::store::DynamoStore;
 use crate::wechat::WeChatClient;
@@ -27,6 +28,8 @@ pub struct Runtime<C = Credentials> {
     pub wechat: WeChatClient,
     /// The AWS configuration the clients are built from.
     pub aws: aws_config::SdkConfig,
+    /// Where the functions' metric lines go (stdout: CloudWatch reads EMF from the log).
+    pub metrics: MetricSink,
 }
 
 impl Runtime {
@@ -46,6 +49,7 @@ impl Runtime {
             wechat: WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)?,
             config,
             aws,
+            metrics: MetricSink::stdout(),
         })
     }
 }

@@ -18,6 +18,10 @@ pub struct LocalBus {
     pub queue_arn: String,
 }
 
+/// The AWS environment a reader of the local queue needs (moto accepts any credentials).
+pub const LOCAL_AWS_ENV: &str =
+    "AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test";
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl LocalBus {
@@ -185,8 +189,8 @@ impl LocalBus {
     /// The command that reads the queue with the AWS CLI (for `make dev`).
     pub fn read_command(&self, endpoint: &str) -> String {
         format!(
-            "aws --endpoint-url {endpoint} sqs receive-message --queue-url {} --max-number-of-messages 10 --wait-time-seconds 5",
-            self.queue_url
+            "{} aws --endpoint-url {endpoint} sqs receive-message --queue-url {} --max-number-of-messages 10 --wait-time-seconds 5",
+            LOCAL_AWS_ENV, self.queue_url
         )
     }
 }

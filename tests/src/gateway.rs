@@ -171,6 +171,8 @@ impl<C: CredentialsProvider> Apps<C> {
             credentials: credentials.clone(),
             wechat: wechat.clone(),
             aws: aws.clone(),
+            // Metric lines stay in memory (the local stack prints no EMF).
+            metrics: wxopen::events::metrics::MetricSink::memory(),
         };
         Self {
             component_events: FromRuntime::from_runtime(rt()),

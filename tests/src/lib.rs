@@ -271,12 +271,13 @@ pub fn request(method: &str, path: &str, query: &HashMap<String, String>, body: 
     req.with_query_string_parameters(query.clone())
 }
 
-/// Runs the wechatpy shim with one JSON request. Fails the test if Python or wechatpy is missing.
-pub fn wechatpy(req: &serde_json::Value) -> serde_json::Value {
+/// Runs a Python shim of `tests/py/` with one JSON request on stdin; its JSON answer. Fails the
+/// test if Python (the venv's, with wechatpy) is missing or the shim fails.
+fn python_shim(script: &str, req: &serde_json::Value) -> serde_json::Value {
     let python = std::env::var("WXOPEN_PYTHON").unwrap_or_else(|_| {
         panic!("WXOPEN_PYTHON must name the venv's python with wechatpy installed; run `make test`")
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/wechatpy_interop.py");
+    let script = format!("{}/py/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -299,32 +300,15 @@ pub fn wechatpy(req: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("shim JSON")
 }
 
+/// Runs the wechatpy interop shim (`py/wechatpy_interop.py`) with one JSON request.
+pub fn wechatpy(req: &serde_json::Value) -> serde_json::Value {
+    python_shim("wechatpy_interop.py", req)
+}
+
 /// Runs the wechatpy replies shim (`py/wechatpy_replies.py`): decrypts a reply envelope and
-/// compares it with wechatpy's own rendering. Fails the test if Python or wechatpy is missing.
+/// compares it with wechatpy's own rendering.
 pub fn wechatpy_replies(req: &serde_json::Value) -> serde_json::Value {
-    let python = std::env::var("WXOPEN_PYTHON")
-        .expect("WXOPEN_PYTHON must name the venv's python with wechatpy; run `make test`");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/py/wechatpy_replies.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(req.to_string().as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("python");
-    assert!(
-        out.status.success(),
-        "wechatpy shim failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("shim JSON")
+    python_shim("wechatpy_replies.py", req)
 }
 
 /// The text of `<name>…</name>` in a small XML document (CDATA unwrapped), or "".

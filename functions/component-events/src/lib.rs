@@ -16,7 +16,8 @@ use wxopen::callbacks::component::{
 };
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
+use wxopen::events::metrics::{self, MetricSink};
+use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings};
 use wxopen::http::{ApiError, open_push, rejected_plaintext, wechat_success};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
@@ -32,6 +33,8 @@ pub struct App<S, C, K, P = EventBridgePublisher> {
     pub completion_budget: Duration,
     /// Where `component.event` and `authorization.changed` are published.
     pub publisher: P,
+    /// Where the EMF metric lines go (stdout when deployed).
+    pub metrics: MetricSink,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
@@ -43,6 +46,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
                 &rt.aws,
                 &EventSettings::from_config(&rt.config),
             ),
+            metrics: rt.metrics.clone(),
             deps: rt.into_deps(),
         }
     }
@@ -142,13 +146,10 @@ where
     if deferred > 0 {
         tracing::warn!(deferred, "authorization.changed deferred to the outbox");
     }
-    println!(
-        "{}",
-        metrics::delivery_line(
-            "component-events",
-            &delivered,
-            app.deps.clock.now().saturating_mul(1000)
-        )
-    );
+    app.metrics.emit(metrics::delivery_line(
+        "component-events",
+        &delivered,
+        app.deps.clock.now().saturating_mul(1000),
+    ));
     Ok(())
 }

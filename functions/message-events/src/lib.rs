@@ -63,7 +63,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
             ),
             hook,
             hook_budget: hooks.budget,
-            metrics: MetricSink::stdout(),
+            metrics: rt.metrics.clone(),
             deps: rt.into_deps(),
         }
     }

@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
+/// Lines a memory sink keeps (the newest).
+pub const MEMORY_LINES: usize = 1000;
+
 /// Where a function's metric lines go: stdout (CloudWatch reads EMF from the log), or memory
 /// for tests that assert on them.
 #[derive(Debug, Clone, Default)]
@@ -26,7 +29,7 @@ impl MetricSink {
         Self(None)
     }
 
-    /// Lines kept in memory ([`MetricSink::lines`]).
+    /// Lines kept in memory, the newest [`MEMORY_LINES`] ([`MetricSink::lines`]).
     pub fn memory() -> Self {
         Self(Some(Arc::default()))
     }
@@ -36,6 +39,9 @@ impl MetricSink {
             None => println!("{line}"),
             Some(lines) => {
                 if let Ok(mut l) = lines.lock() {
+                    if l.len() >= MEMORY_LINES {
+                        l.remove(0);
+                    }
                     l.push(line);
                 }
             }

@@ -11,6 +11,9 @@
 //!                                      the same call straight to the sandbox (run it from a
 //!                                      release build): median, p99, ratio, added µs, DynamoDB
 //!                                      requests per call.
+//! `wxopen-bench events [n]`           DynamoDB and EventBridge calls per push for each kind
+//!                                      (counted by the proxy in front of moto), and the latency
+//!                                      publishing adds to a message.
 //!
 //! Prints one JSON object per measurement.
 
@@ -188,12 +191,40 @@ async fn init(binaries: &[String]) {
     }
 }
 
-/// Counts DynamoDB requests by `X-Amz-Target` on their way to moto.
+type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
+
+/// Counts DynamoDB and EventBridge requests by `X-Amz-Target` on their way to moto.
 #[derive(Clone)]
 struct Proxy {
     target: String,
     http: reqwest::Client,
-    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    counts: Counts,
+    events: Counts,
+}
+
+/// Starts the counting proxy in front of moto: its URL, the DynamoDB and the EventBridge counts.
+async fn start_proxy(moto: &str) -> Result<(String, Counts, Counts), String> {
+    let counts: Counts = Arc::default();
+    let events: Counts = Arc::default();
+    let p = Proxy {
+        target: moto.trim_end_matches('/').to_string(),
+        http: reqwest::Client::new(),
+        counts: counts.clone(),
+        events: events.clone(),
+    };
+    let router = axum::Router::new()
+        .route("/", any(proxy))
+        .route("/{*rest}", any(proxy))
+        .with_state(p);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let proxy_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok((proxy_url, counts, events))
 }
 
 async fn proxy(
@@ -203,11 +234,13 @@ async fn proxy(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
-        && t.starts_with("DynamoDB")
-    {
+    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         let op = t.rsplit('.').next().unwrap_or(t).to_string();
-        *p.counts.lock().unwrap().entry(op).or_default() += 1;
+        if t.starts_with("DynamoDB") {
+            *p.counts.lock().unwrap().entry(op).or_default() += 1;
+        } else if t.starts_with("AWSEvents") {
+            *p.events.lock().unwrap().entry(op).or_default() += 1;
+        }
     }
     let url = format!(
         "{}{}",
@@ -338,24 +371,7 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
     let seed_secs = seed_started.elapsed().as_secs_f64();
 
     // The DynamoDB counting proxy in front of moto.
-    let counts = Arc::new(Mutex::new(BTreeMap::new()));
-    let p = Proxy {
-        target: moto.trim_end_matches('/').to_string(),
-        http: reqwest::Client::new(),
-        counts: counts.clone(),
-    };
-    let router = axum::Router::new()
-        .route("/", any(proxy))
-        .route("/{*rest}", any(proxy))
-        .with_state(p);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let proxy_url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (proxy_url, counts, _) = start_proxy(&moto).await?;
 
     // The release refresher binary, as Lambda runs it, invoked once by a schedule event.
     sandbox.clear_calls();
@@ -414,6 +430,340 @@ async fn refresh(total: usize, due: usize, binary: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One push's DynamoDB and EventBridge requests (by operation) and its milliseconds.
+type PushCost = (BTreeMap<String, u64>, BTreeMap<String, u64>, f64);
+
+/// A bus that takes everything and sends nothing (the no-publishing baseline).
+struct NoBus;
+
+impl wxopen::events::EventPublisher for NoBus {
+    async fn publish(
+        &self,
+        _entries: &[wxopen::events::EventEntry],
+    ) -> wxopen::events::PublishReport {
+        wxopen::events::PublishReport::default()
+    }
+}
+
+fn message_xml(gh: &str, openid: &str, now: i64, body: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{gh}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime>{body}</xml>"
+    )
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+const WRITES: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "TransactWriteItems",
+    "BatchWriteItem",
+];
+
+/// DynamoDB and EventBridge calls per push for each kind, counted by the proxy in front of moto
+/// (the functions' handlers called directly, with the deployed store and publisher), and the
+/// latency publishing adds to a message (real bus vs. no bus, alternating).
+async fn events(n: usize) -> Result<(), String> {
+    use wxopen::app::Deps;
+    use wxopen::events::EventBridgePublisher;
+    use wxopen_tests::SignedPush;
+
+    let moto =
+        std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL (moto) is required")?;
+    let direct = aws_config::load_from_env().await;
+    let (proxy_url, counts, events) = start_proxy(&moto).await?;
+    let proxied = aws_config::from_env().endpoint_url(&proxy_url).load().await;
+    let table = format!("wxopen-bench-events-{}", std::process::id());
+    wxopen::store::dynamo::create_table(&aws_sdk_dynamodb::Client::new(&direct), &table)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = wxopen::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&proxied), &table);
+    let bus = wxopen_tests::bus::LocalBus::create(
+        &direct,
+        &format!("wxopen-bench-{}", std::process::id()),
+        &format!("wxopen-bench-events-{}", std::process::id()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let now = SystemClock.now();
+    let (oa, mp, gh) = (
+        "wxoa00000000000001",
+        "wxmp00000000000001",
+        "gh_bench00000001",
+    );
+    let grants: Vec<AuthorizationGrant> = [oa, mp]
+        .iter()
+        .map(|appid| AuthorizationGrant {
+            appid: appid.to_string(),
+            event_time: Some(now),
+            func_info: vec![1, 2, 3],
+            token: NewToken {
+                access_token: "seeded".to_string().into(),
+                expires_at: now + 7000,
+                refresh_token: Some("seeded-refresh".to_string().into()),
+            },
+            profile: None,
+            now,
+        })
+        .collect();
+    store
+        .import_authorizers(&grants)
+        .await
+        .map_err(|e| e.to_string())?;
+    let credentials = Arc::new(wxopen::secrets::StaticCredentials(Arc::new(
+        wxopen::secrets::ComponentCredentials::new(
+            wxopen_tests::APPID,
+            wxopen_tests::APPSECRET,
+            wxopen_tests::TOKEN,
+            wxopen_tests::AES_KEY,
+        )
+        .map_err(|e| e.to_string())?,
+    )));
+    let deps = || Deps {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        clock: SystemClock,
+        wechat: wxopen_tests::unreachable_wechat(),
+    };
+    let publisher =
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&proxied), &bus.bus_name);
+    let with_bus = message_events_app(&deps, publisher.clone());
+    let component = component_events::App {
+        deps: deps(),
+        push_window: Duration::from_secs(300),
+        completion_budget: Duration::from_millis(100),
+        publisher,
+        metrics: wxopen::events::metrics::MetricSink::memory(),
+    };
+    let app_id = wxopen_tests::APPID;
+    let kinds = [
+        "text",
+        "text (WeChat retry)",
+        "subscribe",
+        "CLICK",
+        "weapp_audit_success",
+        "unauthorized",
+        "notify_third_fasteregister",
+        "component_verify_ticket",
+    ];
+    let mut previous_text: Option<SignedPush> = None;
+    for kind in kinds {
+        let mut per_push: Vec<PushCost> = Vec::new();
+        for i in 0..n {
+            let t = SystemClock.now();
+            let nonce = format!("{kind}-{i}");
+            let msg = |appid_gh: &str, body: &str| {
+                SignedPush::new(
+                    &message_xml(appid_gh, &format!("o_user_{i}"), t, body),
+                    app_id,
+                    t,
+                    &nonce,
+                )
+            };
+            let (push, path, appid) = match kind {
+                "text" => (
+                    msg(
+                        gh,
+                        &format!(
+                            "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello {i}]]></Content><MsgId>{}</MsgId>",
+                            8_000_000_000_000_000u64 + i as u64
+                        ),
+                    ),
+                    Some(oa),
+                    oa,
+                ),
+                "text (WeChat retry)" => match &previous_text {
+                    Some(p) => (p.clone(), Some(oa), oa),
+                    None => return Err("no text push to retry".into()),
+                },
+                "subscribe" => (
+                    msg(
+                        gh,
+                        "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event>",
+                    ),
+                    Some(oa),
+                    oa,
+                ),
+                "CLICK" => (
+                    msg(
+                        gh,
+                        "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[MENU_1]]></EventKey>",
+                    ),
+                    Some(oa),
+                    oa,
+                ),
+                "weapp_audit_success" => (
+                    msg(
+                        "gh_benchmp000001",
+                        &format!(
+                            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[weapp_audit_success]]></Event><SuccTime>{t}</SuccTime>"
+                        ),
+                    ),
+                    Some(mp),
+                    mp,
+                ),
+                "unauthorized" => (
+                    SignedPush::component(
+                        &wxopen_tests::unauthorized_xml(&format!("wxun{i:014}"), t),
+                        t,
+                        &nonce,
+                    ),
+                    None,
+                    "",
+                ),
+                "notify_third_fasteregister" => (
+                    SignedPush::component(
+                        &format!(
+                            "<xml><AppId>{app_id}</AppId><CreateTime>{t}</CreateTime><InfoType>notify_third_fasteregister</InfoType><appid>wxnew{i:013}</appid><status>0</status><auth_code>c</auth_code><msg>OK</msg></xml>"
+                        ),
+                        t,
+                        &nonce,
+                    ),
+                    None,
+                    "",
+                ),
+                _ => (
+                    SignedPush::component(
+                        &wxopen_tests::ticket_xml(&format!("ticket@@@bench{i}"), t + i as i64),
+                        t,
+                        &nonce,
+                    ),
+                    None,
+                    "",
+                ),
+            };
+            if kind == "text" {
+                previous_text = Some(push.clone());
+            }
+            counts.lock().unwrap().clear();
+            events.lock().unwrap().clear();
+            let started = Instant::now();
+            let resp = match path {
+                Some(_) => {
+                    message_events::handle(
+                        &with_bus,
+                        push.request_to(&format!("/wechat/messages/{appid}"), appid),
+                    )
+                    .await
+                }
+                None => component_events::handle(&component, push.request()).await,
+            }
+            .map_err(|e| e.to_string())?;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            if resp.status() != 200 {
+                return Err(format!("{kind}: status {}", resp.status()));
+            }
+            per_push.push((
+                counts.lock().unwrap().clone(),
+                events.lock().unwrap().clone(),
+                ms,
+            ));
+        }
+        let total = |pick: &dyn Fn(&PushCost) -> u64| {
+            per_push.iter().map(pick).sum::<u64>() as f64 / per_push.len().max(1) as f64
+        };
+        let mut by_op: BTreeMap<String, f64> = BTreeMap::new();
+        for (ddb, _, _) in &per_push {
+            for (op, c) in ddb {
+                *by_op.entry(op.clone()).or_default() += *c as f64 / per_push.len() as f64;
+            }
+        }
+        let mut ms: Vec<f64> = per_push.iter().map(|p| p.2).collect();
+        println!(
+            "{}",
+            json!({
+                "measure": "events", "kind": kind, "pushes": per_push.len(),
+                "dynamodb_per_push": by_op,
+                "dynamodb_writes_per_push": total(&|p| p.0.iter().filter(|(k, _)| WRITES.contains(&k.as_str())).map(|(_, v)| v).sum()),
+                "dynamodb_reads_per_push": total(&|p| p.0.iter().filter(|(k, _)| !WRITES.contains(&k.as_str())).map(|(_, v)| v).sum()),
+                "put_events_per_push": total(&|p| p.1.get("PutEvents").copied().unwrap_or(0)),
+                "median_ms": median(&mut ms),
+            })
+        );
+    }
+    // The latency publishing adds: the same text handled with the bus and with no bus, alternating.
+    let no_bus = message_events_app(&deps, NoBus);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for i in 0..n * 2 {
+        let t = SystemClock.now();
+        let push = SignedPush::new(
+            &message_xml(
+                gh,
+                "o_latency",
+                t,
+                &format!(
+                    "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[latency {i}]]></Content><MsgId>{}</MsgId>",
+                    9_000_000_000_000_000u64 + i as u64
+                ),
+            ),
+            app_id,
+            t,
+            &format!("lat-{i}"),
+        );
+        let req = push.request_to(&format!("/wechat/messages/{oa}"), oa);
+        let started = Instant::now();
+        let ok = if i % 2 == 0 {
+            message_events::handle(&with_bus, req).await.is_ok()
+        } else {
+            message_events::handle(&no_bus, req).await.is_ok()
+        };
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if !ok {
+            return Err("latency push failed".into());
+        }
+        if i % 2 == 0 {
+            with.push(ms)
+        } else {
+            without.push(ms)
+        }
+    }
+    let publish_ms: Vec<f64> = with_bus
+        .metrics
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["EventPublishMs"].as_f64())
+        .collect();
+    let (w, wo) = (median(&mut with), median(&mut without));
+    println!(
+        "{}",
+        json!({
+            "measure": "publish_latency", "pushes": n,
+            "median_ms_with_bus": w, "median_ms_without_bus": wo, "added_ms": w - wo,
+            "event_publish_ms_median": median(&mut publish_ms.clone()),
+        })
+    );
+    Ok(())
+}
+
+fn message_events_app<P>(
+    deps: &impl Fn() -> wxopen::app::Deps<
+        wxopen::store::DynamoStore,
+        Arc<wxopen::secrets::StaticCredentials>,
+        SystemClock,
+    >,
+    publisher: P,
+) -> message_events::App<
+    wxopen::store::DynamoStore,
+    Arc<wxopen::secrets::StaticCredentials>,
+    SystemClock,
+    P,
+> {
+    message_events::App {
+        deps: deps(),
+        push_window: Duration::from_secs(300),
+        login: Default::default(),
+        publisher,
+        hook: wxopen::reply::hook::ConfiguredHook::None,
+        hook_budget: wxopen::reply::hook::DEFAULT_BUDGET,
+        metrics: wxopen::events::metrics::MetricSink::memory(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -421,6 +771,16 @@ async fn main() -> ExitCode {
         Some("init") => {
             init(&args[2..]).await;
             ExitCode::SUCCESS
+        }
+        Some("events") => {
+            let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(50);
+            match events(n).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("events bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some("refresh") => {
             let total = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(10_000);
@@ -453,7 +813,7 @@ async fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: wxopen-bench init <bootstrap>... | refresh <total> <due> [binary] | gateway [batches] [batch]"
+                "usage: wxopen-bench init <bootstrap>... | refresh <total> <due> [binary] | gateway [batches] [batch] | events [pushes per kind]"
             );
             ExitCode::from(2)
         }

@@ -12,6 +12,7 @@
 
 use std::process::ExitCode;
 
+use wxopen_tests::bus::{LOCAL_AWS_ENV, LocalBus};
 use wxopen_tests::stack::{AIM_VARIABLES, Aim, WeChatTarget};
 use wxopen_tests::story::{run_story, start, start_aimed};
 
@@ -100,6 +101,7 @@ async fn serve_aimed(port: u16, aim: &Aim) -> ExitCode {
     );
     println!("  sandbox                  not started\n");
     print_urls(g, aim.public_base.as_deref(), &local.secret_arn);
+    print_events(&local.bus, &local.hook.url);
     println!(
         "WeChat (or your stand-in) must push the ticket to the authorization event URL{}",
         if aim.public_base.is_some() {
@@ -111,6 +113,27 @@ async fn serve_aimed(port: u16, aim: &Aim) -> ExitCode {
     let _ = tokio::signal::ctrl_c().await;
     local.gateway.stop();
     ExitCode::SUCCESS
+}
+
+/// Where the events go and how to read them, and the local reply hook.
+fn print_events(bus: &LocalBus, hook_url: &str) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    println!(
+        "  event bus                {}  (moto; rule {} → the queue below)",
+        bus.bus_name, bus.rule_name
+    );
+    println!("  events queue             {}", bus.queue_url);
+    println!(
+        "  reply hook               {hook_url}  (local HTTP hook: echoes a text message as a text reply)\n"
+    );
+    println!(
+        "read the events (each message is an EventBridge envelope with detail-type and detail):"
+    );
+    println!("  {}", bus.read_command(&endpoint));
+    println!(
+        "  (no AWS CLI? {LOCAL_AWS_ENV} AWS_ENDPOINT_URL={endpoint} .venv/bin/python -c \"import boto3,json; [print(json.dumps(json.loads(m['Body']),ensure_ascii=False)) for m in boto3.client('sqs').receive_message(QueueUrl='{}',MaxNumberOfMessages=10).get('Messages',[])]\")\n",
+        bus.queue_url
+    );
 }
 
 fn print_urls(gateway: &str, public_base: Option<&str>, secret_arn: &str) {
@@ -145,8 +168,13 @@ async fn serve_sandbox(port: u16) -> ExitCode {
         "  component                the test component (set WECHAT_API_BASE, ... to aim elsewhere)\n"
     );
     print_urls(g, None, &local.secret_arn);
+    print_events(&local.bus, &local.hook.url);
     println!(
         "try:  curl -X POST {}/sandbox/push/ticket && curl {g}/component/access-token",
+        local.sandbox.base_url()
+    );
+    println!(
+        "      then authorize a merchant (README), and: curl -X POST {}/sandbox/users/message -d '{{\"appid\":\"wxoa00000000000001\",\"user\":\"alice\",\"content\":\"hi\"}}'",
         local.sandbox.base_url()
     );
     let _ = tokio::signal::ctrl_c().await;

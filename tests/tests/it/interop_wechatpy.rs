@@ -149,6 +149,7 @@ async fn component_events_accepts_a_wechatpy_ticket_push_end_to_end() {
         push_window: Duration::from_secs(300),
         completion_budget: Duration::from_secs(1),
         publisher: default_bus_publisher().await,
+        metrics: wxopen::events::metrics::MetricSink::memory(),
     };
     let q = [
         ("timestamp", ts),

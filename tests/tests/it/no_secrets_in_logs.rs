@@ -2,66 +2,21 @@
 //! functions use) and asserts that no token, ticket, refresh token, auth code, appsecret,
 //! EncodingAESKey or decrypted body appears anywhere in it.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use wxopen_tests::credential_values;
 use wxopen_tests::story::{run_story, start};
-use wxopen_tests::{AES_KEY, APPSECRET, TOKEN};
 
-/// Every secret value the story produced: from the table's items and the sandbox's records.
+/// Every secret value the story produced: the credentials (table, sandbox, pushes) and, for
+/// logs, the whole decrypted bodies too.
 async fn secrets(local: &wxopen_tests::story::Local) -> Vec<String> {
-    let mut out = vec![
-        APPSECRET.to_string(),
-        TOKEN.to_string(),
-        AES_KEY.to_string(),
-    ];
-    let scan = local
-        .store
-        .client()
-        .scan()
-        .table_name(local.store.table())
-        .send()
-        .await
-        .unwrap();
-    for item in scan.items.unwrap_or_default() {
-        for attr in [
-            "access_token",
-            "refresh_token",
-            "ticket",
-            "authorization_code",
-        ] {
-            if let Some(AttributeValue::S(v)) = item.get(attr) {
-                out.push(v.clone());
-            }
-        }
-    }
+    let mut out = credential_values(&local.store, &local.sandbox).await;
     for push in local.sandbox.pushes() {
-        // The whole decrypted body, and each CDATA value in it that is secret.
+        // The whole decrypted body, and each secret-looking CDATA value in it.
         out.push(push.plaintext.clone());
-        for tag in ["ComponentVerifyTicket", "AuthorizationCode", "Content"] {
-            for part in push.plaintext.split(&format!("<{tag}><![CDATA[")).skip(1) {
-                if let Some(v) = part.split("]]>").next()
-                    && v.contains("@@@")
-                {
-                    out.push(v.to_string());
-                }
-            }
-        }
-    }
-    let state = local.sandbox.state().to_string();
-    for prefix in [
-        "ticket@@@",
-        "componentaccesstoken@@@",
-        "authorizeraccesstoken@@@",
-        "refreshtoken@@@",
-        "queryauthcode@@@",
-        "preauthcode@@@",
-    ] {
-        for part in state.split(prefix).skip(1) {
-            let v: String = part
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-                .collect();
-            if !v.is_empty() {
-                out.push(format!("{prefix}{v}"));
+        for part in push.plaintext.split("<Content><![CDATA[").skip(1) {
+            if let Some(v) = part.split("]]>").next()
+                && v.contains("@@@")
+            {
+                out.push(v.to_string());
             }
         }
     }

@@ -43,6 +43,23 @@ async fn assert_no_credentials(stack: &Stack, events: &[Value]) {
     }
 }
 
+/// A new login session for `appid`, scanned by `user` (after adding the sandbox `fault`, if
+/// any): (session, the scan's delivery).
+async fn scan_new_session(
+    stack: &Stack,
+    appid: &str,
+    user: &str,
+    fault: Option<Value>,
+) -> (Value, Value) {
+    let session = super::messages::new_session(stack, appid).await;
+    if let Some(f) = fault {
+        let (s, _) = stack.control(Method::POST, "faults", f).await;
+        assert_eq!(s, 200);
+    }
+    let (_, scan) = super::messages::scan(stack, user, &session).await;
+    (session, scan)
+}
+
 async fn user_message(stack: &Stack, appid: &str, user: &str, content: &str) -> Value {
     let (s, r) = stack
         .control(
@@ -93,22 +110,7 @@ async fn every_kind_arrives_on_the_queue_with_its_detail_type_and_fields() {
     user_event(&stack, OA1, "bob", "CLICK", Some("MENU_1")).await;
     user_event(&stack, MP1, "reviewer", "weapp_audit_success", None).await;
     // A follow-to-log-in scan carries the QR code's Ticket: it never leaves.
-    let (_, session) = stack
-        .api(
-            Method::POST,
-            "/login/sessions",
-            Some(json!({ "appid": OA1 })),
-        )
-        .await;
-    let qr = url::Url::parse(session["qr_url"].as_str().unwrap()).unwrap();
-    let ticket = qr.query_pairs().find(|(k, _)| k == "ticket").unwrap().1;
-    let (_, scan) = stack
-        .control(
-            Method::POST,
-            "users/scan",
-            json!({ "user": "carol", "ticket": ticket }),
-        )
-        .await;
+    let (_, scan) = scan_new_session(&stack, OA1, "carol", None).await;
     assert_eq!(scan["status"], 200, "{scan}");
     let (s, _) = stack
         .control(Method::POST, &format!("merchants/{OA1}/cancel"), json!({}))
@@ -449,19 +451,10 @@ async fn a_message_for_an_unknown_authorizer_is_success_and_published_as_unknown
         "anyone there?",
         7_000_000_000_000_002,
     );
-    let resp = stack
-        .http
-        .post(format!(
-            "{}/wechat/messages/{unknown}",
-            stack.gateway.base_url
-        ))
-        .query(&push.query.iter().collect::<Vec<_>>())
-        .body(push.body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(resp.text().await.unwrap(), "success");
+    assert_eq!(
+        super::messages::post_message(&stack, unknown, &push).await,
+        (200, "success".to_string())
+    );
     let events = stack.bus.drain_all().await.unwrap();
     let e = &find(&events, "authorizer.message", |d| d["appid"] == unknown)["detail"];
     assert_eq!(e["authorizer_known"], false);
@@ -476,31 +469,9 @@ async fn a_message_for_an_unknown_authorizer_is_success_and_published_as_unknown
 async fn a_login_scan_whose_confirmation_fails_is_retried_until_confirmed() {
     let stack = stack_with(&[OA1]).await;
     stack.bus.drain_all().await.unwrap();
-    let (_, session) = stack
-        .api(
-            Method::POST,
-            "/login/sessions",
-            Some(json!({ "appid": OA1 })),
-        )
-        .await;
     // WeChat's user/info fails once (system busy): the first delivery cannot confirm.
-    let (s, _) = stack
-        .control(
-            Method::POST,
-            "faults",
-            json!({ "api": "user/info", "count": 1 }),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let qr = url::Url::parse(session["qr_url"].as_str().unwrap()).unwrap();
-    let ticket = qr.query_pairs().find(|(k, _)| k == "ticket").unwrap().1;
-    let (_, scan) = stack
-        .control(
-            Method::POST,
-            "users/scan",
-            json!({ "user": "erin", "ticket": ticket }),
-        )
-        .await;
+    let fault = json!({ "api": "user/info", "count": 1 });
+    let (session, scan) = scan_new_session(&stack, OA1, "erin", Some(fault)).await;
     assert_eq!(
         scan["delivery"]["attempts"], 2,
         "the first answer made WeChat retry: {scan}"

@@ -9,7 +9,7 @@ use wxopen::login::LoginSettings;
 use wxopen_tests::stack::Stack;
 use wxopen_tests::{SignedPush, body_text, request};
 
-async fn new_session(stack: &Stack, appid: &str) -> Value {
+pub(crate) async fn new_session(stack: &Stack, appid: &str) -> Value {
     let (status, body) = stack
         .api(
             Method::POST,
@@ -30,7 +30,7 @@ fn qr_ticket(session: &Value) -> String {
         .into_owned()
 }
 
-async fn scan(stack: &Stack, user: &str, session: &Value) -> (u16, Value) {
+pub(crate) async fn scan(stack: &Stack, user: &str, session: &Value) -> (u16, Value) {
     stack
         .control(
             Method::POST,
@@ -318,7 +318,7 @@ fn scan_push(session: &Value, openid: &str) -> SignedPush {
     )
 }
 
-async fn post_message(stack: &Stack, appid: &str, push: &SignedPush) -> (u16, String) {
+pub(crate) async fn post_message(stack: &Stack, appid: &str, push: &SignedPush) -> (u16, String) {
     let resp = stack
         .http
         .post(format!(

@@ -33,6 +33,7 @@ async fn app_with_secret(json: &str) -> TestApp {
         push_window: Duration::from_secs(300),
         completion_budget: Duration::from_secs(1),
         publisher: default_bus_publisher().await,
+        metrics: wxopen::events::metrics::MetricSink::memory(),
     }
 }
 
