@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::{OA1, OA2, stack_with};
+use crate::common::{OA1, OA2, age_token, stack_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -245,6 +245,8 @@ async fn the_sandbox_invalidates_the_token_mid_run_and_twenty_concurrent_calls_m
         (warm.status, warm.header("x-wxopen-token-version")),
         (200, Some("1"))
     );
+    // Forced refreshes of a token younger than the bound (30 s) are refused by design.
+    age_token(&stack, OA1, 60).await;
     let (s, v) = stack
         .control(
             Method::POST,
