@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::{self, IdentityError, Sighting};
 use crate::login_codes::{self, SignInSettings};
-use crate::model::{AuthorizerState, LoginConfirmation, LoginSession, LoginStatus, SignInFlow};
+use crate::model::{LoginConfirmation, LoginSession, LoginStatus, SignInFlow};
 use crate::permissions::{self, SignInRefusal};
 use crate::secrets::CredentialsProvider;
 use crate::store::{IdentityStore, LoginCodeStore, LoginStore, StoreError, TokenServiceStore};
@@ -98,14 +98,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    let record = svc
-        .store
-        .get_authorizer(appid)
-        .await?
-        .ok_or(TokenError::UnknownAuthorizer)?;
-    if record.state != AuthorizerState::Authorized {
-        return Err(TokenError::NotAuthorized(record.state).into());
-    }
+    let record = crate::tokens::authorized_record(svc.store, appid).await?;
     permissions::check_sign_in(&record, &permissions::FOLLOW_SIGN_IN)?;
     let id = new_session_id();
     let expire = settings.qr_expire_secs;

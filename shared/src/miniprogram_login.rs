@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::clock::Clock;
 use crate::identity::{self, IdentityError, Sighting, SignIn};
-use crate::model::{AuthorizerState, SignInFlow};
+use crate::model::SignInFlow;
 use crate::permissions::{self, SignInRefusal};
 use crate::secrets::CredentialsProvider;
 use crate::store::{IdentityStore, StoreError, TokenServiceStore};
@@ -63,14 +63,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    let record = svc
-        .store
-        .get_authorizer(appid)
-        .await?
-        .ok_or(TokenError::UnknownAuthorizer)?;
-    if record.state != AuthorizerState::Authorized {
-        return Err(TokenError::NotAuthorized(record.state).into());
-    }
+    let record = crate::tokens::authorized_record(svc.store, appid).await?;
     permissions::check_sign_in(&record, &permissions::MINI_PROGRAM_SIGN_IN)?;
     let creds = svc
         .credentials

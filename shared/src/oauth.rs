@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::{self, IdentityError, Sighting};
 use crate::login_codes::{self, ReturnToError, SignInSettings};
-use crate::model::{AuthorizerState, SignInFlow};
+use crate::model::SignInFlow;
 use crate::permissions::{self, SignInRefusal};
 use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
 use crate::store::{IdentityStore, LoginCodeStore, StoreError, TokenServiceStore};
@@ -173,13 +173,7 @@ where
     C: CredentialsProvider,
 {
     settings.sign_in.check_return_to(start.return_to)?;
-    let record = store
-        .get_authorizer(start.appid)
-        .await?
-        .ok_or(TokenError::UnknownAuthorizer)?;
-    if record.state != AuthorizerState::Authorized {
-        return Err(TokenError::NotAuthorized(record.state).into());
-    }
+    let record = crate::tokens::authorized_record(store, start.appid).await?;
     permissions::check_sign_in(&record, &permissions::OAUTH_SIGN_IN)?;
     let creds = credentials.credentials().await?;
     let nonce = hex::encode(rand::random::<[u8; 16]>());

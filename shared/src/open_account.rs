@@ -2,7 +2,6 @@
 //! create and bind, bind, unbind, get. The stored `open_appid` follows every successful call.
 
 use crate::clock::Clock;
-use crate::model::AuthorizerState;
 use crate::permissions;
 use crate::secrets::CredentialsProvider;
 use crate::store::{StoreError, TokenServiceStore};
@@ -44,14 +43,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    let record = svc
-        .store
-        .get_authorizer(appid)
-        .await?
-        .ok_or(TokenError::UnknownAuthorizer)?;
-    if record.state != AuthorizerState::Authorized {
-        return Err(TokenError::NotAuthorized(record.state).into());
-    }
+    let record = crate::tokens::authorized_record(svc.store, appid).await?;
     let needed = permissions::open_account(record.profile.as_ref().map(|p| p.kind));
     if !record.func_info.contains(&needed) {
         return Err(OpenAccountError::MissingPermission(needed));

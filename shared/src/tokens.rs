@@ -16,9 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
 use crate::clock::Clock;
-use crate::model::{AuthorizerState, NewToken, TokenKey, TokenRecord};
+use crate::model::{AuthorizerRecord, AuthorizerState, NewToken, TokenKey, TokenRecord};
 use crate::secrets::{ComponentCredentials, CredentialsProvider, SecretsError};
-use crate::store::{CommitOutcome, EventApplied, LeaseOutcome, StoreError, TokenServiceStore};
+use crate::store::{
+    AuthorizerStore, CommitOutcome, EventApplied, LeaseOutcome, StoreError, TokenServiceStore,
+};
 use crate::wechat::{ErrorKind, WeChatClient, WeChatError};
 
 /// Tuning of the token service.
@@ -103,6 +105,22 @@ fn state_name(s: AuthorizerState) -> &'static str {
             "needs_reauth (its refresh token is invalid; the merchant must authorize again)"
         }
     }
+}
+
+/// The authorizer's record, if it is known and `authorized`: the check every feature makes
+/// before acting for a merchant.
+pub async fn authorized_record<S: AuthorizerStore>(
+    store: &S,
+    appid: &str,
+) -> Result<AuthorizerRecord, TokenError> {
+    let record = store
+        .get_authorizer(appid)
+        .await?
+        .ok_or(TokenError::UnknownAuthorizer)?;
+    if record.state != AuthorizerState::Authorized {
+        return Err(TokenError::NotAuthorized(record.state));
+    }
+    Ok(record)
 }
 
 /// A token handed to a caller, with the version to quote when WeChat rejects it.
