@@ -18,6 +18,10 @@ pub enum OpenAccountError {
     Store(#[from] StoreError),
     #[error("the merchant has not granted permission set {0}")]
     MissingPermission(u32),
+    /// The account's kind is not known yet (its profile is read by the scheduled run): the set
+    /// to check (24 or 25) depends on it.
+    #[error("the account's profile is not known yet")]
+    ProfilePending,
     /// Already bound (89000) to this open account.
     #[error("already bound to another open account")]
     AlreadyBound { open_appid: Option<String> },
@@ -44,7 +48,12 @@ where
     K: Clock,
 {
     let record = crate::tokens::authorized_record(svc.store, appid).await?;
-    let needed = permissions::open_account(record.profile.as_ref().map(|p| p.kind));
+    let kind = record
+        .profile
+        .as_ref()
+        .map(|p| p.kind)
+        .ok_or(OpenAccountError::ProfilePending)?;
+    let needed = permissions::open_account(Some(kind));
     if !record.func_info.contains(&needed) {
         return Err(OpenAccountError::MissingPermission(needed));
     }

@@ -137,6 +137,10 @@ pub const MINI_PROGRAM_SIGN_IN: SignInRequirement = SignInRequirement {
 /// Why an authorizer cannot run a sign-in flow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignInRefusal {
+    /// The account's profile (its kind, its verification) has not been read from WeChat yet:
+    /// the scheduled run reads it within minutes.
+    #[error("{flow}: the account's profile is not known yet")]
+    ProfilePending { flow: &'static str },
     #[error("{flow} needs an official account")]
     NotOfficialAccount { flow: &'static str },
     #[error("{flow} needs a mini program")]
@@ -147,22 +151,23 @@ pub enum SignInRefusal {
     Missing(#[from] MissingPermissions),
 }
 
-/// Checks an authorizer's kind, verification and sets for a sign-in flow (an unknown profile
-/// passes the kind check: the sets still decide).
+/// Checks an authorizer's kind, verification and sets for a sign-in flow. Without a profile the
+/// kind is unknown, and set ids mean different things for the two kinds: "not yet", never a
+/// guess.
 pub fn check_sign_in(
     record: &AuthorizerRecord,
     req: &SignInRequirement,
 ) -> Result<(), SignInRefusal> {
-    let profile = record.profile.as_ref();
-    if profile.is_some_and(|p| p.kind != req.kind) {
+    let Some(profile) = record.profile.as_ref() else {
+        return Err(SignInRefusal::ProfilePending { flow: req.flow });
+    };
+    if profile.kind != req.kind {
         return Err(match req.kind {
             AccountKind::OfficialAccount => SignInRefusal::NotOfficialAccount { flow: req.flow },
             AccountKind::MiniProgram => SignInRefusal::NotMiniProgram { flow: req.flow },
         });
     }
-    if req.verified_service_account
-        && !profile.is_some_and(|p| p.service_type == 2 && p.verify_type >= 0)
-    {
+    if req.verified_service_account && !(profile.service_type == 2 && profile.verify_type >= 0) {
         return Err(SignInRefusal::NotVerifiedServiceAccount { flow: req.flow });
     }
     require(record, req.sets)?;

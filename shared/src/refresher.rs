@@ -7,6 +7,7 @@
 //! is refreshing is skipped.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -35,9 +36,29 @@ pub struct RefreshSettings {
     pub concurrency: usize,
     /// Most authorizer tokens refreshed per run (the rest are due next run).
     pub max_per_run: usize,
+    /// Most missing profiles read per run.
+    pub max_profiles_per_run: usize,
+    /// When this invocation ends (the Lambda context's deadline). A refresh is started only
+    /// while a whole lease still fits before it: a refresh cut off by the timeout would have
+    /// spent WeChat's call and lost its write. `None`: no deadline (tests, benchmarks).
+    pub deadline: Option<SystemTime>,
 }
 
 impl RefreshSettings {
+    /// These settings for an invocation ending at `deadline`.
+    pub fn until(&self, deadline: SystemTime) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// True while a refresh holding a lease of `lease_secs` can finish before the deadline.
+    pub fn has_time_for(&self, lease_secs: i64) -> bool {
+        let lease = Duration::from_secs(u64::try_from(lease_secs).unwrap_or(0));
+        self.deadline.is_none_or(|d| SystemTime::now() + lease <= d)
+    }
+
     /// The settings as deployed (`REFRESH_WINDOW_SECONDS`).
     pub fn from_config(config: &Config) -> Self {
         Self {
@@ -53,6 +74,8 @@ impl Default for RefreshSettings {
             window_secs: 900,
             concurrency: 16,
             max_per_run: 20_000,
+            max_profiles_per_run: 50,
+            deadline: None,
         }
     }
 }
@@ -69,6 +92,10 @@ pub struct RefreshReport {
     /// Due tokens another worker was already refreshing.
     pub skipped: u32,
     pub recovered: u32,
+    /// Missing profiles read from WeChat.
+    pub profiles_filled: u32,
+    /// Refreshes not started because the invocation's deadline was too close (due next run).
+    pub deferred_for_deadline: u32,
     /// Failures by cause (`errcode_61023`, `timeout`, `store`, ...).
     pub failures: BTreeMap<String, u32>,
     pub wechat_token_calls: u64,
@@ -178,7 +205,10 @@ where
     match svc.store.get_token(&TokenKey::Component).await {
         Ok(record) => {
             let (version, expires_at) = record.map_or((0, 0), |r| (r.version, r.expires_at));
-            if expires_at <= now + settings.window_secs && report.ticket_age_secs.is_some() {
+            if expires_at <= now + settings.window_secs
+                && report.ticket_age_secs.is_some()
+                && settings.has_time_for(svc.settings.lease_secs)
+            {
                 match svc.try_refresh(&TokenKey::Component, version).await {
                     Ok(Some(_)) => report.component_refreshed = true,
                     Ok(None) => report.skipped += 1,
@@ -213,6 +243,12 @@ where
         Err(e) => report.fail(&e.into()),
     }
 
+    // 3b. Profiles api_get_authorizer_info could not give when the authorizer authorized.
+    match authorization::fill_missing_profiles(svc, settings.max_profiles_per_run).await {
+        Ok(done) => report.profiles_filled = done.filled,
+        Err(e) => report.fail(&e),
+    }
+
     // 4. Authorizer tokens due within the window (from the index).
     match svc
         .store
@@ -229,16 +265,23 @@ where
                 .take(settings.max_per_run)
                 .collect();
             report.due = u32::try_from(due.len()).unwrap_or(u32::MAX);
+            let lease_secs = svc.settings.lease_secs;
             let results: Vec<_> = stream::iter(due.iter())
-                .map(|d| async move { (d, svc.try_refresh(&d.key, d.version).await) })
+                .map(|d| async move {
+                    if !settings.has_time_for(lease_secs) {
+                        return (d, None);
+                    }
+                    (d, Some(svc.try_refresh(&d.key, d.version).await))
+                })
                 .buffer_unordered(settings.concurrency.max(1))
                 .collect()
                 .await;
             for (d, r) in results {
                 match r {
-                    Ok(Some(_)) => report.refreshed += 1,
-                    Ok(None) => report.skipped += 1,
-                    Err(e) => {
+                    None => report.deferred_for_deadline += 1,
+                    Some(Ok(Some(_))) => report.refreshed += 1,
+                    Some(Ok(None)) => report.skipped += 1,
+                    Some(Err(e)) => {
                         tracing::error!(error = %e, authorizer = d.key.label(), "authorizer token refresh failed");
                         report.fail(&e);
                         let label = failure_label(&e);

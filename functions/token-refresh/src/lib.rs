@@ -1,5 +1,7 @@
 //! The scheduled refresher (EventBridge, every 5 minutes). See `wxopen::refresher`.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use lambda_runtime::{Error, LambdaEvent};
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
@@ -37,7 +39,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
 /// stdout as CloudWatch embedded-metric-format lines; the report is the result.
 pub async fn handle<S, C, K, P>(
     app: &App<S, C, K, P>,
-    _event: LambdaEvent<serde_json::Value>,
+    event: LambdaEvent<serde_json::Value>,
 ) -> Result<RefreshReport, Error>
 where
     S: TokenServiceStore + EventRecordStore,
@@ -45,7 +47,8 @@ where
     K: Clock,
     P: EventPublisher,
 {
-    let report = run(app).await;
+    let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+    let report = run_with(app, &app.settings.until(deadline)).await;
     let swept = sweep(app).await;
     let now_ms = app.deps.clock.now().saturating_mul(1000);
     for line in refresher::emf_lines(&report, now_ms) {
@@ -72,8 +75,21 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
+    run_with(app, &app.settings).await
+}
+
+/// [`run`] with other settings (the invocation's deadline).
+pub async fn run_with<S, C, K, P>(
+    app: &App<S, C, K, P>,
+    settings: &RefreshSettings,
+) -> RefreshReport
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
     let svc = app.deps.tokens();
-    let report = refresher::run(&svc, &app.settings).await;
+    let report = refresher::run(&svc, settings).await;
     tracing::info!(
         due = report.due,
         refreshed = report.refreshed,

@@ -13,7 +13,7 @@ use crate::model::{
     AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken, PendingAuthorization,
 };
 use crate::secrets::CredentialsProvider;
-use crate::store::{CodeClaim, EventApplied, TokenServiceStore};
+use crate::store::{AuthorizerStore, CodeClaim, EventApplied, TokenServiceStore};
 use crate::tokens::{TokenError, TokenService, new_owner};
 use crate::wechat::ErrorKind;
 
@@ -228,6 +228,9 @@ where
     Ok(match svc.store.record_authorization(&grant).await? {
         EventApplied::Applied => {
             tracing::info!(authorizer = %authorizer_appid, "authorization recorded");
+            if grant.profile.is_none() {
+                note_profile_missing(svc.store, &authorizer_appid, now).await;
+            }
             Exchange::Recorded { authorizer_appid }
         }
         EventApplied::Superseded => Exchange::Superseded { authorizer_appid },
@@ -308,4 +311,71 @@ pub fn profile_record(p: crate::wechat::AuthorizerProfile) -> AuthorizerProfileR
         verify_type: p.verify_type_info.id,
         head_img: p.head_img,
     }
+}
+
+/// Best effort: the scheduled run reads the profile later (features that need the account's kind
+/// answer "retry shortly" until then).
+async fn note_profile_missing<S: AuthorizerStore>(store: &S, appid: &str, now: i64) {
+    if let Err(e) = store.mark_profile_missing(appid, now).await {
+        tracing::warn!(error = %e, authorizer = appid, "could not note the missing profile");
+    }
+}
+
+/// What [`fill_missing_profiles`] did in one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProfilesFilled {
+    pub filled: u32,
+    pub failed: u32,
+}
+
+/// Reads the profile of up to `limit` authorizers recorded without one (their
+/// `api_get_authorizer_info` failed when they authorized). A failure leaves the note for the
+/// next run; an authorizer that is gone or already has a profile just loses its note.
+pub async fn fill_missing_profiles<S, C, K>(
+    svc: &TokenService<'_, S, C, K>,
+    limit: usize,
+) -> Result<ProfilesFilled, TokenError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let mut done = ProfilesFilled::default();
+    let missing = svc.store.profiles_missing(limit).await?;
+    if missing.is_empty() {
+        return Ok(done);
+    }
+    let creds = svc.credentials.credentials().await?;
+    for appid in missing {
+        let wanted = svc
+            .store
+            .get_authorizer(&appid)
+            .await?
+            .is_some_and(|r| r.profile.is_none());
+        if !wanted {
+            svc.store.clear_profile_missing(&appid).await?;
+            continue;
+        }
+        let info = svc
+            .with_component_token(|t| {
+                let (component, appid) = (&creds.component_appid, &appid);
+                async move { svc.wechat.get_authorizer_info(&t, component, appid).await }
+            })
+            .await;
+        match info {
+            Ok(info) => {
+                let profile = profile_record(info.authorizer_info);
+                svc.store
+                    .set_profile(&appid, &profile, svc.clock.now())
+                    .await?;
+                tracing::info!(authorizer = %appid, "missing profile filled in");
+                done.filled += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, authorizer = %appid, "profile still unreadable");
+                done.failed += 1;
+            }
+        }
+    }
+    Ok(done)
 }

@@ -218,6 +218,7 @@ impl From<&OpenAccountError> for ApiError {
         match e {
             OpenAccountError::Token(t) => ApiError::from(t),
             OpenAccountError::Store(s) => ApiError::from(s),
+            OpenAccountError::ProfilePending => profile_pending(),
             OpenAccountError::MissingPermission(id) => ApiError::new(
                 403,
                 "permission_not_granted",
@@ -332,8 +333,18 @@ impl From<&SignInRefusal> for ApiError {
                 format!("{flow} needs a WeChat-verified service account (服务号, verified)"),
             ),
             SignInRefusal::Missing(m) => ApiError::from(m),
+            SignInRefusal::ProfilePending { .. } => profile_pending(),
         }
     }
+}
+
+/// 503: the authorizer's profile (kind, verification) is still to be read from WeChat.
+fn profile_pending() -> ApiError {
+    ApiError::new(
+        503,
+        "profile_pending",
+        "WeChat has not yet told wxopen what kind of account this is (its profile is read again within 5 minutes); retry shortly",
+    )
 }
 
 impl From<&IdentityError> for ApiError {

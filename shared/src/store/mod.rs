@@ -28,9 +28,10 @@ use std::future::Future;
 use secrecy::SecretString;
 
 use crate::model::{
-    AuthorizationGrant, AuthorizationLink, AuthorizerRecord, AuthorizerState, DueToken, Identity,
-    IdentityWrite, LoginCodeRecord, LoginConfirmation, LoginSession, NewToken,
-    PendingAuthorization, PreAuth, PushRecord, StoredTicket, TokenKey, TokenRecord,
+    AuthorizationGrant, AuthorizationLink, AuthorizerProfileRecord, AuthorizerRecord,
+    AuthorizerState, DueToken, Identity, IdentityWrite, LoginCodeRecord, LoginConfirmation,
+    LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord, StoredTicket, TokenKey,
+    TokenRecord,
 };
 
 pub mod dynamo;
@@ -167,6 +168,30 @@ pub trait AuthorizerStore: Send + Sync {
     ) -> impl Future<Output = Result<EventApplied, StoreError>> + Send;
     /// Authorizers in `needs_reauth` (few; found through the refresh index's sibling partition).
     fn needs_reauth(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Notes that the authorizer's profile (`api_get_authorizer_info`) could not be read when it
+    /// authorized: the scheduled run fills it in ([`Self::profiles_missing`]).
+    fn mark_profile_missing(
+        &self,
+        appid: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` authorizers whose profile is still to be read (one Query).
+    fn profiles_missing(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Stores the profile of a known authorizer and clears its missing-profile note.
+    fn set_profile(
+        &self,
+        appid: &str,
+        profile: &AuthorizerProfileRecord,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Clears the missing-profile note without a profile (the authorizer is gone or has one).
+    fn clear_profile_missing(
+        &self,
+        appid: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Keeps `open_appid` in step with successful open-account operations.
     fn set_open_appid(
         &self,

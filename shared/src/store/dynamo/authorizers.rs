@@ -200,6 +200,73 @@ impl AuthorizerStore for DynamoStore {
             .collect())
     }
 
+    async fn mark_profile_missing(&self, appid: &str, now: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(PROFILE_MISSING_PK))
+            .item("sk", s(appid))
+            .item("appid", s(appid))
+            .item("created_at", n(now))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn profiles_missing(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(PROFILE_MISSING_PK))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await?;
+        Ok(page
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut item| match item.remove("sk") {
+                Some(AttributeValue::S(appid)) => Some(appid),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn set_profile(
+        &self,
+        appid: &str,
+        profile: &AuthorizerProfileRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(authorizer_pk(appid)))
+                .key("sk", s(AUTHORIZER_SK))
+                .condition_expression("attribute_exists(pk)")
+                .update_expression("SET profile = :p, updated_at = :now")
+                .expression_attribute_values(":p", serde_dynamo::to_attribute_value(profile)?)
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await,
+        )?;
+        self.clear_profile_missing(appid).await
+    }
+
+    async fn clear_profile_missing(&self, appid: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(PROFILE_MISSING_PK))
+            .key("sk", s(appid))
+            .send()
+            .await?;
+        Ok(())
+    }
+
     async fn set_open_appid(
         &self,
         appid: &str,

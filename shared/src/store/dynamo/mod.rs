@@ -28,6 +28,8 @@ const TICKET_PK: &str = "COMPONENT";
 const TICKET_SK: &str = "TICKET";
 const PUSH_SK: &str = "PUSH";
 const PENDING_PK: &str = "PENDING";
+/// The partition of authorizers whose profile is still to be read (sort key: the appid).
+const PROFILE_MISSING_PK: &str = "PROFILE_MISSING";
 const AUTHORIZER_SK: &str = "AUTHORIZER";
 const TOKEN_SK: &str = "TOKEN";
 /// The sparse index of refreshable tokens (and of authorizers awaiting refresh-token recovery).

@@ -518,3 +518,120 @@ async fn a_cancellation_is_never_superseded_by_the_redirects_local_time() {
     stack.authorize(OA, "push_first").await;
     assert_eq!(authorizer(&stack, OA).await["state"], "authorized");
 }
+
+/// `api_get_authorizer_info` fails while the merchant authorizes: the authorizer is recorded
+/// with its tokens but no profile, the features that need its kind answer 503 `profile_pending`
+/// (never a false 403/409), and the scheduled run reads the profile, after which they work.
+#[tokio::test]
+async fn a_profile_missing_at_authorization_is_filled_by_the_refresher() {
+    let stack = ready().await;
+    let (s, _) = stack
+        .control(
+            Method::POST,
+            "faults",
+            json!({ "api": "api_get_authorizer_info", "count": 10, "errcode": -1 }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    stack.authorize(MP, "push_only").await;
+    stack.control(Method::DELETE, "faults", json!({})).await;
+    let record = stack.store.get_authorizer(MP).await.unwrap().unwrap();
+    assert_eq!(record.state, AuthorizerState::Authorized);
+    assert!(record.profile.is_none(), "recorded without a profile");
+    assert_eq!(stack.store.profiles_missing(10).await.unwrap(), [MP]);
+
+    let (s, login) = stack
+        .control(
+            Method::POST,
+            "users/login",
+            json!({ "appid": MP, "user": "dora" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{login}");
+    let session = |code: Value| {
+        let stack = &stack;
+        async move {
+            stack
+                .api(
+                    Method::POST,
+                    &format!("/authorizers/{MP}/miniprogram/sessions"),
+                    Some(json!({ "js_code": code })),
+                )
+                .await
+        }
+    };
+    let (s, body) = session(login["js_code"].clone()).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (503, Some("profile_pending")),
+        "{body}"
+    );
+    let (s, body) = stack
+        .api(
+            Method::POST,
+            &format!("/authorizers/{MP}/open-account"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (503, Some("profile_pending")),
+        "{body}"
+    );
+    assert_eq!(
+        stack.calls_to("open/create"),
+        0,
+        "no WeChat call before the kind is known"
+    );
+
+    let refresher = token_refresh::App {
+        deps: stack.deps(),
+        settings: wxopen::refresher::RefreshSettings::default(),
+        publisher: stack.publisher(),
+    };
+    let report = token_refresh::run(&refresher).await;
+    assert_eq!(report.profiles_filled, 1, "{report:?}");
+    let record = stack.store.get_authorizer(MP).await.unwrap().unwrap();
+    assert_eq!(
+        record.profile.map(|p| p.kind),
+        Some(wxopen::model::AccountKind::MiniProgram)
+    );
+    assert!(stack.store.profiles_missing(10).await.unwrap().is_empty());
+    assert_eq!(authorizer(&stack, MP).await["type"], "mini_program");
+    let (s, body) = session(login["js_code"].clone()).await;
+    assert_eq!(s, 200, "{body}");
+    // A second run has nothing left to read.
+    assert_eq!(token_refresh::run(&refresher).await.profiles_filled, 0);
+}
+
+/// The refresher starts no refresh whose lease would outlive the invocation: with the deadline
+/// closer than a lease, every due token is left for the next run and WeChat is not called.
+#[tokio::test]
+async fn the_refresher_starts_no_refresh_it_cannot_finish_before_its_deadline() {
+    let stack = ready().await;
+    stack.authorize(OA, "push_only").await;
+    let due = stack
+        .store
+        .get_token(&TokenKey::Authorizer(OA.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let refresher = token_refresh::App {
+        deps: stack.deps_with_clock(wxopen::clock::FixedClock::new(due.expires_at)),
+        settings: wxopen::refresher::RefreshSettings::default(),
+        publisher: stack.publisher(),
+    };
+    let calls = stack.calls_to("api_authorizer_token");
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    let report = token_refresh::run_with(&refresher, &refresher.settings.until(soon)).await;
+    assert_eq!(
+        (report.refreshed, report.deferred_for_deadline),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(stack.calls_to("api_authorizer_token"), calls);
+    // Without the deadline the same token is refreshed.
+    let report = token_refresh::run(&refresher).await;
+    assert_eq!(report.refreshed, 1, "{report:?}");
+    assert_eq!(stack.calls_to("api_authorizer_token"), calls + 1);
+}
