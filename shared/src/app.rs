@@ -12,6 +12,33 @@ pub struct Deps<S, C, K> {
     pub credentials: C,
     pub clock: K,
     pub wechat: WeChatClient,
+    /// What the deployment tunes of the token service.
+    pub tuning: TokenTuning,
+}
+
+/// The token service's deployed settings (the rest follow from the WeChat timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTuning {
+    /// [`TokenSettings::min_refresh_interval_secs`].
+    pub min_refresh_interval_secs: i64,
+}
+
+impl Default for TokenTuning {
+    fn default() -> Self {
+        Self {
+            min_refresh_interval_secs: TokenSettings::default().min_refresh_interval_secs,
+        }
+    }
+}
+
+impl TokenTuning {
+    /// The tuning as deployed (`TOKEN_MIN_REFRESH_INTERVAL_SECONDS`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            min_refresh_interval_secs: i64::try_from(config.token_min_refresh_interval.as_secs())
+                .unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl<S, C, K> Deps<S, C, K>
@@ -27,7 +54,10 @@ where
             &self.wechat,
             &self.credentials,
             &self.clock,
-            TokenSettings::for_wechat_timeout(self.wechat.timeout()),
+            TokenSettings {
+                min_refresh_interval_secs: self.tuning.min_refresh_interval_secs,
+                ..TokenSettings::for_wechat_timeout(self.wechat.timeout())
+            },
         )
     }
 }

@@ -61,6 +61,10 @@ pub struct Config {
     pub sign_in_return_to_origins: Vec<String>,
     /// Lifetime of a one-time login code (`LOGIN_CODE_TTL_SECONDS`, default 300).
     pub login_code_ttl: Duration,
+    /// A forced refresh of a token refreshed less than this long ago returns the stored token
+    /// (`TOKEN_MIN_REFRESH_INTERVAL_SECONDS`, default 30, 0..=600): WeChat's token APIs see at
+    /// most one call per token per interval.
+    pub token_min_refresh_interval: Duration,
     /// The EventBridge bus every push is published to (`EVENT_BUS_NAME`, default `default`).
     pub event_bus_name: String,
     /// The reply hook as a Lambda function (`REPLY_HOOK_FUNCTION_ARN`; wins over the URL).
@@ -159,6 +163,13 @@ impl Config {
             authorize_return_to_allowlist: url_list(&get, "AUTHORIZE_RETURN_TO_ALLOWLIST")?,
             sign_in_return_to_origins: origins(&get, "SIGN_IN_RETURN_TO_ORIGINS")?,
             login_code_ttl: seconds(&get, "LOGIN_CODE_TTL_SECONDS", 300, 30, 3600)?,
+            token_min_refresh_interval: seconds(
+                &get,
+                "TOKEN_MIN_REFRESH_INTERVAL_SECONDS",
+                30,
+                0,
+                600,
+            )?,
             event_bus_name: get("EVENT_BUS_NAME")
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())

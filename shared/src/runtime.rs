@@ -61,6 +61,7 @@ impl<C> Runtime<C> {
             store: self.store,
             credentials: self.credentials,
             clock: SystemClock,
+            tuning: crate::app::TokenTuning::from_config(&self.config),
             wechat: self.wechat,
         }
     }

@@ -133,6 +133,7 @@ impl Stack {
             credentials: self.credentials.clone(),
             clock,
             wechat: self.wechat.clone(),
+            tuning: Default::default(),
         }
     }
 

@@ -528,6 +528,7 @@ async fn events(n: usize) -> Result<(), String> {
         credentials: credentials.clone(),
         clock: SystemClock,
         wechat: wxopen_tests::unreachable_wechat(),
+        tuning: Default::default(),
     };
     let publisher =
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&proxied), &bus.bus_name);

@@ -145,6 +145,7 @@ async fn component_events_accepts_a_wechatpy_ticket_push_end_to_end() {
             credentials: StaticCredentials(std::sync::Arc::new(creds())),
             clock: FixedClock::new(1_763_856_010),
             wechat: unreachable_wechat(),
+            tuning: Default::default(),
         },
         push_window: Duration::from_secs(300),
         completion_budget: Duration::from_secs(1),

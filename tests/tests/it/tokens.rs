@@ -611,3 +611,26 @@ async fn a_token_failing_for_good_backs_off_and_says_so() {
         "{shown}"
     );
 }
+
+/// The forced-refresh bound is the deployment's setting (`TOKEN_MIN_REFRESH_INTERVAL_SECONDS`):
+/// with the default a brand-new token's forced refresh returns it; at 0 the refresh happens.
+#[tokio::test]
+async fn the_forced_refresh_bound_is_a_setting() {
+    let stack = stack_with(&[OA1]).await;
+    let key = TokenKey::Authorizer(OA1.into());
+    let v = version(&stack, OA1).await;
+    let calls = stack.calls_to("api_authorizer_token");
+    let bounded = stack.deps();
+    assert_eq!(bounded.tuning.min_refresh_interval_secs, 30);
+    let t = bounded.tokens().token(&key, Some(v)).await.unwrap();
+    assert_eq!(
+        (t.version, stack.calls_to("api_authorizer_token")),
+        (v, calls)
+    );
+
+    let mut unbounded = stack.deps();
+    unbounded.tuning.min_refresh_interval_secs = 0;
+    let t = unbounded.tokens().token(&key, Some(v)).await.unwrap();
+    assert_eq!(t.version, v + 1);
+    assert_eq!(stack.calls_to("api_authorizer_token"), calls + 1);
+}

@@ -29,6 +29,7 @@ async fn app_with_secret(json: &str) -> TestApp {
             clock: FixedClock::new(NOW),
             // Nothing listens there: authorization completion fails fast and stays pending.
             wechat: unreachable_wechat(),
+            tuning: Default::default(),
         },
         push_window: Duration::from_secs(300),
         completion_budget: Duration::from_secs(1),

@@ -355,6 +355,7 @@ impl World {
                 credentials: self.stack.credentials.clone(),
                 clock: SystemClock,
                 wechat: WeChatClient::new(&self.stand_in_base, Duration::from_secs(5)).unwrap(),
+                tuning: Default::default(),
             },
             settings,
         )
