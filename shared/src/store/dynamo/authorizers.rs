@@ -17,14 +17,17 @@ impl AuthorizerStore for DynamoStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<(Vec<AuthorizerRecord>, Option<String>), StoreError> {
-        self.page_authorizers(
-            AUTHORIZERS_INDEX,
-            ("entity", AUTHORIZER_ENTITY),
-            state,
-            limit,
-            after,
-        )
-        .await
+        let (mut page, next) = self
+            .page_authorizers(
+                AUTHORIZERS_INDEX,
+                ("entity", AUTHORIZER_ENTITY),
+                state,
+                limit,
+                after,
+            )
+            .await?;
+        self.fill_unprojected(&mut page).await?;
+        Ok((page, next))
     }
 
     async fn record_authorization(
@@ -292,7 +295,86 @@ impl AuthorizerStore for DynamoStore {
     }
 }
 
+/// What the authorizers index does not carry (an index's projection cannot change in place on
+/// a deployed table) and a listing still shows: read from the items, never a token.
+const UNPROJECTED_ATTRIBUTES: &[&str] = &[
+    "customer_ref",
+    "link_id",
+    "state_reason",
+    "last_error",
+    "failing_since",
+];
+
 impl DynamoStore {
+    /// Fills the [`UNPROJECTED_ATTRIBUTES`] of a page read from the authorizers index: one
+    /// `BatchGetItem` per 100 authorizers, projected to those attributes and the appid.
+    async fn fill_unprojected(&self, page: &mut [AuthorizerRecord]) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct Extra {
+            appid: String,
+            customer_ref: Option<String>,
+            link_id: Option<String>,
+            state_reason: Option<String>,
+            last_error: Option<String>,
+            failing_since: Option<i64>,
+        }
+        let projection = std::iter::once("appid")
+            .chain(UNPROJECTED_ATTRIBUTES.iter().copied())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut extras = std::collections::HashMap::new();
+        for chunk in page.chunks(100) {
+            let mut keys: Vec<_> = chunk
+                .iter()
+                .map(|r| {
+                    std::collections::HashMap::from([
+                        ("pk".to_string(), s(authorizer_pk(&r.appid))),
+                        ("sk".to_string(), s(AUTHORIZER_SK)),
+                    ])
+                })
+                .collect();
+            // Unprocessed keys (throttling) are asked again, a bounded number of times.
+            for _ in 0..5 {
+                if keys.is_empty() {
+                    break;
+                }
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .projection_expression(&projection)
+                    .build()?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let extra: Extra = from_item(item)?;
+                    extras.insert(extra.appid.clone(), extra);
+                }
+                keys = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        for record in page.iter_mut() {
+            if let Some(e) = extras.remove(&record.appid) {
+                record.customer_ref = e.customer_ref;
+                record.link_id = e.link_id;
+                record.state_reason = e.state_reason;
+                record.last_error = e.last_error;
+                record.failing_since = e.failing_since;
+            }
+        }
+        Ok(())
+    }
+
     /// One page of authorizers from an index keyed (`hash`, `appid`), optionally in one state.
     pub(super) async fn page_authorizers(
         &self,

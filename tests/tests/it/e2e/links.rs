@@ -125,6 +125,27 @@ async fn two_links_authorized_in_reverse_order_keep_their_customers() {
         vec![MP]
     );
     assert!(appids(&get(&stack, "/authorizers?customer_ref=nobody").await).is_empty());
+    // The unfiltered listing shows each authorizer's customer too (not projected by its index).
+    let all = get(&stack, "/authorizers").await;
+    let customers: Vec<(String, String)> = all["authorizers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["appid"].as_str().unwrap().to_string(),
+                a["customer_ref"].as_str().unwrap_or("null").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        customers.contains(&(OA.to_string(), "customer-a".to_string())),
+        "{all}"
+    );
+    assert!(
+        customers.contains(&(MP.to_string(), "customer-b".to_string())),
+        "{all}"
+    );
 
     // A used link's page says so and calls nothing.
     stack.sandbox.clear_calls();
