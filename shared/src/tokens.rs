@@ -137,6 +137,8 @@ pub struct Counters {
     pub wechat_token_calls: u64,
     pub refreshed: u64,
     pub lost_leases: u64,
+    /// Refresh tokens kept from refreshes whose commit lost its lease.
+    pub refresh_tokens_kept: u64,
 }
 
 /// The shortest and longest wait before a failing token is tried again.
@@ -423,6 +425,20 @@ where
                     token = key.label(),
                     "refresh lease lost before commit; using the stored token"
                 );
+                // WeChat may have issued a new refresh token with this call: never drop it.
+                if let (TokenKey::Authorizer(appid), Some(refresh)) = (key, &new.refresh_token) {
+                    match self.store.keep_refresh_token(appid, version, refresh).await {
+                        Ok(kept) => {
+                            if kept {
+                                self.count(|c| c.refresh_tokens_kept += 1);
+                            }
+                            tracing::info!(authorizer = %appid, kept, "refresh token of a lost lease");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, authorizer = %appid, "refresh token of a lost lease not kept");
+                        }
+                    }
+                }
                 self.read(key)
                     .await?
                     .as_ref()

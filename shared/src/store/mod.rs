@@ -243,6 +243,15 @@ pub trait TokenStore: Send + Sync {
         expected_version: u64,
         token: &NewToken,
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+    /// A refresh whose commit lost its lease still got a refresh token from WeChat: keeps it,
+    /// under the same version rule (only while the stored version is still `version`, i.e. no
+    /// newer refresh committed its own, and only for an authorized authorizer). `true` if kept.
+    fn keep_refresh_token(
+        &self,
+        appid: &str,
+        version: u64,
+        refresh_token: &SecretString,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Gives the lease up without writing (WeChat failed).
     fn release_lease(
         &self,

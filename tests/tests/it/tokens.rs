@@ -634,3 +634,70 @@ async fn the_forced_refresh_bound_is_a_setting() {
     assert_eq!(t.version, v + 1);
     assert_eq!(stack.calls_to("api_authorizer_token"), calls + 1);
 }
+
+/// A refresh whose commit loses its lease (the lease outlived by a slow WeChat, another worker
+/// took over) keeps the refresh token WeChat returned, under the version rule: only while no
+/// newer refresh has committed, and only for an authorized authorizer.
+#[tokio::test]
+async fn a_lost_lease_keeps_the_refresh_token_wechat_returned() {
+    let stack = stack_with(&[OA1, OA2]).await;
+    let key = TokenKey::Authorizer(OA1.into());
+    let v = version(&stack, OA1).await;
+    let (s, _) = stack
+        .control(
+            Method::POST,
+            "faults",
+            json!({ "api": "api_authorizer_token", "count": 1, "latency_ms": 1500 }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let deps = stack.deps();
+    let svc = deps.tokens();
+    let thief = async {
+        // Wait until the slow refresh holds its lease, then take it over as if it had expired.
+        let until = loop {
+            let t = stack.store.get_token(&key).await.unwrap().unwrap();
+            if t.lease_owner.is_some() {
+                break t.lease_until;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(
+            stack
+                .store
+                .acquire_lease(&key, v, "thief", until + 1, until + 60)
+                .await
+                .unwrap(),
+            wxopen::store::LeaseOutcome::Acquired
+        );
+    };
+    let (refreshed, ()) = tokio::join!(svc.refresh(&key, v), thief);
+    // The slow worker lost its write; the thief still holds the lease: "busy" or the old token.
+    assert!(refreshed.is_ok() || matches!(refreshed, Err(wxopen::tokens::TokenError::Busy)));
+    assert_eq!(svc.counters().lost_leases, 1);
+    assert_eq!(
+        svc.counters().refresh_tokens_kept,
+        1,
+        "the refresh token was kept"
+    );
+    assert_eq!(version(&stack, OA1).await, v, "no access token written");
+
+    // The rule itself, on the store: a newer version or another state keeps nothing.
+    let r = SecretString::from("refresh-x");
+    assert!(
+        !stack
+            .store
+            .keep_refresh_token(OA1, v + 1, &r)
+            .await
+            .unwrap()
+    );
+    assert!(stack.store.keep_refresh_token(OA1, v, &r).await.unwrap());
+    assert_eq!(refresh_token(&stack, OA1).await, "refresh-x");
+    let v2 = version(&stack, OA2).await;
+    stack
+        .store
+        .mark_unauthorized(OA2, i64::MAX / 2, 1)
+        .await
+        .unwrap();
+    assert!(!stack.store.keep_refresh_token(OA2, v2, &r).await.unwrap());
+}

@@ -199,6 +199,32 @@ impl TokenStore for DynamoStore {
         )
     }
 
+    async fn keep_refresh_token(
+        &self,
+        appid: &str,
+        version: u64,
+        refresh_token: &SecretString,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(authorizer_pk(appid)))
+            .key("sk", s(AUTHORIZER_SK))
+            .update_expression("SET refresh_token = :r")
+            .condition_expression(format!(
+                "{} AND #state = :authorized",
+                version_condition(version)
+            ))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":authorized", s("authorized"))
+            .expression_attribute_values(":r", s(refresh_token.expose_secret()));
+        if version != 0 {
+            req = req.expression_attribute_values(":v", n(version as i64));
+        }
+        applied(req.send().await)
+    }
+
     async fn release_lease(&self, key: &TokenKey, owner: &str) -> Result<(), StoreError> {
         let (pk, sk) = token_key(key);
         let result = self
