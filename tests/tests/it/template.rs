@@ -351,3 +351,71 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
         "no events queue is deployed"
     );
 }
+
+/// The read-only functions are kept off token items where DynamoDB allows it: the authorizers
+/// function may read only authorizer items and only the record's own attributes (exactly the
+/// list its reads are projected to), the session-status function only sessions and identities.
+#[test]
+fn read_only_functions_cannot_read_tokens() {
+    let facts = facts();
+    let policy = |binary: &str| -> Value {
+        let f = facts["functions"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|f| f["binary"] == binary)
+            .unwrap_or_else(|| panic!("{binary}"));
+        serde_json::from_str(f["policies"].as_str().unwrap()).unwrap()
+    };
+    let authorizers = policy("authorizers");
+    let statements = authorizers[0]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{authorizers}");
+    let want: BTreeSet<&str> = wxopen::store::dynamo::AUTHORIZER_RECORD_ATTRIBUTES
+        .iter()
+        .copied()
+        .chain(["pk", "sk", "entity"])
+        .collect();
+    for st in statements {
+        let actions: Vec<&str> = st["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(
+            actions.iter().all(|a| matches!(
+                *a,
+                "dynamodb:GetItem" | "dynamodb:BatchGetItem" | "dynamodb:Query"
+            )),
+            "read-only: {actions:?}"
+        );
+        let cond = &st["Condition"];
+        let got: BTreeSet<&str> = cond["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(got, want);
+        for secret in ["access_token", "refresh_token", "lease_owner"] {
+            assert!(!got.contains(secret));
+        }
+        assert_eq!(
+            cond["StringEqualsIfExists"]["dynamodb:Select"],
+            "SPECIFIC_ATTRIBUTES"
+        );
+        if actions.contains(&"dynamodb:GetItem") {
+            assert_eq!(
+                cond["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                serde_json::json!(["AUTHORIZER#*"])
+            );
+        }
+    }
+    let status = policy("login-session-status");
+    let st = &status[0]["Statement"][0];
+    assert_eq!(st["Action"], serde_json::json!(["dynamodb:GetItem"]));
+    assert_eq!(
+        st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+        serde_json::json!(["LOGIN#*", "IDENTITY#*"])
+    );
+}

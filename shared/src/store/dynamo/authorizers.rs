@@ -5,7 +5,14 @@ use super::*;
 
 impl AuthorizerStore for DynamoStore {
     async fn get_authorizer(&self, appid: &str) -> Result<Option<AuthorizerRecord>, StoreError> {
-        match self.get(authorizer_pk(appid), AUTHORIZER_SK).await? {
+        match self
+            .get_projected(
+                authorizer_pk(appid),
+                AUTHORIZER_SK,
+                AUTHORIZER_RECORD_ATTRIBUTES,
+            )
+            .await?
+        {
             Some(item) => Ok(Some(from_item(item)?)),
             None => Ok(None),
         }
@@ -394,12 +401,28 @@ impl DynamoStore {
                 ("appid".to_string(), s(appid)),
             ])
         });
+        // Only what the index carries (a GSI cannot fetch from the table): the record's own
+        // attributes among them.
+        let (expression, names) = projection(
+            &AUTHORIZER_RECORD_ATTRIBUTES
+                .iter()
+                .copied()
+                .filter(|a| {
+                    *a == "appid"
+                        || *a == hash_name
+                        || AUTHORIZERS_INDEX_ATTRIBUTES.contains(a) && index == AUTHORIZERS_INDEX
+                        || CUSTOMERS_INDEX_ATTRIBUTES.contains(a) && index == CUSTOMERS_INDEX
+                })
+                .collect::<Vec<_>>(),
+        );
         loop {
             let mut req = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(index)
+                .projection_expression(&expression)
+                .set_expression_attribute_names(Some(names.clone()))
                 .key_condition_expression("#h = :h")
                 .expression_attribute_names("#h", hash_name)
                 .expression_attribute_values(":h", s(hash_value))

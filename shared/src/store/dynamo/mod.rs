@@ -51,6 +51,24 @@ pub const AUTHORIZERS_INDEX_ATTRIBUTES: &[&str] = &[
     "profile",
 ];
 const REAUTH_PARTITION: &str = "REAUTH";
+/// What an [`AuthorizerRecord`] is read from (every read is projected to these): never a token.
+/// The read-only authorizers function's IAM policy allows only these attributes (with the keys
+/// and the index keys), so it cannot read a token even by mistake.
+pub const AUTHORIZER_RECORD_ATTRIBUTES: &[&str] = &[
+    "appid",
+    "state",
+    "last_event_at",
+    "updated_at",
+    "func_info",
+    "open_appid",
+    "authorized_at",
+    "profile",
+    "customer_ref",
+    "link_id",
+    "state_reason",
+    "last_error",
+    "failing_since",
+];
 /// Authorizers by the provider's customer (`GET /authorizers?customer_ref=`); sparse: only
 /// authorizers that came through a link carry `customer_ref`. No token is projected.
 pub const CUSTOMERS_INDEX: &str = "customers-index";
@@ -89,6 +107,21 @@ fn pending_prefix(appid: &str) -> String {
 }
 fn authorizer_pk(appid: &str) -> String {
     format!("AUTHORIZER#{appid}")
+}
+
+/// A projection expression over `attributes` with a name placeholder each (`state` and other
+/// reserved words need one).
+fn projection(attributes: &[&str]) -> (String, std::collections::HashMap<String, String>) {
+    let names: std::collections::HashMap<String, String> = attributes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("#p{i}"), (*a).to_string()))
+        .collect();
+    let expression = (0..attributes.len())
+        .map(|i| format!("#p{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (expression, names)
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -183,6 +216,28 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// [`Self::get`] projected to `attributes`.
+    pub(super) async fn get_projected(
+        &self,
+        pk: String,
+        sk: &str,
+        attributes: &[&str],
+    ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, StoreError> {
+        let (expression, names) = projection(attributes);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .projection_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await?;
+        Ok(out.item)
     }
 
     async fn get(
