@@ -18,6 +18,7 @@
 //! | user → identity | `USER#<user_id>` | `IDENTITY#<id>` |
 //! | login code (by SHA-256 of the code) | `LOGINCODE#<hash>` | `CODE` |
 //! | used OAuth state nonce | `OAUTHSTATE#<nonce>` | `NONCE` |
+//! | authorizer whose profile is still to be read | `PROFILE_MISSING` | `<appid>` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
