@@ -21,6 +21,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/login/{id}/status"),
     ("GET", "/oauth/{appid}/authorize"),
     ("GET", "/oauth/{appid}/callback"),
+    // The official account's admin returns from WeChat's fastregisterauth page.
+    ("GET", "/fast-registrations/{id}/callback"),
 ];
 
 fn facts() -> Value {
