@@ -189,7 +189,8 @@ impl Config {
                 Some(p)
                     if p.starts_with('/')
                         && p.len() <= 200
-                        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
                         && !p.contains("..") =>
                 {
                     p
@@ -201,7 +202,8 @@ impl Config {
                     ));
                 }
             },
-            fast_register_token_param: match optional(&get, "FAST_REGISTER_TOKEN_PARAM").as_deref() {
+            fast_register_token_param: match optional(&get, "FAST_REGISTER_TOKEN_PARAM").as_deref()
+            {
                 None | Some("access_token") => "access_token".to_string(),
                 Some("component_access_token") => "component_access_token".to_string(),
                 Some(_) => {

@@ -426,6 +426,9 @@ pub struct Registration {
     /// 32 lowercase hex characters (128 random bits): unguessable.
     pub id: String,
     pub kind: RegistrationKind,
+    /// Stored under another name: `customer_ref` and `appid` are keys of the table's indexes,
+    /// which list authorizers only.
+    #[serde(rename = "registration_customer_ref")]
     pub customer_ref: String,
     /// The company's registered name.
     pub name: String,
@@ -442,7 +445,7 @@ pub struct Registration {
     pub authorize_url: String,
     pub state: RegistrationState,
     /// The new mini program, once registered.
-    #[serde(default)]
+    #[serde(default, rename = "registered_appid")]
     pub appid: Option<String>,
     /// WeChat's `status` of a failure, and its meaning.
     #[serde(default)]

@@ -219,9 +219,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "miniprogram-sessions" => {
                 miniprogram_sessions::handle(&self.miniprogram_sessions, req).await
             }
-            "fast-registrations" => {
-                fast_registrations::handle(&self.fast_registrations, req).await
-            }
+            "fast-registrations" => fast_registrations::handle(&self.fast_registrations, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

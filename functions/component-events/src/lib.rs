@@ -10,11 +10,11 @@ use std::time::Duration;
 use lambda_http::{Body, Error, Request, Response};
 use secrecy::ExposeSecret;
 use wxopen::app::Deps;
-use wxopen::callbacks::fast_registration::{self, FastRegistrationError};
 use wxopen::callbacks::component::{
     ComponentPushError, PushOutcome, apply_push, authorization_changes, complete_within,
     deliver_push_event, push_event,
 };
+use wxopen::callbacks::fast_registration::{self, FastRegistrationError};
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::events::metrics::{self, MetricSink};
@@ -180,7 +180,10 @@ where
     )
     .await;
     let retry = |why: &str| {
-        tracing::warn!(why, "fast-registration notice not completed; WeChat will retry");
+        tracing::warn!(
+            why,
+            "fast-registration notice not completed; WeChat will retry"
+        );
         ApiError::new(
             503,
             "not_completed",

@@ -71,7 +71,11 @@ where
     P: EventPublisher,
 {
     let json = |r: Result<Response<Body>, ApiError>| r.unwrap_or_else(ApiError::into_response);
-    let is_callback = req.uri().path().trim_end_matches('/').ends_with("/callback");
+    let is_callback = req
+        .uri()
+        .path()
+        .trim_end_matches('/')
+        .ends_with("/callback");
     Ok(
         match (req.method().clone(), path_param(&req, "id"), is_callback) {
             (Method::GET, Some(id), true) => callback(app, &req, &id).await,
@@ -147,7 +151,13 @@ where
     S: FastRegistrationStore,
     K: Clock,
 {
-    let unknown = || ApiError::new(404, "unknown_registration", "no fast registration with this id");
+    let unknown = || {
+        ApiError::new(
+            404,
+            "unknown_registration",
+            "no fast registration with this id",
+        )
+    };
     if !registration::is_registration_id(id) {
         return Err(unknown());
     }
@@ -203,7 +213,11 @@ where
         Ok(None) => return not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "fast registration callback: store unavailable");
-            return result_page(503, "Try again 请重试", "the state store failed; reload this page");
+            return result_page(
+                503,
+                "Try again 请重试",
+                "the state store failed; reload this page",
+            );
         }
     };
     let svc = app.deps.tokens();
@@ -219,7 +233,9 @@ where
                 None => result_page(
                     200,
                     "Mini program registered 小程序已注册",
-                    &format!("The new mini program {appid} is authorized to the provider. 新小程序已授权给服务商。"),
+                    &format!(
+                        "The new mini program {appid} is authorized to the provider. 新小程序已授权给服务商。"
+                    ),
                 ),
             }
         }

@@ -196,7 +196,11 @@ where
     K: Clock,
 {
     let id = new_id();
-    let creds = svc.credentials.credentials().await.map_err(TokenError::from)?;
+    let creds = svc
+        .credentials
+        .credentials()
+        .await
+        .map_err(TokenError::from)?;
     let (taskid, authorize_url) = match (request.kind, &request.oa_appid) {
         (RegistrationKind::OfficialAccount, Some(oa)) => {
             let record = svc
@@ -220,7 +224,9 @@ where
             .map_err(|_| StartError::NoAuthorizeUrl)?;
             (None, url)
         }
-        (RegistrationKind::OfficialAccount, None) => return Err(StartError::UnknownOfficialAccount),
+        (RegistrationKind::OfficialAccount, None) => {
+            return Err(StartError::UnknownOfficialAccount);
+        }
         (RegistrationKind::Enterprise, _) => {
             let task = svc
                 .with_component_token(|t| async move {
@@ -411,14 +417,20 @@ mod tests {
             ..oa
         };
         assert_eq!(
-            NewRegistration::parse(&oa, None).unwrap().oa_appid.as_deref(),
+            NewRegistration::parse(&oa, None)
+                .unwrap()
+                .oa_appid
+                .as_deref(),
             Some("wxoa00000000000001")
         );
         let bad = RegistrationRequest {
             kind: Some("personal"),
             ..request()
         };
-        assert_eq!(NewRegistration::parse(&bad, None), Err(RegistrationError::Kind));
+        assert_eq!(
+            NewRegistration::parse(&bad, None),
+            Err(RegistrationError::Kind)
+        );
         let bad = RegistrationRequest {
             customer_ref: None,
             ..request()

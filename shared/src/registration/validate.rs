@@ -4,7 +4,9 @@
 /// I, O, Z, S, V; a character's value is its index here.
 const CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// Weight of position i (1-based) is 3^(i-1) mod 31.
-const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistrationError {
@@ -20,7 +22,9 @@ pub enum RegistrationError {
     Phone,
     #[error("customer_ref is required: 1 to 128 characters, no control characters")]
     CustomerRef,
-    #[error("oa_appid is required for kind official_account: \"wx\" and 16 lowercase letters or digits")]
+    #[error(
+        "oa_appid is required for kind official_account: \"wx\" and 16 lowercase letters or digits"
+    )]
     OaAppid,
     #[error("return_to must be an http(s) URL under one of the deployment's allowed return URLs")]
     ReturnTo,
@@ -40,10 +44,11 @@ fn check_char(first17: &[u8]) -> Option<u8> {
 /// A unified social credit code: trimmed, upper-cased, 18 characters of the charset, positions
 /// 3–8 (the administrative division) digits, and the check character right.
 pub fn check_credit_code(code: Option<&str>) -> Result<String, RegistrationError> {
-    let code = code.map(|c| c.trim().to_ascii_uppercase()).unwrap_or_default();
+    let code = code
+        .map(|c| c.trim().to_ascii_uppercase())
+        .unwrap_or_default();
     let b = code.as_bytes();
-    let (Some(first17), Some(&last), Some(division)) = (b.get(..17), b.get(17), b.get(2..8))
-    else {
+    let (Some(first17), Some(&last), Some(division)) = (b.get(..17), b.get(17), b.get(2..8)) else {
         return Err(RegistrationError::CreditCode);
     };
     if b.len() != 18 || !division.iter().all(u8::is_ascii_digit) {
@@ -105,7 +110,11 @@ mod tests {
     #[test]
     fn published_credit_codes_pass() {
         // Codes printed on public business licences (and the GB 32100-2015 annex example).
-        for code in ["91350100M000100Y43", "91440300708461136T", "91110000802100433B"] {
+        for code in [
+            "91350100M000100Y43",
+            "91440300708461136T",
+            "91110000802100433B",
+        ] {
             assert_eq!(check_credit_code(Some(code)).as_deref(), Ok(code), "{code}");
         }
         assert_eq!(
@@ -125,7 +134,11 @@ mod tests {
             "91A50100M000100Y43",  // division must be digits
             "９1350100M000100Y43", // non-ASCII
         ] {
-            assert_eq!(check_credit_code(Some(code)), Err(RegistrationError::CreditCode), "{code}");
+            assert_eq!(
+                check_credit_code(Some(code)),
+                Err(RegistrationError::CreditCode),
+                "{code}"
+            );
         }
         assert_eq!(check_credit_code(None), Err(RegistrationError::CreditCode));
         assert_eq!(
@@ -136,13 +149,31 @@ mod tests {
 
     #[test]
     fn phones_and_names() {
-        assert_eq!(check_phone(Some("13800138000")).as_deref(), Ok("13800138000"));
-        assert_eq!(check_phone(Some("+86 138-0013-8000")).as_deref(), Ok("13800138000"));
-        for p in ["", "1380013800", "23800138000", "12800138000", "1380013800x"] {
+        assert_eq!(
+            check_phone(Some("13800138000")).as_deref(),
+            Ok("13800138000")
+        );
+        assert_eq!(
+            check_phone(Some("+86 138-0013-8000")).as_deref(),
+            Ok("13800138000")
+        );
+        for p in [
+            "",
+            "1380013800",
+            "23800138000",
+            "12800138000",
+            "1380013800x",
+        ] {
             assert_eq!(check_phone(Some(p)), Err(RegistrationError::Phone), "{p}");
         }
-        assert_eq!(check_name(Some(" 腾讯科技（深圳）有限公司 ")).as_deref(), Ok("腾讯科技（深圳）有限公司"));
+        assert_eq!(
+            check_name(Some(" 腾讯科技（深圳）有限公司 ")).as_deref(),
+            Ok("腾讯科技（深圳）有限公司")
+        );
         assert_eq!(check_name(Some("a\nb")), Err(RegistrationError::Name));
-        assert_eq!(check_name(Some(&"x".repeat(101))), Err(RegistrationError::Name));
+        assert_eq!(
+            check_name(Some(&"x".repeat(101))),
+            Err(RegistrationError::Name)
+        );
     }
 }

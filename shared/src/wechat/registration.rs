@@ -168,7 +168,10 @@ mod tests {
             &json!({"taskid": "abc", "authorize_url": "https://x/y", "status": 1}),
         );
         assert_eq!(t.authorize_url.as_deref(), Some("https://x/y"));
-        assert_eq!(EnterpriseTask::from_json(&json!({})), EnterpriseTask::default());
+        assert_eq!(
+            EnterpriseTask::from_json(&json!({})),
+            EnterpriseTask::default()
+        );
         assert!(OaFastRegistration::flag(Some(&json!(1))));
         assert!(OaFastRegistration::flag(Some(&json!(true))));
         assert!(!OaFastRegistration::flag(Some(&json!("0"))));

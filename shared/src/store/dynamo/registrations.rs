@@ -127,7 +127,7 @@ impl RegistrationStore for DynamoStore {
                     .await;
                 applied(tied)?;
                 update
-                    .update_expression("SET #state = :s, appid = :a, updated_at = :now")
+                    .update_expression("SET #state = :s, registered_appid = :a, updated_at = :now")
                     .expression_attribute_values(":s", s("succeeded"))
                     .expression_attribute_values(":a", s(appid))
             }

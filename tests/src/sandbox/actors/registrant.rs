@@ -54,15 +54,30 @@ pub async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &
         [taskid, "timeout"] if post => fail(shared, taskid, 100_003, "timed_out").await,
         _ => Err(bad(
             StatusCode::NOT_FOUND,
-            format!("no control route {method} /sandbox/fast-registrations/{}", segs.join("/")),
+            format!(
+                "no control route {method} /sandbox/fast-registrations/{}",
+                segs.join("/")
+            ),
         )),
     }
 }
 
 /// The notice WeChat pushes (`appid` and `auth_code` only on success).
-fn notice_xml(component_appid: &str, now: i64, task: &Task, status: i64, appid: Option<(&str, &str)>) -> String {
+fn notice_xml(
+    component_appid: &str,
+    now: i64,
+    task: &Task,
+    status: i64,
+    appid: Option<(&str, &str)>,
+) -> String {
     let success = appid
-        .map(|(a, code)| format!("<appid>{}</appid><auth_code>{}</auth_code>", cdata(a), cdata(code)))
+        .map(|(a, code)| {
+            format!(
+                "<appid>{}</appid><auth_code>{}</auth_code>",
+                cdata(a),
+                cdata(code)
+            )
+        })
         .unwrap_or_default();
     format!(
         "<xml><AppId>{}</AppId><CreateTime>{now}</CreateTime><InfoType>{}</InfoType>{success}<status>{status}</status><msg>{}</msg><info><name>{}</name><code>{}</code><code_type>1</code_type><legal_persona_wechat></legal_persona_wechat><legal_persona_name></legal_persona_name><component_phone>{}</component_phone></info></xml>",
@@ -76,7 +91,11 @@ fn notice_xml(component_appid: &str, now: i64, task: &Task, status: i64, appid: 
 }
 
 /// Takes a pending task (409 when it is not pending any more).
-fn take_pending(shared: &Arc<Shared>, taskid: &str, new_state: &str) -> Result<Task, super::super::reply::Fail> {
+fn take_pending(
+    shared: &Arc<Shared>,
+    taskid: &str,
+    new_state: &str,
+) -> Result<Task, super::super::reply::Fail> {
     let mut st = shared.lock();
     let Some(task) = st.registrations.tasks.get_mut(taskid) else {
         return Err(bad(StatusCode::NOT_FOUND, "unknown task"));
@@ -109,7 +128,10 @@ async fn confirm(shared: &Arc<Shared>, taskid: &str, obj: Map<String, Value>) ->
     let (appid, code, notice, authorized) = {
         let mut st = shared.lock();
         let Some((appid, code)) = new_mini_program(&mut st, &task.name, &task.name) else {
-            return Err(bad(StatusCode::INTERNAL_SERVER_ERROR, "could not create the mini program"));
+            return Err(bad(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not create the mini program",
+            ));
         };
         if let Some(t) = st.registrations.tasks.get_mut(taskid) {
             t.appid = Some(appid.clone());
@@ -129,14 +151,23 @@ async fn confirm(shared: &Arc<Shared>, taskid: &str, obj: Map<String, Value>) ->
         (appid, code, notice, authorized)
     };
     let (notice_push, authorized_push) = match order {
-        None => (deliver_component(shared, "notify_third_fasteregister", notice).await, None),
+        None => (
+            deliver_component(shared, "notify_third_fasteregister", notice).await,
+            None,
+        ),
         Some(false) => {
             let n = deliver_component(shared, "notify_third_fasteregister", notice).await;
-            (n, Some(deliver_component(shared, "authorized", authorized).await))
+            (
+                n,
+                Some(deliver_component(shared, "authorized", authorized).await),
+            )
         }
         Some(true) => {
             let a = deliver_component(shared, "authorized", authorized).await;
-            (deliver_component(shared, "notify_third_fasteregister", notice).await, Some(a))
+            (
+                deliver_component(shared, "notify_third_fasteregister", notice).await,
+                Some(a),
+            )
         }
     };
     ok(json!({
@@ -158,12 +189,16 @@ async fn oa_confirm(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
     let (Some(oa), Some(component), Some(redirect_uri)) =
         (get("appid"), get("component_appid"), get("redirect_uri"))
     else {
-        return Err(bad_request("url needs appid, component_appid and redirect_uri"));
+        return Err(bad_request(
+            "url needs appid, component_appid and redirect_uri",
+        ));
     };
     let ticket = {
         let mut st = shared.lock();
         if component != st.config.component_appid {
-            return Err(bad_request("component_appid does not match the sandbox component"));
+            return Err(bad_request(
+                "component_appid does not match the sandbox component",
+            ));
         }
         match st.merchants.get(&oa) {
             Some(m) if m.kind == super::super::state::Kind::OfficialAccount => {}

@@ -65,20 +65,21 @@ pub fn enterprise(st: &mut State, call: &Call<'_>) -> Answer {
         return Answer::err(89254, None);
     }
     let b = call.body;
-    let (Some(name), Some(code), Some(phone)) = (
-        str_field(b, "name"),
-        str_field(b, "code"),
-        str_field(b, "component_phone"),
-    ) else {
+    let field = |k: &str| str_field(b, k).filter(|v| !v.trim().is_empty());
+    let (Some(name), Some(code), Some(phone)) =
+        (field("name"), field("code"), field("component_phone"))
+    else {
         return Answer::err(89253, None);
     };
     if wxopen::registration::check_credit_code(Some(&code)).is_err() {
         return Answer::err(89255, None);
     }
     let now = st.now();
-    let running = st.registrations.tasks.values().any(|t| {
-        t.code == code && t.state == "pending" && now < t.created_at + TASK_TTL_SECS
-    });
+    let running = st
+        .registrations
+        .tasks
+        .values()
+        .any(|t| t.code == code && t.state == "pending" && now < t.created_at + TASK_TTL_SECS);
     if running {
         return Answer::err(89249, None);
     }
