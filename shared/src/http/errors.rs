@@ -475,78 +475,6 @@ impl From<&QuotaError> for ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gateway_errors_map_to_statuses_and_codes() {
-        let cases: Vec<(GatewayError, u16, &str)> = vec![
-            (PathError::TokenApi.into(), 403, "token_api_refused"),
-            (PathError::NotAllowed.into(), 403, "path_not_allowed"),
-            (PathError::DotSegment.into(), 400, "invalid_path"),
-            (
-                RequestError::MethodNotAllowed.into(),
-                405,
-                "method_not_allowed",
-            ),
-            (
-                RequestError::BodyTooLarge { limit: 1 }.into(),
-                413,
-                "body_too_large",
-            ),
-            (
-                ForwardError::TooLarge { limit: 1 }.into(),
-                413,
-                "response_too_large",
-            ),
-            (ForwardError::Timeout.into(), 504, "wechat_timeout"),
-            (ForwardError::Connect.into(), 502, "wechat_unreachable"),
-            (
-                GatewayError::Redirected { status: 302 },
-                502,
-                "wechat_redirect",
-            ),
-            (
-                TokenError::UnknownAuthorizer.into(),
-                404,
-                "unknown_authorizer",
-            ),
-            (
-                TokenError::NotAuthorized(AuthorizerState::Unauthorized).into(),
-                409,
-                "authorizer_unauthorized",
-            ),
-        ];
-        for (e, status, code) in cases {
-            let api = ApiError::from(&e);
-            assert_eq!((api.status, api.code), (status, code), "{e}");
-        }
-        assert!(GatewayError::from(PathError::Encoded).is_rejection());
-        assert!(!GatewayError::from(ForwardError::Transport).is_rejection());
-    }
-
-    #[test]
-    fn quota_errors_map_to_statuses_and_codes() {
-        for (code, status, error) in [
-            (48006, 409, "quota_reset_limit_reached"),
-            (76003, 400, "invalid_cgi_path"),
-            (76021, 400, "invalid_cgi_path"),
-            (76022, 403, "cgi_path_not_owned"),
-            (45009, 503, "wechat_quota_reached"),
-            (40001, 502, "wechat_error"),
-        ] {
-            let api = ApiError::from(&QuotaError::from_errcode(code));
-            assert_eq!(
-                (api.status, api.code, api.wechat_errcode),
-                (status, error, Some(code))
-            );
-        }
-        let api = ApiError::from(&QuotaError::Unreadable);
-        assert_eq!((api.status, api.wechat_errcode), (502, None));
-    }
-}
-
 // ---- fast registration ----
 
 impl From<&crate::registration::RegistrationError> for ApiError {
@@ -621,4 +549,76 @@ fn registration_wechat(w: &WeChatError) -> ApiError {
     };
     api.wechat_errcode = w.errcode();
     api
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_errors_map_to_statuses_and_codes() {
+        let cases: Vec<(GatewayError, u16, &str)> = vec![
+            (PathError::TokenApi.into(), 403, "token_api_refused"),
+            (PathError::NotAllowed.into(), 403, "path_not_allowed"),
+            (PathError::DotSegment.into(), 400, "invalid_path"),
+            (
+                RequestError::MethodNotAllowed.into(),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                RequestError::BodyTooLarge { limit: 1 }.into(),
+                413,
+                "body_too_large",
+            ),
+            (
+                ForwardError::TooLarge { limit: 1 }.into(),
+                413,
+                "response_too_large",
+            ),
+            (ForwardError::Timeout.into(), 504, "wechat_timeout"),
+            (ForwardError::Connect.into(), 502, "wechat_unreachable"),
+            (
+                GatewayError::Redirected { status: 302 },
+                502,
+                "wechat_redirect",
+            ),
+            (
+                TokenError::UnknownAuthorizer.into(),
+                404,
+                "unknown_authorizer",
+            ),
+            (
+                TokenError::NotAuthorized(AuthorizerState::Unauthorized).into(),
+                409,
+                "authorizer_unauthorized",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(&e);
+            assert_eq!((api.status, api.code), (status, code), "{e}");
+        }
+        assert!(GatewayError::from(PathError::Encoded).is_rejection());
+        assert!(!GatewayError::from(ForwardError::Transport).is_rejection());
+    }
+
+    #[test]
+    fn quota_errors_map_to_statuses_and_codes() {
+        for (code, status, error) in [
+            (48006, 409, "quota_reset_limit_reached"),
+            (76003, 400, "invalid_cgi_path"),
+            (76021, 400, "invalid_cgi_path"),
+            (76022, 403, "cgi_path_not_owned"),
+            (45009, 503, "wechat_quota_reached"),
+            (40001, 502, "wechat_error"),
+        ] {
+            let api = ApiError::from(&QuotaError::from_errcode(code));
+            assert_eq!(
+                (api.status, api.code, api.wechat_errcode),
+                (status, error, Some(code))
+            );
+        }
+        let api = ApiError::from(&QuotaError::Unreadable);
+        assert_eq!((api.status, api.wechat_errcode), (502, None));
+    }
 }
