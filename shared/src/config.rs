@@ -74,6 +74,15 @@ pub struct Config {
     /// Time the reply hook gets (`REPLY_HOOK_BUDGET_MS`, default 3000, at most 4000: WeChat
     /// waits 5 s).
     pub reply_hook_budget: Duration,
+    /// Path of the enterprise fast-registration API (`FAST_REGISTER_PATH`, default
+    /// `/wxa/component/fastregisterenterpriseweapp`; not confirmed by WeChat's docs).
+    pub fast_register_path: String,
+    /// Query parameter carrying the component token on that API (`FAST_REGISTER_TOKEN_PARAM`:
+    /// `access_token`, the default, or `component_access_token`).
+    pub fast_register_token_param: String,
+    /// Host of WeChat's `fastregisterauth` page (`FAST_REGISTER_AUTH_BASE`; default
+    /// `WECHAT_MP_BASE`).
+    pub fast_register_auth_base: Option<String>,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -186,6 +195,39 @@ impl Config {
                 100,
                 4000,
             )?),
+            fast_register_path: match optional(&get, "FAST_REGISTER_PATH") {
+                None => "/wxa/component/fastregisterenterpriseweapp".to_string(),
+                Some(p)
+                    if p.starts_with('/')
+                        && p.len() <= 200
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+                        && !p.contains("..") =>
+                {
+                    p
+                }
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        "FAST_REGISTER_PATH",
+                        "use an absolute API path such as /wxa/component/fastregisterenterpriseweapp",
+                    ));
+                }
+            },
+            fast_register_token_param: match optional(&get, "FAST_REGISTER_TOKEN_PARAM").as_deref()
+            {
+                None | Some("access_token") => "access_token".to_string(),
+                Some("component_access_token") => "component_access_token".to_string(),
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        "FAST_REGISTER_TOKEN_PARAM",
+                        "use access_token or component_access_token",
+                    ));
+                }
+            },
+            fast_register_auth_base: match optional(&get, "FAST_REGISTER_AUTH_BASE") {
+                Some(_) => Some(base_url(&get, "FAST_REGISTER_AUTH_BASE", "")?),
+                None => None,
+            },
         })
     }
 }

@@ -20,6 +20,7 @@
 //! | | [`xml`] | typed pushes and messages (canonical scanner held equal to quick-xml), replies |
 //! | | [`push`] | opening a push: query, timestamp window, signature, decryption |
 //! | | [`secrets`] | the component's credentials from Secrets Manager, cached |
+//! | | [`qr`] | a text as a QR code PNG (and the PNG writer) |
 //! | | [`model`] | the records the store keeps (authorizer, tokens, pending authorizations, sessions) |
 //! | 1 ports | [`store`] | one port trait per aggregate + the DynamoDB adapter (`store::dynamo`) |
 //! | | [`wechat`] | the WeChat HTTP client: the API table, one file of methods per area, errcodes |
@@ -32,7 +33,8 @@
 //! | | [`login`] | follow-to-log-in sessions and scans, the hosted page |
 //! | | [`oauth`] | web OAuth on behalf of an official account (signed single-use state) |
 //! | | [`miniprogram_login`] | mini program login on behalf (`jscode2session`) |
-//! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages) |
+//! | | [`registration`] | fast registration of mini programs: validation, the enterprise API or the official account's page, the record and its state |
+//! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages); a fast registration's outcome (`callbacks::fast_registration`: it exchanges the code) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
 //! | | [`app`], [`runtime`] | the per-invocation dependencies, the production wiring |
@@ -70,7 +72,9 @@ pub mod oauth;
 pub mod open_account;
 pub mod permissions;
 pub mod push;
+pub mod qr;
 pub mod refresher;
+pub mod registration;
 pub mod reply;
 pub mod runtime;
 pub mod secrets;

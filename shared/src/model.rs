@@ -396,3 +396,71 @@ impl std::fmt::Debug for PreAuth {
             .finish_non_exhaustive()
     }
 }
+
+// ---- fast registration ----
+
+/// How a mini program is fast-registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationKind {
+    /// A company's legal person confirms through the URL `fastregisterenterpriseweapp` gave.
+    Enterprise,
+    /// A verified official account's subject is reused; its admin confirms on WeChat's page
+    /// (set 27).
+    OfficialAccount,
+}
+
+/// A registration's stored state (`expired` is derived: pending past `expires_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationState {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// One fast registration (`POST /fast-registrations`). Holds no secret: the auth code of the
+/// outcome is exchanged, never stored here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// 32 lowercase hex characters (128 random bits): unguessable.
+    pub id: String,
+    pub kind: RegistrationKind,
+    /// Stored under another name: `customer_ref` and `appid` are keys of the table's indexes,
+    /// which list authorizers only.
+    #[serde(rename = "registration_customer_ref")]
+    pub customer_ref: String,
+    /// The company's registered name.
+    pub name: String,
+    /// The unified social credit code (18 characters; public).
+    pub code: String,
+    pub component_phone: String,
+    #[serde(default)]
+    pub oa_appid: Option<String>,
+    #[serde(default)]
+    pub return_to: Option<String>,
+    #[serde(default)]
+    pub taskid: Option<String>,
+    /// The URL the legal person (enterprise) or the official account's admin opens.
+    pub authorize_url: String,
+    pub state: RegistrationState,
+    /// The new mini program, once registered.
+    #[serde(default, rename = "registered_appid")]
+    pub appid: Option<String>,
+    /// WeChat's `status` of a failure, and its meaning.
+    #[serde(default)]
+    pub wechat_status: Option<i64>,
+    #[serde(default)]
+    pub status_meaning: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// 24 h after creation: WeChat's deadline for the confirmation.
+    pub expires_at: i64,
+}
+
+/// How a registration ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationOutcome {
+    Succeeded { appid: String },
+    Failed { status: i64, meaning: String },
+}

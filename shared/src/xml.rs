@@ -405,6 +405,9 @@ pub struct FastRegisterNotice {
     pub create_time: i64,
     /// The new mini program's appid (absent on failure).
     pub appid: Option<String>,
+    /// The task id, if the successor API's notice carries one (not documented; read when
+    /// present).
+    pub taskid: Option<String>,
     pub status: i64,
     pub auth_code: Option<SecretString>,
     pub msg: Option<String>,
@@ -468,6 +471,7 @@ impl ComponentPush {
                 component_appid,
                 create_time,
                 appid: f.owned("appid"),
+                taskid: f.owned("taskid"),
                 status: f.number("status")?,
                 auth_code: f.owned("auth_code").map(Into::into),
                 msg: f.owned("msg"),

@@ -35,6 +35,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("gateway", 3),
     ("events", 2),
     ("reply", 3),
+    // fast registration (issue 19)
+    ("qr", 0),
+    ("registration", 3),
     // 4: composition of features (the push URLs, the scheduled run)
     ("callbacks", 4),
     ("refresher", 4),

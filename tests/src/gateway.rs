@@ -68,6 +68,14 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/authorizers/{appid}/miniprogram/sessions",
         "miniprogram-sessions",
     ),
+    // Fast registration (issue 19).
+    ("POST", "/fast-registrations", "fast-registrations"),
+    ("GET", "/fast-registrations/{id}", "fast-registrations"),
+    (
+        "GET",
+        "/fast-registrations/{id}/callback",
+        "fast-registrations",
+    ),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -86,6 +94,7 @@ pub struct Apps<C> {
     pub sign_in_pages: sign_in_pages::App<DynamoStore, Arc<C>, SystemClock>,
     pub identities: identities::App<DynamoStore, SystemClock>,
     pub miniprogram_sessions: miniprogram_sessions::App<DynamoStore, Arc<C>, SystemClock>,
+    pub fast_registrations: fast_registrations::App<DynamoStore, Arc<C>, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -188,6 +197,7 @@ impl<C: CredentialsProvider> Apps<C> {
             sign_in_pages: FromRuntime::from_runtime(rt()),
             identities: FromRuntime::from_runtime(rt()),
             miniprogram_sessions: FromRuntime::from_runtime(rt()),
+            fast_registrations: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -209,6 +219,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "miniprogram-sessions" => {
                 miniprogram_sessions::handle(&self.miniprogram_sessions, req).await
             }
+            "fast-registrations" => fast_registrations::handle(&self.fast_registrations, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

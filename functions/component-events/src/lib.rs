@@ -14,6 +14,7 @@ use wxopen::callbacks::component::{
     ComponentPushError, PushOutcome, apply_push, authorization_changes, complete_within,
     deliver_push_event, push_event,
 };
+use wxopen::callbacks::fast_registration::{self, FastRegistrationError};
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::events::metrics::{self, MetricSink};
@@ -23,7 +24,7 @@ use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::ComponentEventStore;
 use wxopen::store::DynamoStore;
-use wxopen::xml::ComponentPush;
+use wxopen::xml::{ComponentPush, FastRegisterNotice};
 
 /// The ports this function needs.
 pub struct App<S, C, K, P = EventBridgePublisher> {
@@ -138,7 +139,11 @@ where
     let Some(event) = event else {
         return Ok(());
     };
-    let changes = authorization_changes(&parsed, outcome, exchange.as_ref(), &event.entry.id, now);
+    let mut changes =
+        authorization_changes(&parsed, outcome, exchange.as_ref(), &event.entry.id, now);
+    if let ComponentPush::FastRegister(notice) = &parsed {
+        changes.extend(fast_registration_outcome(app, notice, &event.entry.id, now).await?);
+    }
     let (delivered, deferred) =
         deliver_push_event(&app.deps.store, &app.publisher, &event, &changes, now)
             .await
@@ -152,4 +157,45 @@ where
         app.deps.clock.now().saturating_mul(1000),
     ));
     Ok(())
+}
+
+/// A fast-registration notice: the registration's outcome recorded (a success exchanges the
+/// code) before WeChat is answered. If that cannot be done, nothing is recorded and WeChat is
+/// asked to retry (503).
+async fn fast_registration_outcome<S, C, K, P>(
+    app: &App<S, C, K, P>,
+    notice: &FastRegisterNotice,
+    cause: &str,
+    now: i64,
+) -> Result<Vec<wxopen::events::Event>, ApiError>
+where
+    S: ComponentEventStore,
+    C: CredentialsProvider,
+    K: Clock,
+{
+    let svc = app.deps.tokens();
+    let outcome = tokio::time::timeout(
+        app.completion_budget,
+        fast_registration::on_notice(&svc, notice, cause, now),
+    )
+    .await;
+    let retry = |why: &str| {
+        tracing::warn!(
+            why,
+            "fast-registration notice not completed; WeChat will retry"
+        );
+        ApiError::new(
+            503,
+            "not_completed",
+            "the registration's outcome could not be recorded; WeChat will retry",
+        )
+    };
+    match outcome {
+        Ok(Ok(o)) => Ok(o.events),
+        Ok(Err(FastRegistrationError::Store(e))) => {
+            Err(not_recorded(e.into(), "notify_third_fasteregister"))
+        }
+        Ok(Err(e)) => Err(retry(&e.to_string())),
+        Err(_) => Err(retry("budget")),
+    }
 }

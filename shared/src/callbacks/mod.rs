@@ -3,5 +3,6 @@
 //! the one layer that calls several features; the features never call each other.
 
 pub mod component;
+pub mod fast_registration;
 pub mod messages;
 pub mod release_test;

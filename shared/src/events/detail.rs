@@ -46,7 +46,7 @@ pub enum DetailType {
     /// Reserved: a fleet-release target changed state.
     #[serde(rename = "release.target")]
     ReleaseTarget,
-    /// Reserved: a fast registration changed state.
+    /// A fast registration changed state.
     #[serde(rename = "registration.changed")]
     RegistrationChanged,
 }
@@ -424,6 +424,43 @@ impl Event {
                 msg_id: None,
                 customer_ref: customer_ref.map(str::to_string),
                 authorizer_known: true,
+                fields,
+                truncated: Vec::new(),
+            },
+        }
+    }
+
+    /// A fast registration changed state (`state`: succeeded, failed). `appid` is the new mini
+    /// program (or the official account whose subject was reused, or empty when none is known).
+    #[allow(clippy::too_many_arguments)]
+    pub fn registration_changed(
+        appid: &str,
+        registration_id: &str,
+        state: &str,
+        cause: &str,
+        event_time: i64,
+        now: i64,
+        customer_ref: Option<&str>,
+        fields: BTreeMap<String, String>,
+    ) -> Self {
+        let fields: BTreeMap<String, String> = fields
+            .into_iter()
+            .filter(|(k, _)| !k.split('.').any(is_secret_field))
+            .collect();
+        Self {
+            detail_type: DetailType::RegistrationChanged,
+            detail: Detail {
+                id: stable_id(&["reg", registration_id, state, cause]),
+                appid: appid.to_string(),
+                received_at: now,
+                create_time: Some(event_time),
+                msg_type: None,
+                event: Some(state.to_string()),
+                event_key: None,
+                from_user: None,
+                msg_id: None,
+                customer_ref: customer_ref.map(str::to_string),
+                authorizer_known: !appid.is_empty(),
                 fields,
                 truncated: Vec::new(),
             },

@@ -486,6 +486,82 @@ impl From<&QuotaError> for ApiError {
     }
 }
 
+// ---- fast registration ----
+
+impl From<&crate::registration::RegistrationError> for ApiError {
+    fn from(e: &crate::registration::RegistrationError) -> Self {
+        ApiError::new(400, "invalid_parameter", e.to_string())
+    }
+}
+
+impl From<&crate::registration::StartError> for ApiError {
+    fn from(e: &crate::registration::StartError) -> Self {
+        use crate::registration::StartError;
+        match e {
+            StartError::Token(TokenError::WeChat(w)) => registration_wechat(w),
+            StartError::Token(t) => ApiError::from(t),
+            StartError::Store(s) => ApiError::from(s),
+            StartError::NoAuthorizeUrl => ApiError::new(
+                502,
+                "wechat_error",
+                "WeChat accepted the registration but gave no authorisation URL",
+            ),
+            StartError::UnknownOfficialAccount => ApiError::new(
+                404,
+                "unknown_authorizer",
+                "oa_appid is not an authorized official account of this platform",
+            ),
+            StartError::Permissions(p) => ApiError::from(p),
+        }
+    }
+}
+
+impl From<&crate::callbacks::fast_registration::FastRegistrationError> for ApiError {
+    fn from(e: &crate::callbacks::fast_registration::FastRegistrationError) -> Self {
+        use crate::callbacks::fast_registration::FastRegistrationError;
+        match e {
+            FastRegistrationError::Token(TokenError::WeChat(w)) => registration_wechat(w),
+            FastRegistrationError::Token(t) => ApiError::from(t),
+            FastRegistrationError::Store(s) => ApiError::from(s),
+            FastRegistrationError::Event(_) => ApiError::internal(),
+        }
+    }
+}
+
+/// WeChat's refusals of a fast registration.
+fn registration_wechat(w: &WeChatError) -> ApiError {
+    let mut api = match w.kind() {
+        Some(ErrorKind::RegistrationRunning) => ApiError::new(
+            409,
+            "registration_running",
+            "WeChat is already running a registration for this subject; retry 24 h after the last one",
+        ),
+        Some(ErrorKind::RegistrationInvalid) => ApiError::new(
+            400,
+            "registration_invalid",
+            "WeChat refused the registration's parameters (name, credit code or phone)",
+        ),
+        Some(ErrorKind::PlatformNotPermitted) => ApiError::new(
+            403,
+            "platform_not_permitted",
+            "the platform lacks the permission sets fast registration needs, or is not released",
+        ),
+        Some(ErrorKind::RegisterTicketInvalid) => ApiError::new(
+            400,
+            "ticket_invalid",
+            "WeChat refused the registration ticket; open the official account's page again",
+        ),
+        Some(ErrorKind::RegistrationRefused) => ApiError::new(
+            409,
+            "registration_refused",
+            "WeChat refused to register a mini program for this official account's subject",
+        ),
+        _ => return ApiError::from(w),
+    };
+    api.wechat_errcode = w.errcode();
+    api
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,3 +166,33 @@ pub fn redeemed_json(r: &Redeemed) -> serde_json::Value {
     }
     v
 }
+
+/// `GET /fast-registrations/{id}` (and the 201 of `POST`, with `qr_code` added): never the
+/// phone in full, never a code or ticket.
+pub fn registration_json(r: &crate::model::Registration, now: i64) -> serde_json::Value {
+    let masked_phone = match r.component_phone.get(..3).zip(r.component_phone.get(7..)) {
+        Some((head, tail)) => format!("{head}****{tail}"),
+        None => "****".to_string(),
+    };
+    serde_json::json!({
+        "id": r.id,
+        "kind": match r.kind {
+            crate::model::RegistrationKind::Enterprise => "enterprise",
+            crate::model::RegistrationKind::OfficialAccount => "official_account",
+        },
+        "state": crate::registration::state_name(r, now),
+        "customer_ref": r.customer_ref,
+        "name": r.name,
+        "code": r.code,
+        "component_phone": masked_phone,
+        "oa_appid": r.oa_appid,
+        "taskid": r.taskid,
+        "authorize_url": r.authorize_url,
+        "appid": r.appid,
+        "wechat_status": r.wechat_status,
+        "status_meaning": r.status_meaning,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "expires_at": r.expires_at,
+    })
+}

@@ -19,6 +19,8 @@
 //! | login code (by SHA-256 of the code) | `LOGINCODE#<hash>` | `CODE` |
 //! | used OAuth state nonce | `OAUTHSTATE#<nonce>` | `NONCE` |
 //! | authorizer whose profile is still to be read | `PROFILE_MISSING` | `<appid>` |
+//! | fast registration | `REGISTRATION#<id>` | `REGISTRATION` |
+//! | taskid / credit code / sha1 of the name → registration | `REGKEY#task#…`, `REGKEY#code#…`, `REGKEY#name#…` | `REGKEY` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -31,8 +33,8 @@ use secrecy::SecretString;
 use crate::model::{
     AuthorizationGrant, AuthorizationLink, AuthorizerProfileRecord, AuthorizerRecord,
     AuthorizerState, DueToken, Identity, IdentityWrite, LoginCodeRecord, LoginConfirmation,
-    LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord, StoredTicket, TokenKey,
-    TokenRecord,
+    LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord, Registration,
+    RegistrationOutcome, StoredTicket, TokenKey, TokenRecord,
 };
 
 pub mod dynamo;
@@ -430,6 +432,7 @@ pub trait ComponentEventStore:
     + AuthCodeStore
     + LinkStore
     + outbox::EventRecordStore
+    + RegistrationStore
 {
 }
 impl<
@@ -439,7 +442,8 @@ impl<
         + TokenStore
         + AuthCodeStore
         + LinkStore
-        + outbox::EventRecordStore,
+        + outbox::EventRecordStore
+        + RegistrationStore,
 > ComponentEventStore for T
 {
 }
@@ -516,4 +520,40 @@ pub trait LinkStore: Send + Sync {
         limit: usize,
         after: Option<&str>,
     ) -> impl Future<Output = Result<(Vec<AuthorizerRecord>, Option<String>), StoreError>> + Send;
+}
+
+/// What a fast-registration push is matched by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationKey<'a> {
+    Task(&'a str),
+    /// The unified social credit code.
+    Code(&'a str),
+    /// The company name.
+    Name(&'a str),
+}
+
+/// Fast registrations (`POST /fast-registrations`) and the customer of what they registered.
+pub trait RegistrationStore: Send + Sync {
+    /// Writes a new registration and its match keys (taskid, code, name → this registration).
+    fn create_registration(
+        &self,
+        registration: &Registration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_registration(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Registration>, StoreError>> + Send;
+    /// The newest registration a key names.
+    fn registration_for(
+        &self,
+        key: &RegistrationKey<'_>,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Records the outcome of a pending registration (a success also ties the new authorizer
+    /// to the registration's customer). `false` when it was no longer pending: nothing changed.
+    fn finish_registration(
+        &self,
+        registration: &Registration,
+        outcome: &RegistrationOutcome,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -22,6 +22,11 @@ pub enum Api {
     Jscode2session,
     OauthComponentAccessToken,
     SnsUserinfo,
+    /// Fast registration of an enterprise mini program (successor API; its path is
+    /// configurable, this is the default).
+    FastRegisterEnterprise,
+    /// Registering a mini program reusing an official account's subject (set 27).
+    AccountFastRegister,
 }
 
 impl Api {
@@ -45,6 +50,8 @@ impl Api {
             Api::Jscode2session => "/sns/component/jscode2session",
             Api::OauthComponentAccessToken => "/sns/oauth2/component/access_token",
             Api::SnsUserinfo => "/sns/userinfo",
+            Api::FastRegisterEnterprise => "/wxa/component/fastregisterenterpriseweapp",
+            Api::AccountFastRegister => "/cgi-bin/account/fastregister",
         }
     }
 

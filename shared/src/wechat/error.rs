@@ -39,6 +39,19 @@ pub enum ErrorKind {
     OpenNotCreatedByApi,
     /// 89004: the open account reached its limit of bound accounts.
     OpenLimitReached,
+    /// 89249 / 61057: a fast registration for this subject is already running.
+    RegistrationRunning,
+    /// 89247 / 89248 / 89253 / 89255: fast registration parameters refused (missing, or a
+    /// credit code WeChat does not accept).
+    RegistrationInvalid,
+    /// 89254 / 61028 / 61029: the platform lacks the permission sets fast registration needs, or
+    /// is not released.
+    PlatformNotPermitted,
+    /// 61058: the `fastregisterauth` ticket is invalid (wait ≥ 5 s before a retry).
+    RegisterTicketInvalid,
+    /// 61051–61056 / 61060 / 61061: the official account's subject cannot register a mini
+    /// program this way (subject type, unverified, limits, blacklisted, redirect_uri, overseas).
+    RegistrationRefused,
     Unknown,
 }
 
@@ -61,6 +74,11 @@ impl ErrorKind {
             89002 => ErrorKind::OpenNotBound,
             89003 => ErrorKind::OpenNotCreatedByApi,
             89004 => ErrorKind::OpenLimitReached,
+            89249 | 61057 => ErrorKind::RegistrationRunning,
+            89247 | 89248 | 89253 | 89255 => ErrorKind::RegistrationInvalid,
+            89254 | 61028 | 61029 => ErrorKind::PlatformNotPermitted,
+            61058 => ErrorKind::RegisterTicketInvalid,
+            61051..=61056 | 61060 | 61061 => ErrorKind::RegistrationRefused,
             _ => ErrorKind::Unknown,
         }
     }
@@ -83,6 +101,11 @@ impl ErrorKind {
             ErrorKind::OpenNotBound => "open_not_bound",
             ErrorKind::OpenNotCreatedByApi => "open_not_created_by_api",
             ErrorKind::OpenLimitReached => "open_limit_reached",
+            ErrorKind::RegistrationRunning => "registration_running",
+            ErrorKind::RegistrationInvalid => "registration_invalid",
+            ErrorKind::PlatformNotPermitted => "platform_not_permitted",
+            ErrorKind::RegisterTicketInvalid => "register_ticket_invalid",
+            ErrorKind::RegistrationRefused => "registration_refused",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -202,6 +225,11 @@ mod tests {
             (45009, ErrorKind::QuotaReached),
             (61023, ErrorKind::RefreshTokenInvalid),
             (89004, ErrorKind::OpenLimitReached),
+            (89249, ErrorKind::RegistrationRunning),
+            (89255, ErrorKind::RegistrationInvalid),
+            (89254, ErrorKind::PlatformNotPermitted),
+            (61058, ErrorKind::RegisterTicketInvalid),
+            (61055, ErrorKind::RegistrationRefused),
             (12345, ErrorKind::Unknown),
         ] {
             assert_eq!(ErrorKind::from_errcode(code), kind, "{code}");

@@ -128,6 +128,11 @@ pub fn errmsg(code: i64) -> &'static str {
         89002 => "open not exists",
         89003 => "open account was not created by api",
         89004 => "open account bound accounts reached limit",
+        89249 => "task running",
+        89253 => "lack of some params",
+        89254 => "lack of some component rights",
+        89255 => "code is invalid",
+        61058 => "invalid ticket",
         _ => "sandbox injected error",
     }
 }

@@ -26,7 +26,7 @@
 //! first segment (`wxa/commit`, `sns/component/jscode2session`).
 
 use super::api::Answer;
-use super::rules::{Call, account, business, component, open, sns, wxa};
+use super::rules::{Call, account, business, component, open, registration, sns, wxa};
 use super::state::{State, Want};
 
 /// The HTTP method an API is served with (the other one answers 43001 / 43002).
@@ -172,6 +172,11 @@ apis! {
     SnsOauthAccessToken = "sns/oauth2/component/access_token", "/sns/oauth2/component/access_token", Get, COMPONENT, sns::oauth_access_token;
     /// The user's OAuth token (`?access_token=`), checked by the rule.
     SnsUserinfo = "sns/userinfo", "/sns/userinfo", Get, Token::None, sns::userinfo;
+
+    // Fast registration (`rules/registration.rs`): the enterprise successor API takes the
+    // component token as `access_token` (the `wxa/component/…` family's docs).
+    FastRegisterEnterprise = "wxa/component/fastregisterenterpriseweapp", "/wxa/component/fastregisterenterpriseweapp", Post, Token::Component("access_token"), registration::enterprise;
+    AccountFastRegister = "account/fastregister", "/cgi-bin/account/fastregister", Post, AUTHORIZER, registration::account_fastregister;
 }
 
 impl Api {

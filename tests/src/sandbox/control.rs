@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::actors::{merchant, user};
+use super::actors::{merchant, registrant, user};
 use super::apis::{Api, api_names};
 use super::reply::{Fail, Outcome, bad, bad_request, body_object, ok, required};
 use super::state::{Fault, Owner};
@@ -142,6 +142,7 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
         ["users", "event"] if post => user::event(shared, body_object(body)?).await,
         ["users", "login"] if post => user::login(shared, body_object(body)?),
         ["users", "oauth"] if post => user::oauth(shared, body_object(body)?),
+        ["fast-registrations", rest @ ..] => registrant::route(shared, method, rest, body).await,
         _ => Err(bad(
             StatusCode::NOT_FOUND,
             format!("no control route {method} /sandbox/{}", segs.join("/")),

@@ -261,6 +261,20 @@ pub struct Redirect {
 }
 
 pub async fn redirect(shared: &Arc<Shared>, redirect_uri: &str, code: &str, ttl: i64) -> Redirect {
+    redirect_with(
+        shared,
+        redirect_uri,
+        &[("auth_code", code), ("expires_in", &ttl.to_string())],
+    )
+    .await
+}
+
+/// The browser sent to `redirect_uri` with `pairs` appended to its query.
+pub async fn redirect_with(
+    shared: &Arc<Shared>,
+    redirect_uri: &str,
+    pairs: &[(&str, &str)],
+) -> Redirect {
     let mut url = match url::Url::parse(redirect_uri) {
         Ok(u) => u,
         Err(_) => {
@@ -273,9 +287,7 @@ pub async fn redirect(shared: &Arc<Shared>, redirect_uri: &str, code: &str, ttl:
             };
         }
     };
-    url.query_pairs_mut()
-        .append_pair("auth_code", code)
-        .append_pair("expires_in", &ttl.to_string());
+    url.query_pairs_mut().extend_pairs(pairs);
     let result = shared
         .http
         .get(url.as_str())

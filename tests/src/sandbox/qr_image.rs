@@ -42,70 +42,15 @@ fn dark(x: usize, y: usize, seed: u64) -> bool {
     (z ^ (z >> 31)) & 1 == 1
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn adler32(bytes: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in bytes {
-        a = (a + u32::from(x)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    (b << 16) | a
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
-}
-
 /// The PNG (8-bit greyscale, one pixel per module; the page scales it up pixelated).
 pub fn png(ticket: &str) -> Vec<u8> {
     // FNV-1a of the ticket.
     let seed = ticket.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let mut raw = Vec::with_capacity(SIDE * (SIDE + 1));
-    for py in 0..SIDE {
-        raw.push(0); // filter: none
-        for px in 0..SIDE {
-            let inside =
-                (QUIET..QUIET + MODULES).contains(&px) && (QUIET..QUIET + MODULES).contains(&py);
-            let on = inside && dark(px - QUIET, py - QUIET, seed);
-            raw.push(if on { 0x00 } else { 0xff });
-        }
-    }
-    // zlib: one stored (uncompressed) deflate block; the image is under 64 KiB.
-    let mut z = vec![0x78, 0x01, 0x01];
-    let len = raw.len() as u16;
-    z.extend_from_slice(&len.to_le_bytes());
-    z.extend_from_slice(&(!len).to_le_bytes());
-    z.extend_from_slice(&raw);
-    z.extend_from_slice(&adler32(&raw).to_be_bytes());
-
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&(SIDE as u32).to_be_bytes());
-    ihdr.extend_from_slice(&(SIDE as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit, greyscale, deflate, no filter, no interlace
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &z);
-    chunk(&mut out, b"IEND", &[]);
-    out
+    wxopen::qr::greyscale_png(SIDE, |px, py| {
+        let inside =
+            (QUIET..QUIET + MODULES).contains(&px) && (QUIET..QUIET + MODULES).contains(&py);
+        inside && dark(px - QUIET, py - QUIET, seed)
+    })
 }

@@ -267,6 +267,8 @@ pub struct State {
     pub quota_resets: HashMap<(String, i64), u32>,
     pub oauth_codes: HashMap<String, OauthCode>,
     pub oauth_tokens: HashMap<String, OauthUserToken>,
+    /// Fast registrations (`rules/registration.rs`, `actors/registrant.rs`).
+    pub registrations: super::rules::registration::Registrations,
 }
 
 /// A temporary media file (`media/upload`), served back by `media/get`.
@@ -305,6 +307,7 @@ impl State {
             quota_resets: HashMap::new(),
             oauth_codes: HashMap::new(),
             oauth_tokens: HashMap::new(),
+            registrations: Default::default(),
         };
         for m in default_merchants() {
             st.merchants.insert(m.appid.clone(), m);

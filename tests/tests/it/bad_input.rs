@@ -920,6 +920,151 @@ fn catalogue(site: &str) -> Vec<Case> {
             status: 404,
             code: None,
         },
+        // Fast registration (issue 19): validated before any write or WeChat call.
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(json!({})),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"name": "Acme", "code": "91350100M000100Y44", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"name": "Acme", "code": "91350100M000100Y4", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"name": "Acme", "code": "91350100M000100Y43", "component_phone": "12345", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"code": "91350100M000100Y43", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"name": "Acme", "code": "91350100M000100Y43", "component_phone": "13800138000"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"kind": "personal", "name": "Acme", "code": "91350100M000100Y43", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"kind": "official_account", "name": "Acme", "code": "91350100M000100Y43", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"kind": "official_account", "oa_appid": "wxoa00000000000009", "name": "Acme", "code": "91350100M000100Y43", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            404,
+            "unknown_authorizer",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"name": "Acme", "code": "91350100M000100Y43", "component_phone": "13800138000", "customer_ref": "c", "return_to": "https://evil.example/x"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/fast-registrations",
+            Some(
+                json!({"name": ["Acme"], "code": "91350100M000100Y43", "component_phone": "13800138000", "customer_ref": "c"}),
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        raw(
+            Method::POST,
+            "/fast-registrations",
+            Some("text/plain"),
+            "{}".into(),
+            415,
+            "unsupported_media_type",
+        ),
+        raw(
+            Method::POST,
+            "/fast-registrations",
+            Some("application/json"),
+            big.clone(),
+            413,
+            "body_too_large",
+        ),
+        case(
+            Method::GET,
+            "/fast-registrations/nope",
+            None,
+            404,
+            "unknown_registration",
+        ),
+        case(
+            Method::GET,
+            "/fast-registrations/0123456789abcdef0123456789abcdef",
+            None,
+            404,
+            "unknown_registration",
+        ),
+        // The public callback: without a live registration, one read at most and a 404 page.
+        page("/fast-registrations/nope/callback?ticket=t", 404),
+        page(
+            "/fast-registrations/0123456789abcdef0123456789abcdef/callback",
+            404,
+        ),
+        page(
+            "/fast-registrations/0123456789abcdef0123456789abcdef/callback?ticket=t",
+            404,
+        ),
+        page(
+            &format!(
+                "/fast-registrations/0123456789abcdef0123456789abcdef/callback?ticket={}",
+                "t".repeat(600)
+            ),
+            404,
+        ),
     ]
 }
 

@@ -14,6 +14,7 @@ pub mod account;
 pub mod business;
 pub mod component;
 pub mod open;
+pub mod registration;
 pub mod sns;
 pub mod wxa;
 

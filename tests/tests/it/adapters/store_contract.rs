@@ -615,3 +615,85 @@ async fn import_writes_the_same_item_as_record_authorization() {
     assert_eq!(sa, sb);
     assert_eq!(sa.len(), 1);
 }
+
+// ---- fast registrations ----
+
+fn registration(id: &str, code: &str) -> Registration {
+    Registration {
+        id: id.to_string(),
+        kind: RegistrationKind::Enterprise,
+        customer_ref: "cust".into(),
+        name: "Acme Ltd".into(),
+        code: code.into(),
+        component_phone: "13800138000".into(),
+        oa_appid: None,
+        return_to: None,
+        taskid: Some(format!("task-{id}")),
+        authorize_url: "https://x.example/a".into(),
+        state: RegistrationState::Pending,
+        appid: None,
+        wechat_status: None,
+        status_meaning: None,
+        created_at: 1_000,
+        updated_at: 1_000,
+        expires_at: 87_400,
+    }
+}
+
+#[tokio::test]
+async fn registrations_are_found_by_each_key_and_finish_once() {
+    let store = fresh_store().await;
+    let r = registration("r1", "91350100M000100Y43");
+    store.create_registration(&r).await.unwrap();
+    assert_eq!(store.get_registration("r1").await.unwrap(), Some(r.clone()));
+    for key in [
+        RegistrationKey::Task("task-r1"),
+        RegistrationKey::Code("91350100M000100Y43"),
+        RegistrationKey::Name("Acme Ltd"),
+    ] {
+        assert_eq!(
+            store.registration_for(&key).await.unwrap().as_deref(),
+            Some("r1"),
+            "{key:?}"
+        );
+    }
+    assert_eq!(
+        store
+            .registration_for(&RegistrationKey::Task("nope"))
+            .await
+            .unwrap(),
+        None
+    );
+    // A newer registration of the same subject takes its keys.
+    let r2 = registration("r2", "91350100M000100Y43");
+    store.create_registration(&r2).await.unwrap();
+    assert_eq!(
+        store
+            .registration_for(&RegistrationKey::Code("91350100M000100Y43"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("r2")
+    );
+    let failed = RegistrationOutcome::Failed {
+        status: 103,
+        meaning: "m".into(),
+    };
+    assert!(store.finish_registration(&r, &failed, 2_000).await.unwrap());
+    let got = store.get_registration("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.state,
+            got.wechat_status,
+            got.status_meaning.as_deref(),
+            got.updated_at
+        ),
+        (RegistrationState::Failed, Some(103), Some("m"), 2_000)
+    );
+    // Finished: a second outcome changes nothing.
+    let ok = RegistrationOutcome::Succeeded {
+        appid: "wxnew0000000000001".into(),
+    };
+    assert!(!store.finish_registration(&r, &ok, 3_000).await.unwrap());
+    assert_eq!(store.get_registration("r1").await.unwrap().unwrap(), got);
+}

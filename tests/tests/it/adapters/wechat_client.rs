@@ -156,6 +156,13 @@ async fn every_mapped_errcode_reaches_the_caller_typed() {
         (89002, ErrorKind::OpenNotBound),
         (89003, ErrorKind::OpenNotCreatedByApi),
         (89004, ErrorKind::OpenLimitReached),
+        (89249, ErrorKind::RegistrationRunning),
+        (61057, ErrorKind::RegistrationRunning),
+        (89253, ErrorKind::RegistrationInvalid),
+        (89255, ErrorKind::RegistrationInvalid),
+        (89254, ErrorKind::PlatformNotPermitted),
+        (61058, ErrorKind::RegisterTicketInvalid),
+        (61055, ErrorKind::RegistrationRefused),
         (12345, ErrorKind::Unknown),
     ];
     for (errcode, kind) in cases {
@@ -217,5 +224,198 @@ async fn timeouts_and_unreachable_hosts_are_typed_and_carry_no_url() {
     assert!(
         !debug.contains("secret-token-value") && !debug.contains("access_token="),
         "{debug}"
+    );
+}
+
+// ---- fast registration ----
+
+/// A valid unified social credit code, different for each `n`.
+fn credit_code(n: u32) -> String {
+    wxopen::registration::with_check_char(&format!("91350100M{n:08}")).unwrap()
+}
+
+#[tokio::test]
+async fn fast_registration_enterprise_api_over_http() {
+    use wxopen::wechat::EnterpriseEndpoint;
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    let deps = stack.deps();
+    let svc = deps.tokens();
+    let token = svc.component_token(None).await.unwrap().token;
+    let w = &stack.wechat;
+    let endpoint = EnterpriseEndpoint::default();
+    assert_eq!(endpoint.path, "/wxa/component/fastregisterenterpriseweapp");
+    let code = credit_code(1);
+    let task = w
+        .fast_register_enterprise(&token, &endpoint, "Acme Ltd", &code, "13800138000")
+        .await
+        .unwrap();
+    assert!(
+        task.taskid.as_deref().is_some_and(|t| t.len() == 32),
+        "{task:?}"
+    );
+    assert!(
+        task.authorize_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    );
+    assert_eq!(task.status, Some(0));
+    let call = stack.sandbox.calls().last().cloned().unwrap();
+    assert_eq!(
+        (call.api.as_str(), call.token_kind.as_str()),
+        ("wxa/component/fastregisterenterpriseweapp", "component")
+    );
+    // One task per subject at a time.
+    let e = w
+        .fast_register_enterprise(&token, &endpoint, "Acme Ltd", &code, "13800138000")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.errcode(), e.kind()),
+        (Some(89249), Some(ErrorKind::RegistrationRunning))
+    );
+    // WeChat's own refusals: a code it does not accept, a missing parameter.
+    let e = w
+        .fast_register_enterprise(
+            &token,
+            &endpoint,
+            "Acme Ltd",
+            "91350100M0001",
+            "13800138000",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.errcode(), Some(89255));
+    let e = w
+        .fast_register_enterprise(&token, &endpoint, "Acme Ltd", &credit_code(2), "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.errcode(), e.kind()),
+        (Some(89253), Some(ErrorKind::RegistrationInvalid))
+    );
+    // The token parameter is configuration: the other name is not where this WeChat looks.
+    let other = EnterpriseEndpoint {
+        token_param: "component_access_token".into(),
+        ..EnterpriseEndpoint::default()
+    };
+    let e = w
+        .fast_register_enterprise(&token, &other, "Acme Ltd", &credit_code(3), "13800138000")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), Some(ErrorKind::TokenMissing));
+    // And so is the path.
+    let elsewhere = EnterpriseEndpoint {
+        path: "/wxa/component/fastregisterweapp_v2".into(),
+        ..EnterpriseEndpoint::default()
+    };
+    let e = w
+        .fast_register_enterprise(
+            &token,
+            &elsewhere,
+            "Acme Ltd",
+            &credit_code(3),
+            "13800138000",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WeChatError::Http { status: 404, .. }), "{e}");
+    // A platform without the sets.
+    let (s, b) = stack
+        .control(
+            Method::POST,
+            "fast-registrations/settings",
+            json!({"platform_lacks_sets": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let e = w
+        .fast_register_enterprise(
+            &token,
+            &endpoint,
+            "Acme Ltd",
+            &credit_code(4),
+            "13800138000",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.errcode(), e.kind()),
+        (Some(89254), Some(ErrorKind::PlatformNotPermitted))
+    );
+}
+
+#[tokio::test]
+async fn fast_registration_official_account_api_over_http() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    let (s, b) = stack
+        .control(
+            Method::POST,
+            "merchants",
+            json!({"appid": OA, "func_info": [1, 2, 3, 4, 6, 7, 11, 15, 24, 27]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    stack.authorize(OA, "push_only").await;
+    let url = wxopen::registration::fastregisterauth_url(
+        &stack.sandbox.base_url(),
+        OA,
+        APPID,
+        "http://127.0.0.1:9/back",
+    )
+    .unwrap();
+    let (s, confirmed) = stack
+        .control(
+            Method::POST,
+            "fast-registrations/oa/confirm",
+            json!({"url": url}),
+        )
+        .await;
+    assert_eq!(s, 200, "{confirmed}");
+    let ticket: SecretString = confirmed["ticket"].as_str().unwrap().to_string().into();
+    let deps = stack.deps();
+    let svc = deps.tokens();
+    let registered = svc
+        .with_authorizer_token(OA, |t| {
+            let ticket = ticket.clone();
+            let w = stack.wechat.clone();
+            async move { w.account_fast_register(&t, &ticket).await }
+        })
+        .await
+        .unwrap();
+    assert!(registered.appid.starts_with("wx") && registered.appid.len() == 18);
+    assert!(
+        registered
+            .authorization_code
+            .expose_secret()
+            .starts_with("queryauthcode@@@")
+    );
+    assert!(registered.wx_verify_copied() && registered.linked());
+    assert!(
+        !format!("{registered:?}").contains("queryauthcode"),
+        "Debug is redacted"
+    );
+    let call = stack.sandbox.calls().last().cloned().unwrap();
+    assert_eq!(
+        (
+            call.api.as_str(),
+            call.token_kind.as_str(),
+            call.authorizer_appid.as_deref()
+        ),
+        ("account/fastregister", "authorizer", Some(OA))
+    );
+    // A ticket works once.
+    let e = svc
+        .with_authorizer_token(OA, |t| {
+            let ticket = ticket.clone();
+            let w = stack.wechat.clone();
+            async move { w.account_fast_register(&t, &ticket).await }
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, wxopen::tokens::TokenError::WeChat(w) if w.kind() == Some(ErrorKind::RegisterTicketInvalid)),
+        "{e}"
     );
 }

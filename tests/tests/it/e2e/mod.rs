@@ -2,6 +2,7 @@
 
 mod authorization;
 mod events;
+mod fast_registration;
 mod gateway;
 mod links;
 mod messages;

@@ -347,6 +347,7 @@ mod faults;
 mod mini_program;
 mod open_account;
 mod pushes;
+mod registration;
 mod release;
 mod routing;
 mod sign_in;
