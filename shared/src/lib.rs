@@ -32,6 +32,7 @@
 //! | | [`login`] | follow-to-log-in sessions and scans, the hosted page |
 //! | | [`oauth`] | web OAuth on behalf of an official account (signed single-use state) |
 //! | | [`miniprogram_login`] | mini program login on behalf (`jscode2session`) |
+//! | | [`code`] | mini program code: the template library, one code record per mini program (commit, audit, release, gray), audit pushes applied |
 //! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
@@ -54,6 +55,7 @@ pub mod appid;
 pub mod authorization;
 pub mod callbacks;
 pub mod clock;
+pub mod code;
 pub mod config;
 pub mod crypto;
 pub mod events;

@@ -68,6 +68,51 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/authorizers/{appid}/miniprogram/sessions",
         "miniprogram-sessions",
     ),
+    ("GET", "/templates", "templates"),
+    ("POST", "/templates", "templates"),
+    ("GET", "/templates/drafts", "templates"),
+    ("DELETE", "/templates/{id}", "templates"),
+    ("POST", "/authorizers/{appid}/code", "miniprogram-code"),
+    ("GET", "/authorizers/{appid}/code", "miniprogram-code"),
+    (
+        "GET",
+        "/authorizers/{appid}/code/qrcode",
+        "miniprogram-code",
+    ),
+    (
+        "GET",
+        "/authorizers/{appid}/code/categories",
+        "miniprogram-code",
+    ),
+    ("GET", "/authorizers/{appid}/code/pages", "miniprogram-code"),
+    ("GET", "/authorizers/{appid}/code/quota", "miniprogram-code"),
+    (
+        "POST",
+        "/authorizers/{appid}/code/audit",
+        "miniprogram-code",
+    ),
+    ("GET", "/authorizers/{appid}/code/audit", "miniprogram-code"),
+    (
+        "DELETE",
+        "/authorizers/{appid}/code/audit",
+        "miniprogram-code",
+    ),
+    (
+        "POST",
+        "/authorizers/{appid}/code/audit/speedup",
+        "miniprogram-code",
+    ),
+    (
+        "POST",
+        "/authorizers/{appid}/code/release",
+        "miniprogram-code",
+    ),
+    (
+        "POST",
+        "/authorizers/{appid}/code/revert",
+        "miniprogram-code",
+    ),
+    ("POST", "/authorizers/{appid}/code/gray", "miniprogram-code"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -86,6 +131,8 @@ pub struct Apps<C> {
     pub sign_in_pages: sign_in_pages::App<DynamoStore, Arc<C>, SystemClock>,
     pub identities: identities::App<DynamoStore, SystemClock>,
     pub miniprogram_sessions: miniprogram_sessions::App<DynamoStore, Arc<C>, SystemClock>,
+    pub templates: templates::App<DynamoStore, Arc<C>, SystemClock>,
+    pub miniprogram_code: miniprogram_code::App<DynamoStore, Arc<C>, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -188,6 +235,8 @@ impl<C: CredentialsProvider> Apps<C> {
             sign_in_pages: FromRuntime::from_runtime(rt()),
             identities: FromRuntime::from_runtime(rt()),
             miniprogram_sessions: FromRuntime::from_runtime(rt()),
+            templates: FromRuntime::from_runtime(rt()),
+            miniprogram_code: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -209,6 +258,8 @@ impl<C: CredentialsProvider> Apps<C> {
             "miniprogram-sessions" => {
                 miniprogram_sessions::handle(&self.miniprogram_sessions, req).await
             }
+            "templates" => templates::handle(&self.templates, req).await,
+            "miniprogram-code" => miniprogram_code::handle(&self.miniprogram_code, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

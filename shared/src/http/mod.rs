@@ -29,6 +29,25 @@ fn response(status: u16, content_type: &'static str, body: Body) -> Response<Bod
     r
 }
 
+/// An image (a QR code) as a binary body (API Gateway base64-encodes it); a media type other
+/// than `image/*` goes out as `application/octet-stream`. Never cached: it can open a trial.
+pub fn image_response(content_type: &str, bytes: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::Binary(bytes));
+    *r.status_mut() = StatusCode::OK;
+    let value = if content_type.starts_with("image/") {
+        HeaderValue::from_str(content_type).ok()
+    } else {
+        None
+    };
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        value.unwrap_or_else(|| HeaderValue::from_static("application/octet-stream")),
+    );
+    r.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
+
 pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     response(status, "application/json", Body::from(body.to_string()))
 }

@@ -18,6 +18,7 @@
 //! | user → identity | `USER#<user_id>` | `IDENTITY#<id>` |
 //! | login code (by SHA-256 of the code) | `LOGINCODE#<hash>` | `CODE` |
 //! | used OAuth state nonce | `OAUTHSTATE#<nonce>` | `NONCE` |
+//! | mini program code (commit, audit, release) | `CODE#<appid>` | `CODE` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -28,9 +29,10 @@ use std::future::Future;
 use secrecy::SecretString;
 
 use crate::model::{
-    AuthorizationGrant, AuthorizationLink, AuthorizerRecord, AuthorizerState, DueToken, Identity,
-    IdentityWrite, LoginCodeRecord, LoginConfirmation, LoginSession, NewToken,
-    PendingAuthorization, PreAuth, PushRecord, StoredTicket, TokenKey, TokenRecord,
+    AuditResult, AuthorizationGrant, AuthorizationLink, AuthorizerRecord, AuthorizerState,
+    CodeRecord, DueToken, Identity, IdentityWrite, LoginCodeRecord, LoginConfirmation,
+    LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord, StoredTicket, TokenKey,
+    TokenRecord,
 };
 
 pub mod dynamo;
@@ -386,6 +388,28 @@ pub trait LoginCodeStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// One code record per mini program (`CODE#<appid>`).
+pub trait CodeStore: Send + Sync {
+    fn get_code(
+        &self,
+        appid: &str,
+    ) -> impl Future<Output = Result<Option<CodeRecord>, StoreError>> + Send;
+    /// Writes the record if the stored one still has `record.version - 1` (or none exists when
+    /// `record.version` is 1). `false`: someone wrote first, nothing was written.
+    fn put_code(
+        &self,
+        record: &CodeRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// An audit result from a push, in one conditional write: applied only to a current audit
+    /// still in review that was submitted no later than the result (`result.at`), so a retry, a
+    /// result already polled, or a result of an older audit changes nothing (`false`).
+    fn apply_audit_result(
+        &self,
+        appid: &str,
+        result: &AuditResult,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
     TicketStore
@@ -411,11 +435,17 @@ impl<
 
 /// Everything the message-events function needs.
 pub trait MessageEventStore:
-    TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore
+    TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore + CodeStore
 {
 }
-impl<T: TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore>
-    MessageEventStore for T
+impl<
+    T: TokenServiceStore
+        + PushStore
+        + LoginStore
+        + IdentityStore
+        + outbox::EventRecordStore
+        + CodeStore,
+> MessageEventStore for T
 {
 }
 
