@@ -401,8 +401,9 @@ pub trait CodeStore: Send + Sync {
         record: &CodeRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// An audit result from a push, in one conditional write: applied only to a current audit
-    /// still in review that was submitted no later than the result (`result.at`), so a retry, a
-    /// result already polled, or a result of an older audit changes nothing (`false`).
+    /// still in review that was submitted no later than the result (`result.at`, give or take a
+    /// minute of clock skew), so a retry, a result already polled, or a result of an older
+    /// audit changes nothing (`false`).
     fn apply_audit_result(
         &self,
         appid: &str,

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use super::*;
 
 const CODE_SK: &str = "CODE";
+/// How much earlier than our submission time WeChat's result time may be (clocks differ): an
+/// older audit's result is older still (a new audit can only start once the old one ended).
+const CLOCK_SKEW_SECS: i64 = 60;
 
 fn code_pk(appid: &str) -> String {
     format!("CODE#{appid}")
@@ -83,7 +86,7 @@ impl CodeStore for DynamoStore {
             )
             .condition_expression(
                 "attribute_exists(pk) AND (#a.#st = :auditing OR #a.#st = :delayed) \
-                 AND #a.submitted_at <= :at AND #a.#st <> :st",
+                 AND #a.submitted_at <= :late AND #a.#st <> :st",
             )
             .set_expression_attribute_names(Some(names))
             .expression_attribute_values(":st", s(result.state.as_str()))
@@ -91,6 +94,7 @@ impl CodeStore for DynamoStore {
             .expression_attribute_values(":ss", shots)
             .expression_attribute_values(":at", n(result.at))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":late", n(result.at.saturating_add(CLOCK_SKEW_SECS)))
             .expression_attribute_values(":auditing", s(CodeAuditState::Auditing.as_str()))
             .expression_attribute_values(":delayed", s(CodeAuditState::Delayed.as_str()))
             .send()
