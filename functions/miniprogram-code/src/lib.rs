@@ -24,12 +24,14 @@ use wxopen::clock::Clock;
 use wxopen::code::{self, CodeError, CommitRequest};
 use wxopen::http::views::code_json;
 use wxopen::http::{
-    ApiError, appid_param, image_response, json_object, json_response, query_param,
+    ApiError, appid_param, image_response, json_object_within, json_response, query_param,
 };
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::{CodeStore, TokenServiceStore};
 use wxopen::wechat::{AuditSubmission, GrayRelease};
 
+/// Largest request body (a commit's `ext_json`, an audit's fields).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest `path` (page and query) of a trial QR code.
 const MAX_QR_PATH: usize = 1024;
 
@@ -50,7 +52,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 
 /// The request body as an object (none → empty).
 fn body(req: &Request) -> Result<Map<String, Value>, ApiError> {
-    Ok(json_object(req)?.unwrap_or_default())
+    Ok(json_object_within(req, MAX_BODY_BYTES)?.unwrap_or_default())
 }
 
 fn commit_request(b: &Map<String, Value>) -> Result<CommitRequest, ApiError> {
