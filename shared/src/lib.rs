@@ -34,6 +34,7 @@
 //! | | [`oauth`] | web OAuth on behalf of an official account (signed single-use state) |
 //! | | [`miniprogram_login`] | mini program login on behalf (`jscode2session`) |
 //! | | [`registration`] | fast registration of mini programs: validation, the enterprise API or the official account's page, the record and its state |
+//! | | [`code`] | mini program code: the template library, one code record per mini program (commit, audit, release, gray), audit pushes applied |
 //! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages); a fast registration's outcome (`callbacks::fast_registration`: it exchanges the code) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
@@ -56,6 +57,7 @@ pub mod appid;
 pub mod authorization;
 pub mod callbacks;
 pub mod clock;
+pub mod code;
 pub mod config;
 pub mod crypto;
 pub mod events;

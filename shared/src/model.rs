@@ -464,3 +464,103 @@ pub enum RegistrationOutcome {
     Succeeded { appid: String },
     Failed { status: i64, meaning: String },
 }
+
+/// Where a mini program's current audit stands (WeChat's statuses 2, 0, 1, 4, 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeAuditState {
+    Auditing,
+    Approved,
+    Rejected,
+    Delayed,
+    Withdrawn,
+}
+
+impl CodeAuditState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeAuditState::Auditing => "auditing",
+            CodeAuditState::Approved => "approved",
+            CodeAuditState::Rejected => "rejected",
+            CodeAuditState::Delayed => "delayed",
+            CodeAuditState::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Still in WeChat's review (a result may come).
+    pub fn in_review(self) -> bool {
+        matches!(self, CodeAuditState::Auditing | CodeAuditState::Delayed)
+    }
+}
+
+/// The current (latest) audit of a mini program's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeAudit {
+    pub auditid: i64,
+    pub state: CodeAuditState,
+    /// WeChat's reason (rejected, delayed); HTML with `<br>` as WeChat sends it.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Media ids of WeChat's screenshots of a rejection.
+    #[serde(default)]
+    pub screenshots: Vec<String>,
+    pub template_id: i64,
+    pub user_version: String,
+    pub submitted_at: i64,
+    pub updated_at: i64,
+}
+
+/// The version a mini program runs live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRelease {
+    pub template_id: i64,
+    pub user_version: String,
+    pub released_at: i64,
+}
+
+/// A gray release in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGray {
+    pub gray_percentage: u8,
+    pub at: i64,
+}
+
+/// One mini program's code, as wxopen last saw it: what is committed (the trial version), the
+/// current audit, what is live. `version` counts writes (every write is conditional on it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub appid: String,
+    #[serde(default)]
+    pub template_id: Option<i64>,
+    #[serde(default)]
+    pub user_version: Option<String>,
+    #[serde(default)]
+    pub user_desc: Option<String>,
+    #[serde(default)]
+    pub committed_at: Option<i64>,
+    #[serde(default)]
+    pub audit: Option<CodeAudit>,
+    #[serde(default)]
+    pub released: Option<CodeRelease>,
+    #[serde(default)]
+    pub gray: Option<CodeGray>,
+    /// The last rollback (`revertcoderelease`): when, and to which `app_version` if named.
+    #[serde(default)]
+    pub reverted_at: Option<i64>,
+    #[serde(default)]
+    pub reverted_to: Option<i64>,
+    #[serde(default)]
+    pub updated_at: i64,
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// An audit result as a push (or a status poll) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditResult {
+    pub state: CodeAuditState,
+    pub reason: Option<String>,
+    pub screenshots: Vec<String>,
+    /// When WeChat decided (SuccTime / FailTime / DelayTime, else CreateTime).
+    pub at: i64,
+}

@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("login", 3),
     ("oauth", 3),
     ("miniprogram_login", 3),
+    ("code", 3),
     ("gateway", 3),
     ("events", 2),
     ("reply", 3),

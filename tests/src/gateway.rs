@@ -76,6 +76,51 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/fast-registrations/{id}/callback",
         "fast-registrations",
     ),
+    ("GET", "/templates", "templates"),
+    ("POST", "/templates", "templates"),
+    ("GET", "/templates/drafts", "templates"),
+    ("DELETE", "/templates/{id}", "templates"),
+    ("POST", "/authorizers/{appid}/code", "miniprogram-code"),
+    ("GET", "/authorizers/{appid}/code", "miniprogram-code"),
+    (
+        "GET",
+        "/authorizers/{appid}/code/qrcode",
+        "miniprogram-code",
+    ),
+    (
+        "GET",
+        "/authorizers/{appid}/code/categories",
+        "miniprogram-code",
+    ),
+    ("GET", "/authorizers/{appid}/code/pages", "miniprogram-code"),
+    ("GET", "/authorizers/{appid}/code/quota", "miniprogram-code"),
+    (
+        "POST",
+        "/authorizers/{appid}/code/audit",
+        "miniprogram-code",
+    ),
+    ("GET", "/authorizers/{appid}/code/audit", "miniprogram-code"),
+    (
+        "DELETE",
+        "/authorizers/{appid}/code/audit",
+        "miniprogram-code",
+    ),
+    (
+        "POST",
+        "/authorizers/{appid}/code/audit/speedup",
+        "miniprogram-code",
+    ),
+    (
+        "POST",
+        "/authorizers/{appid}/code/release",
+        "miniprogram-code",
+    ),
+    (
+        "POST",
+        "/authorizers/{appid}/code/revert",
+        "miniprogram-code",
+    ),
+    ("POST", "/authorizers/{appid}/code/gray", "miniprogram-code"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -95,6 +140,8 @@ pub struct Apps<C> {
     pub identities: identities::App<DynamoStore, SystemClock>,
     pub miniprogram_sessions: miniprogram_sessions::App<DynamoStore, Arc<C>, SystemClock>,
     pub fast_registrations: fast_registrations::App<DynamoStore, Arc<C>, SystemClock>,
+    pub templates: templates::App<DynamoStore, Arc<C>, SystemClock>,
+    pub miniprogram_code: miniprogram_code::App<DynamoStore, Arc<C>, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -198,6 +245,8 @@ impl<C: CredentialsProvider> Apps<C> {
             identities: FromRuntime::from_runtime(rt()),
             miniprogram_sessions: FromRuntime::from_runtime(rt()),
             fast_registrations: FromRuntime::from_runtime(rt()),
+            templates: FromRuntime::from_runtime(rt()),
+            miniprogram_code: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -220,6 +269,8 @@ impl<C: CredentialsProvider> Apps<C> {
                 miniprogram_sessions::handle(&self.miniprogram_sessions, req).await
             }
             "fast-registrations" => fast_registrations::handle(&self.fast_registrations, req).await,
+            "templates" => templates::handle(&self.templates, req).await,
+            "miniprogram-code" => miniprogram_code::handle(&self.miniprogram_code, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

@@ -10,6 +10,10 @@
 //! 3. [`outbox::deliver`]: the event is published (or put in the outbox) and recorded with its
 //!    answer before WeChat is answered.
 //!
+//! Before all this, a mini program's audit result (`weapp_audit_success|fail|delay`) updates its
+//! code record ([`crate::code::on_audit_push`]: one conditional write, a no-op for a retry or an
+//! older audit's result); the event still goes out on the bus as any other.
+//!
 //! A login scan whose confirmation failed is recorded as [`ReplyMemo::Retry`]: WeChat is
 //! answered so that it retries, and each retry runs the scan again (the event was published
 //! once, with the first delivery).
@@ -24,7 +28,9 @@ use crate::login::{self, LoginSettings, ScanOutcome};
 use crate::reply::{self, HookReport, ReplyHook};
 use crate::secrets::CredentialsProvider;
 use crate::store::outbox::{EventRecordStore, ReplyMemo};
-use crate::store::{IdentityStore, LoginStore, PushStore, StoreError, TokenServiceStore};
+use crate::store::{
+    CodeStore, IdentityStore, LoginStore, PushStore, StoreError, TokenServiceStore,
+};
 use crate::tokens::TokenService;
 use crate::xml::{Message, text_reply};
 
@@ -128,13 +134,25 @@ pub async fn on_message<S, C, K, P, H>(
     msg: &Message,
 ) -> Result<Handled, MessageError>
 where
-    S: TokenServiceStore + LoginStore + IdentityStore + PushStore + EventRecordStore,
+    S: TokenServiceStore + LoginStore + IdentityStore + PushStore + EventRecordStore + CodeStore,
     C: CredentialsProvider,
     K: Clock,
     P: EventPublisher,
     H: ReplyHook,
 {
     let now = svc.clock.now();
+    if msg.msg_type == "event"
+        && let Ok(fields) = crate::xml::fields(plaintext)
+        && let Some(result) = crate::code::audit_result_of(msg.event.as_deref(), |k| fields.get(k))
+    {
+        let applied = crate::code::on_audit_push(svc.store, appid, &result).await?;
+        tracing::info!(
+            authorizer = appid,
+            state = result.state.as_str(),
+            applied,
+            "audit result pushed"
+        );
+    }
     let known = Known {
         authorizer_known: status != AuthorizerStatus::Unknown,
         customer_ref: None,

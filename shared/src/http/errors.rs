@@ -7,6 +7,7 @@
 use lambda_http::{Body, Response};
 
 use crate::authorization::LinkError;
+use crate::code::CodeError;
 use crate::gateway::quota::QuotaError;
 use crate::gateway::{GatewayError, PathError, RequestError};
 use crate::identity::IdentityError;
@@ -278,6 +279,71 @@ impl From<&OpenAccountError> for ApiError {
                         409,
                         "component_not_authorized",
                         "the account has not authorized this platform for this operation",
+                    ),
+                    _ => return ApiError::from(w),
+                };
+                let mut api = ApiError::new(status, code, message);
+                api.wechat_errcode = w.errcode();
+                api
+            }
+        }
+    }
+}
+
+/// Mini program code: WeChat's refusals that mean something to the caller get their own code.
+impl From<&CodeError> for ApiError {
+    fn from(e: &CodeError) -> Self {
+        match e {
+            CodeError::Token(t) => ApiError::from(t),
+            CodeError::Store(s) => ApiError::from(s),
+            CodeError::Missing(m) => ApiError::from(m),
+            CodeError::NotAMiniProgram => ApiError::new(409, "not_a_mini_program", e.to_string()),
+            CodeError::NoAudit => ApiError::new(404, "no_audit", e.to_string()),
+            CodeError::Contended => ApiError::new(503, "code_record_contended", e.to_string()),
+            CodeError::WeChat(w) => {
+                let (status, code, message) = match w.kind() {
+                    Some(ErrorKind::TemplateNotFound) => (
+                        404,
+                        "template_not_found",
+                        "WeChat has no such template (or draft) in the library",
+                    ),
+                    Some(ErrorKind::InvalidExtJson) => (
+                        400,
+                        "invalid_ext_json",
+                        "WeChat refused ext_json (invalid, or it does not parse)",
+                    ),
+                    Some(ErrorKind::AuditInProgress) => (
+                        409,
+                        "audit_in_progress",
+                        "a version is already in review: undo it or wait for the result",
+                    ),
+                    Some(ErrorKind::AuditQuotaUsed) => (
+                        409,
+                        "audit_quota_used",
+                        "the platform's monthly audit quota is used up",
+                    ),
+                    Some(ErrorKind::NothingCommitted) => (
+                        409,
+                        "nothing_committed",
+                        "no code has been committed for this mini program yet",
+                    ),
+                    Some(ErrorKind::NoApprovedVersion) => (
+                        409,
+                        "no_approved_version",
+                        "there is no approved version to release",
+                    ),
+                    Some(ErrorKind::AlreadyReleased) => {
+                        (409, "already_released", "this version is already released")
+                    }
+                    Some(ErrorKind::PrivacyScanRunning) => (
+                        409,
+                        "privacy_scan_running",
+                        "WeChat's privacy scan of the commit is still running; submit again in a minute",
+                    ),
+                    Some(ErrorKind::ComponentNotAuthorized) => (
+                        403,
+                        "component_not_authorized",
+                        "the mini program has not authorized this platform to manage its code (set 18)",
                     ),
                     _ => return ApiError::from(w),
                 };

@@ -29,6 +29,25 @@ fn response(status: u16, content_type: &'static str, body: Body) -> Response<Bod
     r
 }
 
+/// An image (a QR code) as a binary body (API Gateway base64-encodes it); a media type other
+/// than `image/*` goes out as `application/octet-stream`. Never cached: it can open a trial.
+pub fn image_response(content_type: &str, bytes: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::Binary(bytes));
+    *r.status_mut() = StatusCode::OK;
+    let value = if content_type.starts_with("image/") {
+        HeaderValue::from_str(content_type).ok()
+    } else {
+        None
+    };
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        value.unwrap_or_else(|| HeaderValue::from_static("application/octet-stream")),
+    );
+    r.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
+
 pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     response(status, "application/json", Body::from(body.to_string()))
 }
@@ -175,12 +194,21 @@ pub const MAX_JSON_BODY_BYTES: usize = 4096;
 pub fn json_object(
     req: &Request,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
+    json_object_within(req, MAX_JSON_BODY_BYTES)
+}
+
+/// [`json_object`] with a larger bound, for the routes whose bodies carry the caller's own data
+/// (a mini program's `ext_json`, an audit's item list).
+pub fn json_object_within(
+    req: &Request,
+    max: usize,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
     let body = body_bytes(req);
-    if body.len() > MAX_JSON_BODY_BYTES {
+    if body.len() > max {
         return Err(ApiError::new(
             413,
             "body_too_large",
-            format!("the body exceeds {MAX_JSON_BODY_BYTES} bytes"),
+            format!("the body exceeds {max} bytes"),
         ));
     }
     if body.iter().all(u8::is_ascii_whitespace) {

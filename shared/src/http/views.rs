@@ -10,6 +10,34 @@ use crate::model::{
 use crate::permissions;
 use crate::store::{IdentityStore, StoreError};
 
+/// A mini program's code record (`GET /authorizers/{appid}/code` and every code route).
+pub fn code_json(r: &crate::model::CodeRecord) -> serde_json::Value {
+    serde_json::json!({
+        "appid": r.appid,
+        "committed": r.template_id.map(|template_id| serde_json::json!({
+            "template_id": template_id,
+            "user_version": r.user_version,
+            "user_desc": r.user_desc,
+            "committed_at": r.committed_at,
+        })),
+        "audit": r.audit.as_ref().map(|a| serde_json::json!({
+            "auditid": a.auditid,
+            "state": a.state.as_str(),
+            "reason": a.reason,
+            "screenshots": a.screenshots,
+            "template_id": a.template_id,
+            "user_version": a.user_version,
+            "submitted_at": a.submitted_at,
+            "updated_at": a.updated_at,
+        })),
+        "released": r.released,
+        "gray": r.gray,
+        "reverted_at": r.reverted_at,
+        "reverted_to": r.reverted_to,
+        "updated_at": r.updated_at,
+    })
+}
+
 /// The public view of an authorizer (never a token).
 pub fn authorizer_json(r: &AuthorizerRecord) -> serde_json::Value {
     let kind = r.profile.as_ref().map(|p| p.kind);

@@ -21,6 +21,7 @@
 //! | authorizer whose profile is still to be read | `PROFILE_MISSING` | `<appid>` |
 //! | fast registration | `REGISTRATION#<id>` | `REGISTRATION` |
 //! | taskid / credit code / sha1 of the name → registration | `REGKEY#task#…`, `REGKEY#code#…`, `REGKEY#name#…` | `REGKEY` |
+//! | mini program code (commit, audit, release) | `CODE#<appid>` | `CODE` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -31,10 +32,10 @@ use std::future::Future;
 use secrecy::SecretString;
 
 use crate::model::{
-    AuthorizationGrant, AuthorizationLink, AuthorizerProfileRecord, AuthorizerRecord,
-    AuthorizerState, DueToken, Identity, IdentityWrite, LoginCodeRecord, LoginConfirmation,
-    LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord, Registration,
-    RegistrationOutcome, StoredTicket, TokenKey, TokenRecord,
+    AuditResult, AuthorizationGrant, AuthorizationLink, AuthorizerProfileRecord, AuthorizerRecord,
+    AuthorizerState, CodeRecord, DueToken, Identity, IdentityWrite, LoginCodeRecord,
+    LoginConfirmation, LoginSession, NewToken, PendingAuthorization, PreAuth, PushRecord,
+    Registration, RegistrationOutcome, StoredTicket, TokenKey, TokenRecord,
 };
 
 pub mod dynamo;
@@ -423,6 +424,29 @@ pub trait LoginCodeStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// One code record per mini program (`CODE#<appid>`).
+pub trait CodeStore: Send + Sync {
+    fn get_code(
+        &self,
+        appid: &str,
+    ) -> impl Future<Output = Result<Option<CodeRecord>, StoreError>> + Send;
+    /// Writes the record if the stored one still has `record.version - 1` (or none exists when
+    /// `record.version` is 1). `false`: someone wrote first, nothing was written.
+    fn put_code(
+        &self,
+        record: &CodeRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// An audit result from a push, in one conditional write: applied only to a current audit
+    /// still in review that was submitted no later than the result (`result.at`, give or take a
+    /// minute of clock skew), so a retry, a result already polled, or a result of an older
+    /// audit changes nothing (`false`).
+    fn apply_audit_result(
+        &self,
+        appid: &str,
+        result: &AuditResult,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Everything the component-events function needs.
 pub trait ComponentEventStore:
     TicketStore
@@ -450,11 +474,17 @@ impl<
 
 /// Everything the message-events function needs.
 pub trait MessageEventStore:
-    TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore
+    TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore + CodeStore
 {
 }
-impl<T: TokenServiceStore + PushStore + LoginStore + IdentityStore + outbox::EventRecordStore>
-    MessageEventStore for T
+impl<
+    T: TokenServiceStore
+        + PushStore
+        + LoginStore
+        + IdentityStore
+        + outbox::EventRecordStore
+        + CodeStore,
+> MessageEventStore for T
 {
 }
 

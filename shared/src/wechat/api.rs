@@ -27,6 +27,27 @@ pub enum Api {
     FastRegisterEnterprise,
     /// Registering a mini program reusing an official account's subject (set 27).
     AccountFastRegister,
+    // Mini program code management (`code.rs`): the template library (component token) …
+    GetTemplateDraftList,
+    AddToTemplate,
+    GetTemplateList,
+    DeleteTemplate,
+    // … and one mini program's code (its authorizer token, permission set 18).
+    Commit,
+    GetQrcode,
+    GetCategory,
+    GetPage,
+    SubmitAudit,
+    GetAuditStatus,
+    GetLatestAuditStatus,
+    UndoCodeAudit,
+    SpeedUpAudit,
+    QueryQuota,
+    Release,
+    RevertCodeRelease,
+    GrayRelease,
+    GetGrayReleasePlan,
+    RevertGrayRelease,
 }
 
 impl Api {
@@ -52,6 +73,25 @@ impl Api {
             Api::SnsUserinfo => "/sns/userinfo",
             Api::FastRegisterEnterprise => "/wxa/component/fastregisterenterpriseweapp",
             Api::AccountFastRegister => "/cgi-bin/account/fastregister",
+            Api::GetTemplateDraftList => "/wxa/gettemplatedraftlist",
+            Api::AddToTemplate => "/wxa/addtotemplate",
+            Api::GetTemplateList => "/wxa/gettemplatelist",
+            Api::DeleteTemplate => "/wxa/deletetemplate",
+            Api::Commit => "/wxa/commit",
+            Api::GetQrcode => "/wxa/get_qrcode",
+            Api::GetCategory => "/wxa/get_category",
+            Api::GetPage => "/wxa/get_page",
+            Api::SubmitAudit => "/wxa/submit_audit",
+            Api::GetAuditStatus => "/wxa/get_auditstatus",
+            Api::GetLatestAuditStatus => "/wxa/get_latest_auditstatus",
+            Api::UndoCodeAudit => "/wxa/undocodeaudit",
+            Api::SpeedUpAudit => "/wxa/speedupaudit",
+            Api::QueryQuota => "/wxa/queryquota",
+            Api::Release => "/wxa/release",
+            Api::RevertCodeRelease => "/wxa/revertcoderelease",
+            Api::GrayRelease => "/wxa/grayrelease",
+            Api::GetGrayReleasePlan => "/wxa/getgrayreleaseplan",
+            Api::RevertGrayRelease => "/wxa/revertgrayrelease",
         }
     }
 

@@ -129,7 +129,7 @@ impl WeChatClient {
             .call_at(
                 Api::FastRegisterEnterprise,
                 &endpoint.path,
-                Auth::ComponentAs(component_token, &endpoint.token_param),
+                Auth::ComponentNamed(component_token, &endpoint.token_param),
                 &[],
                 Some(&body),
             )

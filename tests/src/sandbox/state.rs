@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::apis::Api;
+use super::code::CodeWorld;
 use super::util::{openid, random_alnum, random_hex, real_now, short_hash};
-use super::{CallRecord, CustomMessage, PushRecord, SandboxConfig};
+use super::{CallCount, CallRecord, CustomMessage, PushRecord, SandboxConfig};
 
 /// Records kept per log (oldest dropped beyond this).
 pub const MAX_RECORDS: usize = 100_000;
@@ -269,6 +270,10 @@ pub struct State {
     pub oauth_tokens: HashMap<String, OauthUserToken>,
     /// Fast registrations (`rules/registration.rs`, `actors/registrant.rs`).
     pub registrations: super::rules::registration::Registrations,
+    /// Drafts, templates, audits, releases (`code.rs`).
+    pub code: CodeWorld,
+    /// Account → API name → calls (see `SandboxHandle::call_counts`).
+    pub call_counts: BTreeMap<String, BTreeMap<String, CallCount>>,
 }
 
 /// A temporary media file (`media/upload`), served back by `media/get`.
@@ -308,6 +313,8 @@ impl State {
             oauth_codes: HashMap::new(),
             oauth_tokens: HashMap::new(),
             registrations: Default::default(),
+            code: CodeWorld::default(),
+            call_counts: BTreeMap::new(),
         };
         for m in default_merchants() {
             st.merchants.insert(m.appid.clone(), m);

@@ -15,6 +15,7 @@ use super::*;
 use crate::model::*;
 
 mod authorizers;
+mod code;
 mod codes;
 mod identities;
 mod links;

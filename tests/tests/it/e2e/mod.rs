@@ -1,6 +1,7 @@
 //! Whole flows: the gateway, the functions, moto and the sandbox together.
 
 mod authorization;
+mod code;
 mod events;
 mod fast_registration;
 mod gateway;
