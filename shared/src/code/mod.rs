@@ -142,6 +142,23 @@ where
     Ok(svc.with_authorizer_token(appid, f).await?)
 }
 
+/// [`precheck`], then the call: what every operation that needs nothing else does.
+async fn checked<S, C, K, T, F, Fut>(
+    svc: &TokenService<'_, S, C, K>,
+    appid: &str,
+    f: F,
+) -> Result<T, CodeError>
+where
+    S: TokenServiceStore,
+    C: CredentialsProvider,
+    K: Clock,
+    F: Fn(secrecy::SecretString) -> Fut,
+    Fut: Future<Output = Result<T, WeChatError>>,
+{
+    precheck(svc.store, appid).await?;
+    call(svc, appid, f).await
+}
+
 /// `wxa/commit`: the template as the trial version; the record keeps template and version.
 pub async fn commit<S, C, K>(
     svc: &TokenService<'_, S, C, K>,
@@ -185,8 +202,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(svc, appid, |t| async move {
+    checked(svc, appid, |t| async move {
         svc.wechat.get_qrcode(&t, path).await
     })
     .await
@@ -201,8 +217,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(
+    checked(
         svc,
         appid,
         |t| async move { svc.wechat.get_category(&t).await },
@@ -219,8 +234,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(svc, appid, |t| async move { svc.wechat.get_page(&t).await }).await
+    checked(svc, appid, |t| async move { svc.wechat.get_page(&t).await }).await
 }
 
 pub async fn quota<S, C, K>(
@@ -232,8 +246,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(
+    checked(
         svc,
         appid,
         |t| async move { svc.wechat.query_quota(&t).await },
@@ -252,8 +265,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    let auditid = call(svc, appid, |t| async move {
+    let auditid = checked(svc, appid, |t| async move {
         svc.wechat.submit_audit(&t, submission).await
     })
     .await?;
@@ -340,8 +352,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(svc, appid, |t| async move {
+    checked(svc, appid, |t| async move {
         svc.wechat.undo_code_audit(&t).await
     })
     .await?;
@@ -390,8 +401,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(svc, appid, |t| async move { svc.wechat.release(&t).await }).await?;
+    checked(svc, appid, |t| async move { svc.wechat.release(&t).await }).await?;
     let now = svc.clock.now();
     update(svc.store, appid, now, |r| {
         let (template_id, user_version) = match &r.audit {
@@ -422,8 +432,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(svc, appid, |t| async move {
+    checked(svc, appid, |t| async move {
         svc.wechat.revert_code_release(&t, app_version).await
     })
     .await?;
@@ -446,8 +455,7 @@ where
     C: CredentialsProvider,
     K: Clock,
 {
-    precheck(svc.store, appid).await?;
-    call(svc, appid, |t| async move {
+    checked(svc, appid, |t| async move {
         svc.wechat.gray_release(&t, gray).await
     })
     .await?;

@@ -412,12 +412,7 @@ impl WeChatClient {
         authorizer_token: &SecretString,
     ) -> Result<Vec<Category>, WeChatError> {
         let r: CategoryList = self
-            .call(
-                Api::GetCategory,
-                Auth::Authorizer(authorizer_token),
-                &[],
-                None,
-            )
+            .authorizer_get(Api::GetCategory, authorizer_token, &[])
             .await?;
         Ok(r.category_list)
     }
@@ -428,7 +423,7 @@ impl WeChatClient {
         authorizer_token: &SecretString,
     ) -> Result<Vec<String>, WeChatError> {
         let r: PageList = self
-            .call(Api::GetPage, Auth::Authorizer(authorizer_token), &[], None)
+            .authorizer_get(Api::GetPage, authorizer_token, &[])
             .await?;
         Ok(r.page_list)
     }
@@ -468,13 +463,8 @@ impl WeChatClient {
         &self,
         authorizer_token: &SecretString,
     ) -> Result<AuditStatus, WeChatError> {
-        self.call(
-            Api::GetLatestAuditStatus,
-            Auth::Authorizer(authorizer_token),
-            &[],
-            None,
-        )
-        .await
+        self.authorizer_get(Api::GetLatestAuditStatus, authorizer_token, &[])
+            .await
     }
 
     /// `undocodeaudit`: withdraws the audit in review (5 a day, 10 a month).
@@ -504,13 +494,8 @@ impl WeChatClient {
         &self,
         authorizer_token: &SecretString,
     ) -> Result<AuditQuota, WeChatError> {
-        self.call(
-            Api::QueryQuota,
-            Auth::Authorizer(authorizer_token),
-            &[],
-            None,
-        )
-        .await
+        self.authorizer_get(Api::QueryQuota, authorizer_token, &[])
+            .await
     }
 
     /// `release`: the approved version goes live (the body is the literal `{}`; an empty body
@@ -542,11 +527,10 @@ impl WeChatClient {
         authorizer_token: &SecretString,
     ) -> Result<Vec<HistoryVersion>, WeChatError> {
         let r: VersionList = self
-            .call(
+            .authorizer_get(
                 Api::RevertCodeRelease,
-                Auth::Authorizer(authorizer_token),
+                authorizer_token,
                 &[("action", "get_history_version")],
-                None,
             )
             .await?;
         Ok(r.version_list)
@@ -568,12 +552,7 @@ impl WeChatClient {
         authorizer_token: &SecretString,
     ) -> Result<GrayPlan, WeChatError> {
         let r: GrayPlanAnswer = self
-            .call(
-                Api::GetGrayReleasePlan,
-                Auth::Authorizer(authorizer_token),
-                &[],
-                None,
-            )
+            .authorizer_get(Api::GetGrayReleasePlan, authorizer_token, &[])
             .await?;
         Ok(r.gray_release_plan)
     }
@@ -584,6 +563,17 @@ impl WeChatClient {
         authorizer_token: &SecretString,
     ) -> Result<(), WeChatError> {
         self.get_ok(Api::RevertGrayRelease, authorizer_token, &[])
+            .await
+    }
+
+    /// A GET with the authorizer token.
+    async fn authorizer_get<R: serde::de::DeserializeOwned>(
+        &self,
+        api: Api,
+        authorizer_token: &SecretString,
+        query: &[(&str, &str)],
+    ) -> Result<R, WeChatError> {
+        self.call(api, Auth::Authorizer(authorizer_token), query, None)
             .await
     }
 
