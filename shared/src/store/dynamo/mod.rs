@@ -184,6 +184,15 @@ impl DynamoStore {
         &self.client
     }
 
+    /// [`Self::get`], mapped to `T`.
+    async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.get(pk, sk).await?.map(from_item).transpose()?)
+    }
+
     async fn get(
         &self,
         pk: String,
