@@ -564,3 +564,16 @@ pub struct AuditResult {
     /// When WeChat decided (SuccTime / FailTime / DelayTime, else CreateTime).
     pub at: i64,
 }
+
+/// The provider's reference to its customer, as every record keeps it: trimmed, 1 to 128
+/// characters, no control characters. `None` when it is not one.
+pub fn customer_ref(value: Option<&str>) -> Option<String> {
+    match value.map(str::trim) {
+        Some(c)
+            if !c.is_empty() && c.chars().count() <= 128 && !c.chars().any(char::is_control) =>
+        {
+            Some(c.to_string())
+        }
+        _ => None,
+    }
+}

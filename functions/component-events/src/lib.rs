@@ -139,8 +139,26 @@ where
     let Some(event) = event else {
         return Ok(());
     };
-    let mut changes =
-        authorization_changes(&parsed, outcome, exchange.as_ref(), &event.entry.id, now);
+    // The customer: as recorded before the push, or (a completed authorization may just have
+    // been tied to its link) as recorded now.
+    let customer_ref = match &exchange {
+        Some(done) => app
+            .deps
+            .store
+            .get_authorizer(done.authorizer_appid())
+            .await
+            .map_err(|e| not_recorded(e.into(), info_type))?
+            .and_then(|r| r.customer_ref),
+        None => event.customer_ref.clone(),
+    };
+    let mut changes = authorization_changes(
+        &parsed,
+        outcome,
+        exchange.as_ref(),
+        &event.entry.id,
+        customer_ref.as_deref(),
+        now,
+    );
     if let ComponentPush::FastRegister(notice) = &parsed {
         changes.extend(fast_registration_outcome(app, notice, &event.entry.id, now).await?);
     }

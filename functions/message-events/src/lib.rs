@@ -111,13 +111,14 @@ where
         ));
     }
     let release_test = is_release_test_account(&appid, &msg.to_user_name);
-    let status = match app
+    let record = app
         .deps
         .store
         .get_authorizer(&appid)
         .await
-        .map_err(store_failed)?
-    {
+        .map_err(store_failed)?;
+    let customer_ref = record.as_ref().and_then(|r| r.customer_ref.clone());
+    let status = match record {
         Some(r) => {
             if let Some(p) = r.profile.as_ref().filter(|p| !p.user_name.is_empty())
                 && p.user_name != msg.to_user_name.trim()
@@ -151,6 +152,7 @@ where
         }),
         &appid,
         status,
+        customer_ref.as_deref(),
         opened.plaintext.expose_secret(),
         &msg,
     )

@@ -234,14 +234,7 @@ impl LinkSettings {
 
 /// The provider's reference to its customer: 1 to 128 characters, no control characters.
 pub fn check_customer_ref(customer_ref: Option<&str>) -> Result<String, LinkError> {
-    match customer_ref.map(str::trim) {
-        Some(c)
-            if !c.is_empty() && c.chars().count() <= 128 && !c.chars().any(char::is_control) =>
-        {
-            Ok(c.to_string())
-        }
-        _ => Err(LinkError::CustomerRef),
-    }
+    crate::model::customer_ref(customer_ref).ok_or(LinkError::CustomerRef)
 }
 
 /// A link id as issued: 32 lowercase hex characters. Anything else is never looked up.

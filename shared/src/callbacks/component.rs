@@ -137,6 +137,8 @@ pub struct PushEvent {
     pub entry: EventEntry,
     /// The event record exists: a WeChat retry of a push already handled.
     pub duplicate: bool,
+    /// The provider's customer of the authorizer the push is about, as recorded before it.
+    pub customer_ref: Option<String>,
 }
 
 /// The `component.event` of a push and whether it was handled already (one read).
@@ -149,20 +151,25 @@ pub async fn push_event<S: ComponentEventStore>(
     if fields.get("InfoType") == Some("component_verify_ticket") {
         return Ok(None);
     }
-    let known = match Event::component_subject(&fields) {
-        Some(appid) => store.get_authorizer(appid).await?.is_some(),
-        None => false,
+    let record = match Event::component_subject(&fields) {
+        Some(appid) => store.get_authorizer(appid).await?,
+        None => None,
     };
+    let customer_ref = record.as_ref().and_then(|r| r.customer_ref.clone());
     let known = Known {
-        authorizer_known: known,
-        customer_ref: None,
+        authorizer_known: record.is_some(),
+        customer_ref: customer_ref.as_deref(),
     };
     let Some(event) = Event::from_component_fields(&fields, now, known)? else {
         return Ok(None);
     };
     let entry = EventEntry::from_event(&event)?;
     let duplicate = outbox::recall(store, &entry.id).await?.is_some();
-    Ok(Some(PushEvent { entry, duplicate }))
+    Ok(Some(PushEvent {
+        entry,
+        duplicate,
+        customer_ref,
+    }))
 }
 
 /// wxopen's own state change caused by `push` (event id `cause`), as `authorization.changed`:
@@ -172,6 +179,7 @@ pub fn authorization_changes(
     outcome: PushOutcome,
     exchange: Option<&Exchange>,
     cause: &str,
+    customer_ref: Option<&str>,
     now: i64,
 ) -> Vec<Event> {
     let change = match (push, outcome, exchange) {
@@ -209,13 +217,14 @@ pub fn authorization_changes(
         cause,
         create_time,
         now,
-        None,
+        customer_ref,
         fields,
     )]
 }
 
 /// Publishes the push's event and records it (before WeChat is answered), with wxopen's own
-/// `authorization.changed` events (published, or deferred to the outbox).
+/// `authorization.changed` / `registration.changed` events in the same `PutEvents` call
+/// (those refused are deferred to the outbox).
 pub async fn deliver_push_event<S, P>(
     store: &S,
     publisher: &P,
@@ -227,14 +236,20 @@ where
     S: ComponentEventStore,
     P: EventPublisher,
 {
-    let delivered =
-        outbox::deliver(store, publisher, &event.entry, ReplyMemo::Success, now).await?;
     let entries = changes
         .iter()
         .map(EventEntry::from_event)
         .collect::<Result<Vec<_>, _>>()?;
-    let deferred = outbox::publish_or_defer(store, publisher, &entries, now).await?;
-    Ok((delivered, deferred))
+    // One PutEvents for the push's event and wxopen's own changes.
+    Ok(outbox::deliver_with(
+        store,
+        publisher,
+        &event.entry,
+        &entries,
+        ReplyMemo::Success,
+        now,
+    )
+    .await?)
 }
 
 /// For an `authorized`/`updateauthorized` push: exchanges the code now if it can be done within

@@ -130,6 +130,7 @@ pub async fn on_message<S, C, K, P, H>(
     hook: Option<HookCall<'_, H>>,
     appid: &str,
     status: AuthorizerStatus,
+    customer_ref: Option<&str>,
     plaintext: &str,
     msg: &Message,
 ) -> Result<Handled, MessageError>
@@ -155,7 +156,7 @@ where
     }
     let known = Known {
         authorizer_known: status != AuthorizerStatus::Unknown,
-        customer_ref: None,
+        customer_ref,
     };
     let event = Event::from_message(appid, plaintext, now, known)?;
     let entry = EventEntry::from_event(&event)?;

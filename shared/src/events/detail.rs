@@ -256,6 +256,43 @@ fn owned(f: &Fields<'_>, name: &str) -> Option<String> {
     f.get(name).map(str::to_string)
 }
 
+/// What wxopen's own events (not a push) are made of.
+struct Own<'a> {
+    appid: &'a str,
+    event_time: i64,
+    now: i64,
+    customer_ref: Option<&'a str>,
+    /// Filtered again here: no credential leaves.
+    fields: BTreeMap<String, String>,
+}
+
+impl Own<'_> {
+    fn into_event(self, detail_type: DetailType, id: String, event: &str, known: bool) -> Event {
+        Event {
+            detail_type,
+            detail: Detail {
+                id,
+                appid: self.appid.to_string(),
+                received_at: self.now,
+                create_time: Some(self.event_time),
+                msg_type: None,
+                event: Some(event.to_string()),
+                event_key: None,
+                from_user: None,
+                msg_id: None,
+                customer_ref: self.customer_ref.map(str::to_string),
+                authorizer_known: known,
+                fields: self
+                    .fields
+                    .into_iter()
+                    .filter(|(k, _)| !k.split('.').any(is_secret_field))
+                    .collect(),
+                truncated: Vec::new(),
+            },
+        }
+    }
+}
+
 impl Event {
     /// The tuple a message event's `id` is the digest of. Each holds only what WeChat keeps the same
     /// when it retries a push (the same document is sent again):
@@ -405,29 +442,21 @@ impl Event {
         customer_ref: Option<&str>,
         fields: BTreeMap<String, String>,
     ) -> Self {
-        let mut fields: BTreeMap<String, String> = fields
-            .into_iter()
-            .filter(|(k, _)| !k.split('.').any(is_secret_field))
-            .collect();
+        let mut fields = fields;
         fields.insert("change".into(), change.as_str().into());
-        Self {
-            detail_type: DetailType::AuthorizationChanged,
-            detail: Detail {
-                id: stable_id(&["auth", appid, change.as_str(), cause]),
-                appid: appid.to_string(),
-                received_at: now,
-                create_time: Some(event_time),
-                msg_type: None,
-                event: Some(change.as_str().to_string()),
-                event_key: None,
-                from_user: None,
-                msg_id: None,
-                customer_ref: customer_ref.map(str::to_string),
-                authorizer_known: true,
-                fields,
-                truncated: Vec::new(),
-            },
+        Own {
+            appid,
+            event_time,
+            now,
+            customer_ref,
+            fields,
         }
+        .into_event(
+            DetailType::AuthorizationChanged,
+            stable_id(&["auth", appid, change.as_str(), cause]),
+            change.as_str(),
+            true,
+        )
     }
 
     /// A fast registration changed state (`state`: succeeded, failed). `appid` is the new mini
@@ -443,28 +472,19 @@ impl Event {
         customer_ref: Option<&str>,
         fields: BTreeMap<String, String>,
     ) -> Self {
-        let fields: BTreeMap<String, String> = fields
-            .into_iter()
-            .filter(|(k, _)| !k.split('.').any(is_secret_field))
-            .collect();
-        Self {
-            detail_type: DetailType::RegistrationChanged,
-            detail: Detail {
-                id: stable_id(&["reg", registration_id, state, cause]),
-                appid: appid.to_string(),
-                received_at: now,
-                create_time: Some(event_time),
-                msg_type: None,
-                event: Some(state.to_string()),
-                event_key: None,
-                from_user: None,
-                msg_id: None,
-                customer_ref: customer_ref.map(str::to_string),
-                authorizer_known: !appid.is_empty(),
-                fields,
-                truncated: Vec::new(),
-            },
+        Own {
+            appid,
+            event_time,
+            now,
+            customer_ref,
+            fields,
         }
+        .into_event(
+            DetailType::RegistrationChanged,
+            stable_id(&["reg", registration_id, state, cause]),
+            state,
+            !appid.is_empty(),
+        )
     }
 
     /// The detail as JSON of at most `max_bytes`: when it is larger, the longest field values

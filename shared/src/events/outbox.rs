@@ -61,32 +61,61 @@ where
     S: EventRecordStore,
     P: EventPublisher,
 {
+    Ok(deliver_with(store, publisher, entry, &[], answer, now)
+        .await?
+        .0)
+}
+
+/// [`deliver`], with events that need no record of their own (wxopen's own state changes the
+/// push caused) published in the same `PutEvents` call; those EventBridge refused go to the
+/// outbox. Returns how many of `extra` were deferred.
+pub async fn deliver_with<S, P>(
+    store: &S,
+    publisher: &P,
+    entry: &EventEntry,
+    extra: &[EventEntry],
+    answer: ReplyMemo,
+    now: i64,
+) -> Result<(Delivered, usize), StoreError>
+where
+    S: EventRecordStore,
+    P: EventPublisher,
+{
     let started = Instant::now();
-    let report = publisher.publish(std::slice::from_ref(entry)).await;
+    let batch: Vec<EventEntry> = std::iter::once(entry).chain(extra).cloned().collect();
+    let report = publisher.publish(&batch).await;
     let publish_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let published = report.all_published();
+    let published = !report.failed_index(0);
+    let deferred: Vec<OutboxEntry> = extra
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| report.failed_index(i + 1))
+        .map(|(_, e)| to_outbox(e, now))
+        .collect();
+    store.enqueue(&deferred).await?;
     let outbox = (!published).then(|| to_outbox(entry, now));
     let record = EventRecord::new(&entry.id, entry.detail_type.as_str(), answer.clone(), now);
-    match store.record_event(&record, outbox.as_ref()).await? {
-        RecordOutcome::Recorded => Ok(Delivered {
+    let delivered = match store.record_event(&record, outbox.as_ref()).await? {
+        RecordOutcome::Recorded => Delivered {
             answer,
             published,
             deferred: !published,
             duplicate: false,
             publish_ms,
-        }),
+        },
         RecordOutcome::Exists(existing) => {
             // The winner's record stands; if we could not publish, the winner did (or its
             // outbox entry will): nothing to defer.
-            Ok(Delivered {
+            Delivered {
                 answer: existing.answer,
                 published,
                 deferred: false,
                 duplicate: true,
                 publish_ms,
-            })
+            }
         }
-    }
+    };
+    Ok((delivered, deferred.len()))
 }
 
 /// Publishes events that need no dedupe record (wxopen's own `authorization.changed`):

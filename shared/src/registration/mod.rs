@@ -98,16 +98,8 @@ impl NewRegistration {
             Some("official_account") => RegistrationKind::OfficialAccount,
             Some(_) => return Err(RegistrationError::Kind),
         };
-        let customer_ref = match r.customer_ref.map(str::trim) {
-            Some(c)
-                if !c.is_empty()
-                    && c.chars().count() <= 128
-                    && !c.chars().any(char::is_control) =>
-            {
-                c.to_string()
-            }
-            _ => return Err(RegistrationError::CustomerRef),
-        };
+        let customer_ref =
+            crate::model::customer_ref(r.customer_ref).ok_or(RegistrationError::CustomerRef)?;
         let oa_appid = match (kind, r.oa_appid.map(str::trim).filter(|a| !a.is_empty())) {
             (RegistrationKind::OfficialAccount, Some(a)) if appid::is_valid(a) => {
                 Some(a.to_string())

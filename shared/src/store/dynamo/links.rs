@@ -160,10 +160,8 @@ impl LinkStore for DynamoStore {
 
     async fn link_for_pre_auth(&self, pre_auth_digest: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .get(preauth_pk(pre_auth_digest), PREAUTH_SK)
+            .get_as::<PreAuthItem>(preauth_pk(pre_auth_digest), PREAUTH_SK)
             .await?
-            .map(from_item::<_, PreAuthItem>)
-            .transpose()?
             .map(|i| i.link_id))
     }
 

@@ -242,6 +242,15 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// [`Self::get`], mapped to `T`.
+    async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.get(pk, sk).await?.map(from_item).transpose()?)
+    }
+
     async fn get(
         &self,
         pk: String,

@@ -74,10 +74,8 @@ impl RegistrationStore for DynamoStore {
 
     async fn get_registration(&self, id: &str) -> Result<Option<Registration>, StoreError> {
         Ok(self
-            .get(registration_pk(id), REGISTRATION_SK)
+            .get_as::<RegistrationItem>(registration_pk(id), REGISTRATION_SK)
             .await?
-            .map(from_item::<_, RegistrationItem>)
-            .transpose()?
             .map(|i| i.registration))
     }
 
@@ -86,10 +84,8 @@ impl RegistrationStore for DynamoStore {
         key: &RegistrationKey<'_>,
     ) -> Result<Option<String>, StoreError> {
         Ok(self
-            .get(regkey_pk(key), REGKEY_SK)
+            .get_as::<RegKeyItem>(regkey_pk(key), REGKEY_SK)
             .await?
-            .map(from_item::<_, RegKeyItem>)
-            .transpose()?
             .map(|i| i.registration_id))
     }
 

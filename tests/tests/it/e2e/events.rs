@@ -559,3 +559,37 @@ async fn a_retry_of_query_auth_code_while_the_first_runs_sends_from_api_once() {
     }
     assert_no_credentials(&stack, &events).await;
 }
+
+/// Issue 16: a message to an authorizer that came through a customer's link carries that
+/// `customer_ref` in its detail, as does the authorization's `authorization.changed`.
+#[tokio::test]
+async fn events_of_a_customers_authorizer_carry_its_customer_ref() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    stack.authorize(OA1, "push_only").await;
+    let (s, b) = stack
+        .control(
+            Method::POST,
+            "users/message",
+            json!({ "appid": OA1, "user": "carol", "content": "hello customer" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let events = stack.bus.drain_all().await.unwrap();
+    let message = events
+        .iter()
+        .find(|e| e["detail-type"] == "authorizer.message")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(
+        message["detail"]["customer_ref"], "test-customer",
+        "{message}"
+    );
+    let changed = events
+        .iter()
+        .find(|e| e["detail-type"] == "authorization.changed")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(
+        changed["detail"]["customer_ref"], "test-customer",
+        "{changed}"
+    );
+}

@@ -451,3 +451,76 @@ async fn previous_key_is_accepted_during_rotation() {
     );
     assert!(app.deps.store.get_ticket().await.unwrap().is_some());
 }
+
+/// Counts `PutEvents` calls and keeps what they carried (every entry accepted).
+#[derive(Default)]
+struct CountingBus {
+    calls: std::sync::atomic::AtomicU32,
+    entries: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
+}
+
+impl wxopen::events::EventPublisher for CountingBus {
+    async fn publish(
+        &self,
+        entries: &[wxopen::events::EventEntry],
+    ) -> wxopen::events::PublishReport {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut kept = self.entries.lock().unwrap();
+        for e in entries {
+            kept.push((
+                e.detail_type.as_str().to_string(),
+                serde_json::from_str(&e.detail).unwrap(),
+            ));
+        }
+        wxopen::events::PublishReport {
+            failed: Vec::new(),
+            calls: 1,
+        }
+    }
+}
+
+/// Issue 16: an `unauthorized` push publishes its `component.event` and wxopen's own
+/// `authorization.changed` in one `PutEvents`, both with the authorizer's `customer_ref`.
+#[tokio::test]
+async fn an_unauthorized_push_is_one_put_events_with_the_customer() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let base = app().await;
+    let app = App {
+        deps: base.deps,
+        push_window: base.push_window,
+        completion_budget: base.completion_budget,
+        publisher: CountingBus::default(),
+        metrics: base.metrics,
+    };
+    let store = &app.deps.store;
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .item("pk", A::S("AUTHORIZER#wxauthorizer07".into()))
+        .item("sk", A::S("AUTHORIZER".into()))
+        .item("appid", A::S("wxauthorizer07".into()))
+        .item("state", A::S("authorized".into()))
+        .item("last_event_at", A::N((NOW - 100).to_string()))
+        .item("updated_at", A::N((NOW - 100).to_string()))
+        .item("customer_ref", A::S("cust-7".into()))
+        .send()
+        .await
+        .unwrap();
+    let cancel = SignedPush::component(&unauthorized_xml("wxauthorizer07", NOW - 1), NOW, "u7");
+    let resp = handle(&app, cancel.request()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        app.publisher
+            .calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one PutEvents for the push and its change"
+    );
+    let entries = app.publisher.entries.lock().unwrap().clone();
+    let kinds: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, vec!["component.event", "authorization.changed"]);
+    for (kind, detail) in &entries {
+        assert_eq!(detail["customer_ref"], "cust-7", "{kind}: {detail}");
+    }
+}
