@@ -32,6 +32,7 @@
 //! | | [`login`] | follow-to-log-in sessions and scans, the hosted page |
 //! | | [`oauth`] | web OAuth on behalf of an official account (signed single-use state) |
 //! | | [`miniprogram_login`] | mini program login on behalf (`jscode2session`) |
+//! | | [`status`] | the platform at a glance for the operator (`GET /status`): ticket age, component token expiry, authorizers by state, failing tokens, outbox age |
 //! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
@@ -74,6 +75,7 @@ pub mod refresher;
 pub mod reply;
 pub mod runtime;
 pub mod secrets;
+pub mod status;
 pub mod store;
 pub mod tokens;
 pub mod wechat;

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("gateway", 3),
     ("events", 2),
     ("reply", 3),
+    ("status", 3),
     // 4: composition of features (the push URLs, the scheduled run)
     ("callbacks", 4),
     ("refresher", 4),

@@ -68,6 +68,8 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/authorizers/{appid}/miniprogram/sessions",
         "miniprogram-sessions",
     ),
+    // The operator's view (`wxopen status`), served by the read-only authorizers function.
+    ("GET", "/status", "authorizers"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its

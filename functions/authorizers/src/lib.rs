@@ -1,10 +1,13 @@
-//! `GET /authorizers` (paged, `?customer_ref=`, `?state=`, `?limit=`, `?cursor=`) and `GET /authorizers/{appid}`
-//! (IAM). Never returns tokens.
+//! `GET /authorizers` (paged, `?customer_ref=`, `?state=`, `?limit=`, `?cursor=`), `GET /authorizers/{appid}`
+//! and `GET /status` (the operator's view: ticket age, component token expiry, authorizers by
+//! state, failing tokens, outbox age; `wxopen status`). All IAM, all read-only. Never returns
+//! tokens.
 
 use lambda_http::http::Method;
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use wxopen::authorization;
-use wxopen::http::views::authorizer_json;
+use wxopen::clock::{Clock, SystemClock};
+use wxopen::http::views::{authorizer_json, status_json};
 use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
     valid_appid,
@@ -12,35 +15,60 @@ use wxopen::http::{
 use wxopen::model::AuthorizerState;
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::store::DynamoStore;
-use wxopen::store::{AuthorizerStore, LinkStore};
+use wxopen::store::outbox::EventRecordStore;
+use wxopen::store::{AuthorizerStore, LinkStore, TicketStore, TokenStore};
 
-pub struct App<S> {
+pub struct App<S, K = SystemClock> {
     pub store: S,
+    pub clock: K,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore> {
     fn from_runtime(rt: Runtime<C>) -> Self {
-        Self { store: rt.store }
+        Self {
+            store: rt.store,
+            clock: SystemClock,
+        }
     }
 }
+
+/// The store ports this function reads.
+pub trait ReadStore:
+    AuthorizerStore + LinkStore + TicketStore + TokenStore + EventRecordStore
+{
+}
+impl<T: AuthorizerStore + LinkStore + TicketStore + TokenStore + EventRecordStore> ReadStore for T {}
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
-pub async fn handle<S>(app: &App<S>, req: Request) -> Result<Response<Body>, Error>
+pub async fn handle<S, K>(app: &App<S, K>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AuthorizerStore + LinkStore,
+    S: ReadStore,
+    K: Clock,
 {
     Ok(process(app, &req)
         .await
         .unwrap_or_else(ApiError::into_response))
 }
 
-async fn process<S>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError>
+async fn process<S, K>(app: &App<S, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AuthorizerStore + LinkStore,
+    S: ReadStore,
+    K: Clock,
 {
     require_method(req, Method::GET)?;
+    if path_param(req, "appid").is_none()
+        && req
+            .raw_http_path()
+            .trim_end_matches('/')
+            .ends_with("/status")
+    {
+        let status = wxopen::status::platform_status(&app.store, &app.clock)
+            .await
+            .map_err(store_failed)?;
+        return Ok(json_response(200, &status_json(&status)));
+    }
     if path_param(req, "appid").is_some() {
         let appid = appid_param(req)?;
         let record = app

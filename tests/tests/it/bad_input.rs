@@ -1034,6 +1034,7 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
             authorizers::handle(
                 &authorizers::App {
                     store: stack.store.clone(),
+                    clock: wxopen::clock::SystemClock,
                 },
                 request("POST", "/authorizers", &q, Body::Empty),
             )
