@@ -39,6 +39,13 @@ pub trait ReadStore:
 }
 impl<T: AuthorizerStore + LinkStore + TicketStore + TokenStore + EventRecordStore> ReadStore for T {}
 
+/// `GET /status` (API Gateway's raw path, or the URI's where no raw path was recorded).
+fn is_status(req: &Request) -> bool {
+    [req.raw_http_path(), req.uri().path()]
+        .iter()
+        .any(|p| p.trim_end_matches('/').ends_with("/status"))
+}
+
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
@@ -58,12 +65,7 @@ where
     K: Clock,
 {
     require_method(req, Method::GET)?;
-    if path_param(req, "appid").is_none()
-        && req
-            .raw_http_path()
-            .trim_end_matches('/')
-            .ends_with("/status")
-    {
+    if path_param(req, "appid").is_none() && is_status(req) {
         let status = wxopen::status::platform_status(&app.store, &app.clock)
             .await
             .map_err(store_failed)?;

@@ -14,6 +14,7 @@
 
 mod adapters;
 mod bad_input;
+mod cli;
 mod common;
 mod e2e;
 mod handlers;

@@ -40,12 +40,17 @@ fn facts() -> Value {
     serde_json::from_slice(&out.stdout).expect("facts JSON")
 }
 
+/// Crates under `functions/` that are not Lambdas: the operator's command `wxopen` (no template
+/// resource, not packaged by scripts/package.sh, which skips the same list).
+pub const NOT_LAMBDAS: &[&str] = &["wxopen-cli"];
+
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(format!("{ROOT}/functions"))
         .expect("functions/")
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("Cargo.toml").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !NOT_LAMBDAS.contains(&name.as_str()))
         .collect()
 }
 

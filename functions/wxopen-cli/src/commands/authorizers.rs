@@ -119,7 +119,7 @@ pub async fn one(target: &Target, appid: &str, json: bool) -> Result<ExitCode, C
     .iter()
     .map(|k| vec![(*k).to_string(), cell(&a[*k])])
     .collect();
-    rows.push(vec!["token health".into(), health.to_string()]);
+    rows.push(vec!["token health".into(), cell(&health)]);
     rows.push(vec![
         "code".into(),
         code.as_ref().map_or_else(
