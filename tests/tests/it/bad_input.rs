@@ -310,6 +310,14 @@ fn catalogue(site: &str) -> Vec<Case> {
             404,
             "unknown_authorizer",
         ),
+        // `GET /status` takes no input; `status` is never read as an appid.
+        case(
+            Method::GET,
+            "/authorizers/status",
+            None,
+            400,
+            "invalid_appid",
+        ),
         // Tokens.
         case(
             Method::GET,
