@@ -16,6 +16,7 @@ mod adapters;
 mod bad_input;
 mod cli;
 mod common;
+mod deployed;
 mod e2e;
 mod handlers;
 mod interop_wechatpy;
