@@ -224,8 +224,9 @@ async fn a_stack_that_is_not_there_gets_an_error_that_says_what_to_do() {
     );
 }
 
-/// A stand-in for `GET /releases/{id}` (the releases routes are another function's): each poll
-/// moves one target further, until all three are released or failed.
+/// A stand-in for `GET /releases/{id}` (the releases routes are another helper's, not on this
+/// branch; its answer's shape is theirs): each poll moves the targets further, until all three
+/// are released or failed.
 async fn releases_stub() -> String {
     use axum::extract::State;
     use axum::routing::get;
@@ -243,10 +244,27 @@ async fn releases_stub() -> String {
                     4 => ["released", "approved", "failed"],
                     _ => ["released", "released", "failed"],
                 };
+                // The job as `GET /releases/{id}` answers it: `state`, `total`, and `counts`
+                // with every target state (zeros included).
+                let mut counts = serde_json::Map::new();
+                for s in [
+                    "queued",
+                    "committed",
+                    "submitted",
+                    "approved",
+                    "released",
+                    "rejected",
+                    "failed",
+                    "skipped",
+                    "cancelled",
+                ] {
+                    counts.insert(s.into(), json!(targets.iter().filter(|t| **t == s).count()));
+                }
                 axum::Json(json!({
                     "id": "rel-1",
-                    "status": if n >= 5 { "done" } else { "running" },
-                    "targets": targets.iter().map(|s| json!({"state": s})).collect::<Vec<_>>(),
+                    "state": if n >= 5 { "done" } else { "running" },
+                    "total": 3,
+                    "counts": counts,
                 }))
             }),
         )

@@ -56,12 +56,15 @@ pub async fn run(target: &Target, c: &ReleasesCommand, json: bool) -> Result<Exi
                 "user_version": version,
                 "user_desc": description,
             });
-            if !appids.is_empty() {
-                body["appids"] = json!(appids);
-            }
-            if let Some(c) = customer {
-                body["customer_ref"] = json!(c);
-            }
+            body["targets"] = if appids.is_empty() {
+                let mut all = json!({ "all": true });
+                if let Some(c) = customer {
+                    all["customer_ref"] = json!(c);
+                }
+                all
+            } else {
+                json!({ "appids": appids })
+            };
             let job = target.api.post("/releases", &body).await?;
             let id = job["id"].as_str().unwrap_or_default().to_string();
             if json && !then_watch {

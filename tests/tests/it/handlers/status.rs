@@ -13,17 +13,21 @@ use wxopen_tests::*;
 
 const NOW: i64 = 1_763_856_000;
 
-async fn status(store: &DynamoStore) -> Value {
+async fn call(store: &DynamoStore, method: &str) -> lambda_http::Response<Body> {
     let app = authorizers::App {
         store: store.clone(),
         clock: FixedClock::new(NOW),
     };
-    let resp = authorizers::handle(
+    authorizers::handle(
         &app,
-        request("GET", "/status", &HashMap::new(), Body::Empty),
+        request(method, "/status", &HashMap::new(), Body::Empty),
     )
     .await
-    .expect("handlers answer Ok for every outcome");
+    .expect("handlers answer Ok for every outcome")
+}
+
+async fn status(store: &DynamoStore) -> Value {
+    let resp = call(store, "GET").await;
     assert_eq!(resp.status().as_u16(), 200, "{}", body_text(&resp));
     serde_json::from_str(&body_text(&resp)).expect("JSON")
 }
@@ -124,16 +128,7 @@ async fn status_is_read_only_and_get_only() {
     authorize(&store, "wxstatus000000001").await;
     let before = scan_all(&store).await;
     status(&store).await;
-    let app = authorizers::App {
-        store: store.clone(),
-        clock: FixedClock::new(NOW),
-    };
-    let resp = authorizers::handle(
-        &app,
-        request("POST", "/status", &HashMap::new(), Body::Empty),
-    )
-    .await
-    .unwrap();
+    let resp = call(&store, "POST").await;
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(scan_all(&store).await, before);
 }
