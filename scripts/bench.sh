@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/bench
 mkdir -p "$OUT"
-FUNCTIONS=$(ls functions)
+FUNCTIONS=$(ls functions | grep -vx wxopen-cli)  # wxopen-cli: the operator command, not a Lambda
 SECONDS_PER_CASE=${BENCH_SECONDS:-3}
 
 echo "== push path: wxopen (criterion) =="

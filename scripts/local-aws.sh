@@ -11,7 +11,8 @@ case "${1:-}" in
     if [ -f "$STATE/moto.pid" ] && kill -0 "$(cat "$STATE/moto.pid")" 2>/dev/null; then
       echo "moto_server already running (pid $(cat "$STATE/moto.pid"))"; exit 0
     fi
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p 0 >"$STATE/moto.log" 2>&1 &
+    # `python -m` (not the moto_server script): a copied venv keeps working.
+    "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p 0 >"$STATE/moto.log" 2>&1 &
     echo $! >"$STATE/moto.pid"
     for _ in $(seq 1 200); do
       port=$(sed -n 's#.*Running on http://127.0.0.1:\([0-9]*\).*#\1#p' "$STATE/moto.log" | head -1)

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS=${TOOLS:-.venv-tools}
 export PATH="$PWD/$TOOLS/bin:$PATH"
-FUNCTIONS=$(ls functions)
+# wxopen-cli is the operator's command, not a Lambda (tests/tests/it/template.rs NOT_LAMBDAS).
+FUNCTIONS=$(ls functions | grep -vx wxopen-cli)
 ARCH_FLAG=""
 if timeout 180 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
   ARCH_FLAG="--arm64"; ARCH=arm64

@@ -35,6 +35,7 @@
 //! | | [`miniprogram_login`] | mini program login on behalf (`jscode2session`) |
 //! | | [`registration`] | fast registration of mini programs: validation, the enterprise API or the official account's page, the record and its state |
 //! | | [`code`] | mini program code: the template library, one code record per mini program (commit, audit, release, gray), audit pushes applied |
+//! | | [`status`] | the platform at a glance for the operator (`GET /status`): ticket age, component token expiry, authorizers by state, failing tokens, outbox age |
 //! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages); a fast registration's outcome (`callbacks::fast_registration`: it exchanges the code) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
@@ -80,6 +81,7 @@ pub mod registration;
 pub mod reply;
 pub mod runtime;
 pub mod secrets;
+pub mod status;
 pub mod store;
 pub mod tokens;
 pub mod wechat;

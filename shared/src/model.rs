@@ -146,6 +146,8 @@ pub struct TokenRecord {
     pub refreshed_at: i64,
     /// When its refreshes started failing in a way a retry does not fix (cleared by a commit).
     pub failing_since: Option<i64>,
+    /// The last failure's label (`errcode_61004`, …; never WeChat's text), with `failing_since`.
+    pub last_error: Option<String>,
 }
 
 impl std::fmt::Debug for TokenRecord {
@@ -160,6 +162,7 @@ impl std::fmt::Debug for TokenRecord {
             .field("state", &self.state)
             .field("refreshed_at", &self.refreshed_at)
             .field("failing_since", &self.failing_since)
+            .field("last_error", &self.last_error)
             .finish()
     }
 }

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, u8)] = &[
     // fast registration (issue 19)
     ("qr", 0),
     ("registration", 3),
+    ("status", 3),
     // 4: composition of features (the push URLs, the scheduled run)
     ("callbacks", 4),
     ("refresher", 4),

@@ -31,6 +31,27 @@ impl LocalBus {
         bus_name: &str,
         queue_name: &str,
     ) -> Result<Self, BoxError> {
+        let bus = Self::queue_for(config, bus_name, queue_name).await?;
+        bus.bring_up().await?;
+        Ok(bus)
+    }
+
+    /// A queue `queue_name` with a rule on an existing bus (one a CloudFormation stack created).
+    pub async fn attach(
+        config: &aws_config::SdkConfig,
+        bus_name: &str,
+        queue_name: &str,
+    ) -> Result<Self, BoxError> {
+        let bus = Self::queue_for(config, bus_name, queue_name).await?;
+        bus.wire().await?;
+        Ok(bus)
+    }
+
+    async fn queue_for(
+        config: &aws_config::SdkConfig,
+        bus_name: &str,
+        queue_name: &str,
+    ) -> Result<Self, BoxError> {
         let events = aws_sdk_eventbridge::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
         let queue_url = sqs
@@ -60,7 +81,6 @@ impl LocalBus {
             queue_url,
             queue_arn,
         };
-        bus.bring_up().await?;
         Ok(bus)
     }
 
@@ -71,6 +91,11 @@ impl LocalBus {
             .name(&self.bus_name)
             .send()
             .await?;
+        self.wire().await
+    }
+
+    /// The rule from the bus to the queue, and its target.
+    async fn wire(&self) -> Result<(), BoxError> {
         self.events
             .put_rule()
             .name(&self.rule_name)

@@ -121,6 +121,8 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "miniprogram-code",
     ),
     ("POST", "/authorizers/{appid}/code/gray", "miniprogram-code"),
+    // The operator's view (`wxopen status`), served by the read-only authorizers function.
+    ("GET", "/status", "status"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -131,6 +133,7 @@ pub struct Apps<C> {
     pub authorize_link: authorize_link::App<DynamoStore, Arc<C>, SystemClock>,
     pub authorize_callback: authorize_callback::App<DynamoStore, Arc<C>, SystemClock>,
     pub authorizers: authorizers::App<DynamoStore>,
+    pub status: status::App<DynamoStore>,
     pub access_token: access_token::App<DynamoStore, Arc<C>, SystemClock>,
     pub open_account: open_account::App<DynamoStore, Arc<C>, SystemClock>,
     pub login_create: login_session_create::App<DynamoStore, Arc<C>, SystemClock>,
@@ -236,6 +239,7 @@ impl<C: CredentialsProvider> Apps<C> {
             authorize_link: FromRuntime::from_runtime(rt()),
             authorize_callback: FromRuntime::from_runtime(rt()),
             authorizers: FromRuntime::from_runtime(rt()),
+            status: FromRuntime::from_runtime(rt()),
             access_token: FromRuntime::from_runtime(rt()),
             open_account: FromRuntime::from_runtime(rt()),
             login_create: FromRuntime::from_runtime(rt()),
@@ -258,6 +262,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "authorize-link" => authorize_link::handle(&self.authorize_link, req).await,
             "authorize-callback" => authorize_callback::handle(&self.authorize_callback, req).await,
             "authorizers" => authorizers::handle(&self.authorizers, req).await,
+            "status" => status::handle(&self.status, req).await,
             "access-token" => access_token::handle(&self.access_token, req).await,
             "open-account" => open_account::handle(&self.open_account, req).await,
             "login-session-create" => login_session_create::handle(&self.login_create, req).await,

@@ -50,8 +50,26 @@ pub struct Core {
     pub hook: HookServer,
 }
 
+/// Resources a CloudFormation stack created (the stack as deployed, on moto): the story runs
+/// on these instead of creating its own.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub table: String,
+    /// The stack's secret, still the placeholder: the story fills it as the README says.
+    pub secret_arn: String,
+    pub bus_name: String,
+}
+
 /// Creates a table and a filled secret on moto, starts the sandbox and the gateway.
 pub async fn start(gateway_port: u16) -> Result<Local, String> {
+    start_with(gateway_port, None).await
+}
+
+/// [`start`] on the resources of a stack (`Some`) or on new ones (`None`).
+pub async fn start_with(
+    gateway_port: u16,
+    provisioned: Option<&Provisioned>,
+) -> Result<Local, String> {
     let sandbox = sandbox::start(SandboxConfig::default())
         .await
         .map_err(|e| format!("the sandbox did not start: {e}"))?;
@@ -60,6 +78,7 @@ pub async fn start(gateway_port: u16) -> Result<Local, String> {
         &crate::credentials_json(),
         &WeChatBases::all(&sandbox.base_url()),
         None,
+        provisioned,
     )
     .await?;
     sandbox.set_callbacks(
@@ -97,6 +116,7 @@ pub async fn start_aimed(gateway_port: u16, aim: &Aim) -> Result<Core, String> {
         aim.credentials_json().expose_secret(),
         &aim.bases,
         aim.public_base.clone(),
+        None,
     )
     .await
 }
@@ -108,6 +128,7 @@ async fn start_core(
     credentials_json: &str,
     bases: &WeChatBases,
     public_base: Option<String>,
+    provisioned: Option<&Provisioned>,
 ) -> Result<Core, String> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     if endpoint.is_empty() {
@@ -118,20 +139,25 @@ async fn start_core(
     }
     let aws = aws_config::load_from_env().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
-    let table = format!("wxopen-local-{}", std::process::id());
-    wxopen::store::dynamo::create_table(&ddb, &table)
-        .await
-        .map_err(|e| format!("creating the table on moto failed: {e}"))?;
     let sm = aws_sdk_secretsmanager::Client::new(&aws);
-    // The stack creates the secret with a placeholder; the provider fills it (README).
-    let secret = sm
-        .create_secret()
-        .name(format!("wxopen-local-{}", std::process::id()))
-        .secret_string(r#"{"component_appid":"REPLACE_ME"}"#)
-        .send()
-        .await
-        .map_err(|e| format!("creating the secret on moto failed: {e}"))?;
-    let secret_arn = secret.arn().unwrap_or_default().to_string();
+    let (table, secret_arn) = match provisioned {
+        Some(p) => (p.table.clone(), p.secret_arn.clone()),
+        None => {
+            let table = format!("wxopen-local-{}", std::process::id());
+            wxopen::store::dynamo::create_table(&ddb, &table)
+                .await
+                .map_err(|e| format!("creating the table on moto failed: {e}"))?;
+            // The stack creates the secret with a placeholder; the provider fills it (README).
+            let secret = sm
+                .create_secret()
+                .name(format!("wxopen-local-{}", std::process::id()))
+                .secret_string(r#"{"component_appid":"REPLACE_ME"}"#)
+                .send()
+                .await
+                .map_err(|e| format!("creating the secret on moto failed: {e}"))?;
+            (table, secret.arn().unwrap_or_default().to_string())
+        }
+    };
     // The local reply hook signs with `reply_hook_secret`: added when the credentials have none.
     let credentials_json = match serde_json::from_str::<Value>(credentials_json) {
         Ok(Value::Object(mut o)) => {
@@ -141,12 +167,18 @@ async fn start_core(
         }
         _ => credentials_json.to_string(),
     };
-    let bus = LocalBus::create(
-        &aws,
-        &format!("wxopen-local-{}", std::process::id()),
-        &format!("wxopen-local-events-{}", std::process::id()),
-    )
-    .await
+    let queue = format!("wxopen-local-events-{}", std::process::id());
+    let bus = match provisioned {
+        Some(p) => LocalBus::attach(&aws, &p.bus_name, &queue).await,
+        None => {
+            LocalBus::create(
+                &aws,
+                &format!("wxopen-local-{}", std::process::id()),
+                &queue,
+            )
+            .await
+        }
+    }
     .map_err(|e| format!("creating the event bus and its queue on moto failed: {e}"))?;
     let hook_secret = serde_json::from_str::<Value>(&credentials_json)
         .ok()

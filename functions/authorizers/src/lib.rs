@@ -1,9 +1,11 @@
-//! `GET /authorizers` (paged, `?customer_ref=`, `?state=`, `?limit=`, `?cursor=`) and `GET /authorizers/{appid}`
-//! (IAM). Never returns tokens.
+//! `GET /authorizers` (paged, `?customer_ref=`, `?state=`, `?limit=`, `?cursor=`) and
+//! `GET /authorizers/{appid}`. IAM, read-only; never reads or returns a token (its reads are
+//! projected, and its policy allows only the record's attributes).
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use wxopen::authorization;
+use wxopen::clock::{Clock, SystemClock};
 use wxopen::http::views::authorizer_json;
 use wxopen::http::{
     ApiError, appid_param, json_response, path_param, query_param, require_method, store_failed,
@@ -14,31 +16,41 @@ use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::store::DynamoStore;
 use wxopen::store::{AuthorizerStore, LinkStore};
 
-pub struct App<S> {
+pub struct App<S, K = SystemClock> {
     pub store: S,
+    pub clock: K,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore> {
     fn from_runtime(rt: Runtime<C>) -> Self {
-        Self { store: rt.store }
+        Self {
+            store: rt.store,
+            clock: SystemClock,
+        }
     }
 }
+
+/// The store ports this function reads.
+pub trait ReadStore: AuthorizerStore + LinkStore {}
+impl<T: AuthorizerStore + LinkStore> ReadStore for T {}
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
-pub async fn handle<S>(app: &App<S>, req: Request) -> Result<Response<Body>, Error>
+pub async fn handle<S, K>(app: &App<S, K>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AuthorizerStore + LinkStore,
+    S: ReadStore,
+    K: Clock,
 {
     Ok(process(app, &req)
         .await
         .unwrap_or_else(ApiError::into_response))
 }
 
-async fn process<S>(app: &App<S>, req: &Request) -> Result<Response<Body>, ApiError>
+async fn process<S, K>(app: &App<S, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AuthorizerStore + LinkStore,
+    S: ReadStore,
+    K: Clock,
 {
     require_method(req, Method::GET)?;
     if path_param(req, "appid").is_some() {

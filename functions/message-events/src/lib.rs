@@ -94,6 +94,7 @@ where
     K: Clock,
     P: EventPublisher,
 {
+    let started = std::time::Instant::now();
     let appid = appid_param(req)?;
     let now = app.deps.clock.now();
     let (creds, opened) = open_push(req, &app.deps.credentials, now, app.push_window).await?;
@@ -174,6 +175,20 @@ where
             app.metrics.emit(line);
         }
     }
+    let reply = match &handled.answer {
+        ReplyMemo::Success => "success",
+        ReplyMemo::Empty => "empty",
+        ReplyMemo::Reply { .. } => "reply",
+        ReplyMemo::Retry => "retry",
+    };
+    app.metrics.emit(metrics::push_line(
+        "message-events",
+        &msg.msg_type,
+        msg.event.as_deref(),
+        reply,
+        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        now_ms,
+    ));
     Ok(match handled.answer {
         ReplyMemo::Success => wechat_success(),
         ReplyMemo::Empty => text_response(200, ""),

@@ -138,6 +138,38 @@ pub fn delivery_line(
     )
 }
 
+/// The message URL's line for one verified push (the dashboard's "pushes and replies by kind"
+/// and "callback latency"): `Pushes` and `CallbackLatencyMs` under `[Function, Kind, Reply]`.
+/// `kind` is the message type, or `event.<name>` for events, reduced to at most 32 ASCII
+/// letters, digits, `_` and `.` (the push is verified before this, but the label stays bounded).
+pub fn push_line(
+    function: &str,
+    msg_type: &str,
+    event: Option<&str>,
+    reply: &str,
+    latency_ms: u64,
+    timestamp_ms: i64,
+) -> String {
+    let raw = match event {
+        Some(e) if msg_type == "event" => format!("event.{}", e.to_ascii_lowercase()),
+        _ => msg_type.to_ascii_lowercase(),
+    };
+    let kind: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+        .take(32)
+        .collect();
+    emf_line(
+        function,
+        &[("Kind", &kind), ("Reply", reply)],
+        &[
+            Metric::count("Pushes", 1),
+            Metric::millis("CallbackLatencyMs", latency_ms),
+        ],
+        timestamp_ms,
+    )
+}
+
 /// The sweep's line.
 pub fn sweep_line(
     function: &str,
@@ -184,6 +216,17 @@ mod tests {
                 ..Default::default()
             },
             0,
+        );
+        let push = push_line("message-events", "event", Some("SCAN<x>"), "reply", 12, 0);
+        let p: Value = serde_json::from_str(&push).unwrap();
+        assert_eq!(
+            (
+                p["Kind"].as_str(),
+                p["Reply"].as_str(),
+                p["Pushes"].as_f64(),
+                p["CallbackLatencyMs"].as_f64()
+            ),
+            (Some("event.scanx"), Some("reply"), Some(1.0), Some(12.0))
         );
         let v: Value = serde_json::from_str(&sweep).unwrap();
         assert_eq!(

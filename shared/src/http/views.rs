@@ -224,3 +224,39 @@ pub fn registration_json(r: &crate::model::Registration, now: i64) -> serde_json
         "expires_at": r.expires_at,
     })
 }
+
+/// `GET /status`: the platform at a glance (times in Unix seconds; no token, no ticket).
+pub fn status_json(s: &crate::status::PlatformStatus) -> serde_json::Value {
+    serde_json::json!({
+        "now": s.now,
+        "ticket": s.ticket.as_ref().map(|t| serde_json::json!({
+            "received_at": t.received_at,
+            "age_seconds": t.age_secs,
+        })),
+        "component_token": s.component_token.as_ref().map(|t| serde_json::json!({
+            "expires_at": t.expires_at,
+            "expires_in_seconds": t.expires_in_secs,
+            "failing_since": t.failing_since,
+            "last_error": t.last_error,
+        })),
+        "authorizers": {
+            "authorized": s.authorizers.authorized,
+            "unauthorized": s.authorizers.unauthorized,
+            "needs_reauth": s.authorizers.needs_reauth,
+            "truncated": s.authorizers.truncated,
+        },
+        "tokens_failing": {
+            "count": s.failing_count,
+            "authorizers": s.failing.iter().map(|f| serde_json::json!({
+                "appid": f.appid,
+                "failing_since": f.failing_since,
+                "last_error": f.last_error,
+            })).collect::<Vec<_>>(),
+        },
+        "outbox": {
+            "count": s.outbox.count,
+            "oldest_age_seconds": s.outbox.oldest_age_secs,
+            "truncated": s.outbox.truncated,
+        },
+    })
+}

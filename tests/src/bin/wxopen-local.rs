@@ -147,7 +147,10 @@ fn print_urls(gateway: &str, public_base: Option<&str>, secret_arn: &str) {
     println!(
         "  internal API             {gateway}/authorizers, {gateway}/component/access-token, ..."
     );
-    println!("  credentials secret       {secret_arn}\n");
+    println!("  credentials secret       {secret_arn}");
+    println!(
+        "  operator command         cargo build -p wxopen-cli && target/debug/wxopen --endpoint {gateway} status\n"
+    );
 }
 
 async fn serve_sandbox(port: u16) -> ExitCode {

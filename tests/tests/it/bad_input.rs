@@ -310,6 +310,14 @@ fn catalogue(site: &str) -> Vec<Case> {
             404,
             "unknown_authorizer",
         ),
+        // `GET /status` takes no input; `status` is never read as an appid.
+        case(
+            Method::GET,
+            "/authorizers/status",
+            None,
+            400,
+            "invalid_appid",
+        ),
         // Tokens.
         case(
             Method::GET,
@@ -1424,6 +1432,7 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
             authorizers::handle(
                 &authorizers::App {
                     store: stack.store.clone(),
+                    clock: wxopen::clock::SystemClock,
                 },
                 request("POST", "/authorizers", &q, Body::Empty),
             )

@@ -9,12 +9,18 @@
 //! * `sandbox`: the WeChat sandbox's own rules, one file per topic.
 //! * `tokens`, `bad_input`, `template`, `interop_wechatpy`, `no_secrets_in_logs`: cross-cutting
 //!   properties of the whole stack.
+//! * `cli`: the operator's command `wxopen` run as a process against the local stack (and
+//!   `releases watch` in a pty).
+//! * `deployed`: template.yaml translated by the SAM translator and created in moto's
+//!   CloudFormation; the demo story on the resources that stack created.
 //!
 //! Run one area with a filter: `cargo test -p wxopen-tests --test it -- sandbox::`.
 
 mod adapters;
 mod bad_input;
+mod cli;
 mod common;
+mod deployed;
 mod e2e;
 mod handlers;
 mod interop_wechatpy;

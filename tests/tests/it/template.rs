@@ -42,12 +42,17 @@ fn facts() -> Value {
     serde_json::from_slice(&out.stdout).expect("facts JSON")
 }
 
+/// Crates under `functions/` that are not Lambdas: the operator's command `wxopen` (no template
+/// resource, not packaged by scripts/package.sh, which skips the same list).
+pub const NOT_LAMBDAS: &[&str] = &["wxopen-cli"];
+
 fn function_crates() -> BTreeSet<String> {
     std::fs::read_dir(format!("{ROOT}/functions"))
         .expect("functions/")
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("Cargo.toml").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !NOT_LAMBDAS.contains(&name.as_str()))
         .collect()
 }
 
@@ -427,4 +432,121 @@ fn read_only_functions_cannot_read_tokens() {
         st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
         serde_json::json!(["LOGIN#*", "IDENTITY#*"])
     );
+}
+
+// ---------------------------------------------------------------- dashboard and runbook (issue 20)
+
+fn template_text() -> String {
+    std::fs::read_to_string(format!("{ROOT}/template.yaml")).expect("template.yaml")
+}
+
+/// Logical ids of the template's resources of `kind` (a two-space-indented `Name:` line followed
+/// by `Type: kind`).
+fn resources_of(template: &str, kind: &str) -> Vec<String> {
+    let lines: Vec<&str> = template.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[1].trim() == format!("Type: {kind}"))
+        .filter_map(|w| {
+            let l = w[0];
+            (l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':'))
+                .then(|| l.trim().trim_end_matches(':').to_string())
+        })
+        .collect()
+}
+
+/// The dashboard body with every `${…}` replaced by its name, parsed.
+fn dashboard_body() -> Value {
+    let t = template_text();
+    let start = t
+        .find("DashboardBody: !Sub |")
+        .expect("the dashboard's body");
+    let body: String = t[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("        ") || l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = String::new();
+    let mut rest = body.as_str();
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("closed ${") + i;
+        out.push_str(&rest[i + 2..end]);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    serde_json::from_str(&out).expect("the dashboard body is JSON")
+}
+
+#[test]
+fn every_alarm_has_a_runbook_paragraph() {
+    let alarms = resources_of(&template_text(), "AWS::CloudWatch::Alarm");
+    assert!(alarms.len() >= 9, "{alarms:?}");
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).expect("README.md");
+    let runbook = &readme[readme.find("### Runbook").expect("a runbook")..];
+    for a in &alarms {
+        assert!(
+            runbook.contains(&format!("**{a}**")),
+            "no runbook paragraph for {a}"
+        );
+    }
+}
+
+#[test]
+fn the_dashboard_shows_every_promised_graph_and_every_function() {
+    let body = dashboard_body();
+    let text = body.to_string();
+    for metric in [
+        "TicketAgeSeconds",
+        "TokensRefreshed",
+        "RefreshFailures",
+        "RefreshFailuresByCause",
+        "Pushes",
+        "ReplyHookLatencyMs",
+        "CallbackLatencyMs",
+        "EventsPublished",
+        "EventsDeferred",
+        "OutboxAgeSeconds",
+        "GatewayCalls",
+        "ReleaseTargets",
+        "Errors",
+        "Throttles",
+    ] {
+        assert!(
+            text.contains(&format!("\"{metric}")) || text.contains(&format!("\\\"{metric}\\\"")),
+            "{metric} on the dashboard"
+        );
+    }
+    let functions = resources_of(&template_text(), "AWS::Serverless::Function");
+    let widgets = body["widgets"].as_array().expect("widgets");
+    for graph in ["Lambda errors", "Lambda throttles"] {
+        let w = widgets
+            .iter()
+            .find(|w| w["properties"]["title"] == graph)
+            .unwrap_or_else(|| panic!("{graph}"));
+        let shown: BTreeSet<String> = w["properties"]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m[3].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(shown, functions.iter().cloned().collect(), "{graph}");
+    }
+    // Widgets sit on CloudWatch's 24-column grid without overlapping.
+    let mut cells = BTreeSet::new();
+    for w in widgets {
+        let (x, y, wd, h) = (
+            w["x"].as_u64().unwrap(),
+            w["y"].as_u64().unwrap(),
+            w["width"].as_u64().unwrap(),
+            w["height"].as_u64().unwrap(),
+        );
+        assert!(x + wd <= 24, "{w}");
+        for cx in x..x + wd {
+            for cy in y..y + h {
+                assert!(cells.insert((cx, cy)), "overlap at {cx},{cy}");
+            }
+        }
+    }
 }

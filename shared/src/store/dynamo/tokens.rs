@@ -31,6 +31,8 @@ pub(super) struct TokenItem {
     pub(super) refreshed_at: Option<i64>,
     #[serde(default)]
     pub(super) failing_since: Option<i64>,
+    #[serde(default)]
+    pub(super) last_error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +101,7 @@ impl TokenStore for DynamoStore {
             state: t.state,
             refreshed_at: t.refreshed_at.unwrap_or(0),
             failing_since: t.failing_since,
+            last_error: t.last_error,
         }))
     }
 

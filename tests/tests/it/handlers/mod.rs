@@ -2,3 +2,4 @@
 
 mod component_events;
 mod gateway_proxy;
+mod status;

@@ -1,0 +1,43 @@
+//! `wxopen status`: the platform at a glance, from `GET /status`.
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::error::CliError;
+use crate::render;
+use crate::target::Target;
+use crate::verdict::{self, Check, Verdict};
+
+pub async fn run(target: &Target, json: bool) -> Result<ExitCode, CliError> {
+    let status = target.api.get("/status").await?;
+    let mut checks = verdict::status_checks(&status);
+    checks.push(release_jobs());
+    if json {
+        render::print_json(&render::checks_json(
+            &target.label(),
+            &checks,
+            serde_json::json!({ "status": status }),
+        ));
+    } else {
+        print!(
+            "{}",
+            render::checks(&format!("wxopen status: {}", target.label()), &checks)
+        );
+    }
+    Ok(render::exit_code(&checks))
+}
+
+/// No route lists release jobs (the contract has `GET /releases/{id}` only).
+fn release_jobs() -> Check {
+    Check::new(
+        "release jobs",
+        Verdict::Unknown,
+        "not listed by the API: follow one with `wxopen releases watch ID`",
+    )
+}
+
+/// The status, for `doctor`.
+pub async fn fetch(target: &Target) -> Result<Value, CliError> {
+    target.api.get("/status").await
+}
