@@ -18,6 +18,10 @@
 //! | user → identity | `USER#<user_id>` | `IDENTITY#<id>` |
 //! | login code (by SHA-256 of the code) | `LOGINCODE#<hash>` | `CODE` |
 //! | used OAuth state nonce | `OAUTHSTATE#<nonce>` | `NONCE` |
+//! | release job (counts per target state) | `RELEASE#<id>` | `JOB` |
+//! | release target | `RELEASE#<id>` | `T#<seq, 6 digits>` |
+//! | open release job | `RELEASES` | `<id>` |
+//! | a mini program's audit in flight | `RELEASE_AUDITS` | `<appid>` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -35,8 +39,10 @@ use crate::model::{
 
 pub mod dynamo;
 pub mod outbox;
+pub mod releases;
 
 pub use dynamo::DynamoStore;
+pub use releases::{BeginStep, ReleaseStore};
 
 /// Push records live a day (WeChat retries within seconds; a day covers any replay window).
 pub const PUSH_RECORD_TTL_SECS: i64 = 86_400;

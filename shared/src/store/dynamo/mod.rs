@@ -21,6 +21,7 @@ mod links;
 mod login;
 mod login_codes;
 mod pushes;
+mod releases;
 mod tickets;
 mod tokens;
 
