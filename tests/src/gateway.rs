@@ -68,6 +68,9 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/authorizers/{appid}/miniprogram/sessions",
         "miniprogram-sessions",
     ),
+    ("POST", "/releases", "releases"),
+    ("GET", "/releases/{id}", "releases"),
+    ("POST", "/releases/{id}/cancel", "releases"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -86,6 +89,7 @@ pub struct Apps<C> {
     pub sign_in_pages: sign_in_pages::App<DynamoStore, Arc<C>, SystemClock>,
     pub identities: identities::App<DynamoStore, SystemClock>,
     pub miniprogram_sessions: miniprogram_sessions::App<DynamoStore, Arc<C>, SystemClock>,
+    pub releases: releases::App<DynamoStore, wxopen::queue::SqsQueue, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -111,6 +115,8 @@ pub struct GatewayConfig {
     pub reply_hook_url: Option<String>,
     /// `REPLY_HOOK_BUDGET_MS`.
     pub reply_hook_budget: Duration,
+    /// Fleet releases: the work queue (`RELEASE_QUEUE_URL`).
+    pub release_queue_url: Option<String>,
 }
 
 impl GatewayConfig {
@@ -147,6 +153,9 @@ impl GatewayConfig {
         );
         if let Some(url) = &self.reply_hook_url {
             env.insert("REPLY_HOOK_URL", url.clone());
+        }
+        if let Some(url) = &self.release_queue_url {
+            env.insert("RELEASE_QUEUE_URL", url.clone());
         }
         // One WeChat web host serves the authorization page and the QR images, as in production.
         Config::from_lookup(|k| env.get(k).cloned())
@@ -188,6 +197,7 @@ impl<C: CredentialsProvider> Apps<C> {
             sign_in_pages: FromRuntime::from_runtime(rt()),
             identities: FromRuntime::from_runtime(rt()),
             miniprogram_sessions: FromRuntime::from_runtime(rt()),
+            releases: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -209,6 +219,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "miniprogram-sessions" => {
                 miniprogram_sessions::handle(&self.miniprogram_sessions, req).await
             }
+            "releases" => releases::handle(&self.releases, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

@@ -175,12 +175,20 @@ pub const MAX_JSON_BODY_BYTES: usize = 4096;
 pub fn json_object(
     req: &Request,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
+    json_object_within(req, MAX_JSON_BODY_BYTES)
+}
+
+/// [`json_object`] for a route whose bodies may be larger (a fleet release's appid list).
+pub fn json_object_within(
+    req: &Request,
+    max_bytes: usize,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
     let body = body_bytes(req);
-    if body.len() > MAX_JSON_BODY_BYTES {
+    if body.len() > max_bytes {
         return Err(ApiError::new(
             413,
             "body_too_large",
-            format!("the body exceeds {MAX_JSON_BODY_BYTES} bytes"),
+            format!("the body exceeds {max_bytes} bytes"),
         ));
     }
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -48,7 +48,7 @@ pub trait CodeCalls: Send + Sync {
         &self,
         appid: &str,
         template_id: i64,
-        ext_json: &Value,
+        ext_json: &Map<String, Value>,
         user_version: &str,
         user_desc: &str,
     ) -> impl Future<Output = Result<(), TokenError>> + Send;

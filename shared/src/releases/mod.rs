@@ -307,7 +307,11 @@ fn check_placeholders(v: &Value) -> Result<(), ReleaseError> {
 
 /// The target's `ext_json`: placeholders in string values replaced (`{{customer_ref}}` by ""
 /// when the authorizer has none).
-pub fn render(ext_json: &Map<String, Value>, appid: &str, customer_ref: Option<&str>) -> Value {
+pub fn render(
+    ext_json: &Map<String, Value>,
+    appid: &str,
+    customer_ref: Option<&str>,
+) -> Map<String, Value> {
     fn walk(v: &Value, appid: &str, customer: &str) -> Value {
         match v {
             Value::String(s) => Value::String(
@@ -323,11 +327,11 @@ pub fn render(ext_json: &Map<String, Value>, appid: &str, customer_ref: Option<&
             other => other.clone(),
         }
     }
-    walk(
-        &Value::Object(ext_json.clone()),
-        appid,
-        customer_ref.unwrap_or_default(),
-    )
+    let customer = customer_ref.unwrap_or_default();
+    ext_json
+        .iter()
+        .map(|(k, v)| (k.clone(), walk(v, appid, customer)))
+        .collect()
 }
 
 /// A new job's id: 128 random bits, hex.
@@ -594,7 +598,7 @@ mod tests {
     #[test]
     fn rendering_fills_both_placeholders() {
         let r = NewRelease::parse(&body()).unwrap();
-        let v = render(&r.ext_json, "wxabc", Some("shop-9"));
+        let v = Value::Object(render(&r.ext_json, "wxabc", Some("shop-9")));
         assert_eq!(
             v,
             json!({"extAppid": "wxabc", "ext": {"shop": "shop-9", "n": 3}})
