@@ -476,6 +476,27 @@ impl From<&QuotaError> for ApiError {
     }
 }
 
+impl From<&ReleaseError> for ApiError {
+    fn from(e: &ReleaseError) -> Self {
+        match e {
+            ReleaseError::Invalid(m) => ApiError::new(400, "invalid_parameter", m.clone()),
+            ReleaseError::UnknownTargets { .. } => {
+                ApiError::new(422, "unknown_targets", e.to_string())
+            }
+            ReleaseError::NotMiniPrograms { .. } => {
+                ApiError::new(422, "not_mini_programs", e.to_string())
+            }
+            ReleaseError::NoTargets => ApiError::new(422, "no_targets", e.to_string()),
+            ReleaseError::UnknownJob => ApiError::new(404, "unknown_release", e.to_string()),
+            ReleaseError::JobFinished(_) => ApiError::new(409, "release_finished", e.to_string()),
+            ReleaseError::Store(s) => ApiError::from(s),
+            ReleaseError::Queue(_) => {
+                ApiError::new(503, "queue_unavailable", "the work queue failed; try again")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,28 +566,5 @@ mod tests {
         }
         let api = ApiError::from(&QuotaError::Unreadable);
         assert_eq!((api.status, api.wechat_errcode), (502, None));
-    }
-}
-
-impl From<&ReleaseError> for ApiError {
-    fn from(e: &ReleaseError) -> Self {
-        match e {
-            ReleaseError::Invalid(m) => ApiError::new(400, "invalid_parameter", m.clone()),
-            ReleaseError::UnknownTargets { .. } => {
-                ApiError::new(422, "unknown_targets", e.to_string())
-            }
-            ReleaseError::NotMiniPrograms { .. } => {
-                ApiError::new(422, "not_mini_programs", e.to_string())
-            }
-            ReleaseError::NoTargets => ApiError::new(422, "no_targets", e.to_string()),
-            ReleaseError::UnknownJob => ApiError::new(404, "unknown_release", e.to_string()),
-            ReleaseError::JobFinished(_) => ApiError::new(409, "release_finished", e.to_string()),
-            ReleaseError::Store(s) => ApiError::from(s),
-            ReleaseError::Queue(_) => ApiError::new(
-                503,
-                "queue_unavailable",
-                "the work queue failed; try again",
-            ),
-        }
     }
 }

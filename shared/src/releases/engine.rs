@@ -262,7 +262,10 @@ where
     /// the message for SQS to deliver again.
     pub async fn handle_body(&self, body: &str) -> Result<(), EngineError> {
         let Ok(value) = serde_json::from_str::<Value>(body) else {
-            tracing::warn!(bytes = body.len(), "release queue: unreadable message dropped");
+            tracing::warn!(
+                bytes = body.len(),
+                "release queue: unreadable message dropped"
+            );
             return Ok(());
         };
         if value.get("detail-type").is_some() {
@@ -501,7 +504,8 @@ where
     /// Another worker holds the step: look again after its lease.
     async fn busy(&self, m: &StepMessage) -> Result<(), EngineError> {
         let delay = u32::try_from(self.settings.step_lease_secs + 1).unwrap_or(MAX_DELAY_SECS);
-        self.send(&[m.clone()], delay.min(MAX_DELAY_SECS)).await
+        self.send(std::slice::from_ref(m), delay.min(MAX_DELAY_SECS))
+            .await
     }
 
     /// The outcome of reconciling a step whose earlier call may have landed.
@@ -666,10 +670,7 @@ where
                         .await
                     }
                 },
-                Some(85085) => {
-                    self.park(job, t, m, "audit quota used up (85085)")
-                        .await
-                }
+                Some(85085) => self.park(job, t, m, "audit quota used up (85085)").await,
                 // The privacy scan after a commit is still running: wait a minute.
                 Some(61039) => {
                     self.store
@@ -813,7 +814,9 @@ where
         let Some(audit) = self.store.get_active_audit(&r.appid).await? else {
             return Ok(());
         };
-        if r.at.is_some_and(|at| at < audit.submitted_at - self.settings.reconcile_slack_secs) {
+        if r.at
+            .is_some_and(|at| at < audit.submitted_at - self.settings.reconcile_slack_secs)
+        {
             return Ok(());
         }
         let Some(t) = self.store.get_target(&audit.job_id, audit.seq).await? else {
@@ -899,8 +902,7 @@ where
                 Ok(()) => "job cancelled; audit undone".into(),
                 Err(e) => format!(
                     "job cancelled; undo failed ({})",
-                    errcode(&e)
-                        .map_or_else(|| "no answer".to_string(), |c| format!("errcode {c}"))
+                    errcode(&e).map_or_else(|| "no answer".to_string(), |c| format!("errcode {c}"))
                 ),
             };
             self.hook.at(Step::Undo, Boundary::AfterCall);
@@ -1027,7 +1029,9 @@ where
                 continue;
             }
             self.store.set_quota_wait(&id, None, self.now()).await?;
-            let take = usize::try_from(rest).unwrap_or(usize::MAX).min(waiting.len());
+            let take = usize::try_from(rest)
+                .unwrap_or(usize::MAX)
+                .min(waiting.len());
             let messages: Vec<StepMessage> = waiting
                 .iter()
                 .take(take)

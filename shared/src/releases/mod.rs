@@ -207,7 +207,9 @@ impl NewRelease {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if let Some(items) = audit.get("item_list")
-            && !items.as_array().is_some_and(|a| a.len() <= 5 && a.iter().all(Value::is_object))
+            && !items
+                .as_array()
+                .is_some_and(|a| a.len() <= 5 && a.iter().all(Value::is_object))
         {
             return Err(invalid("item_list must be a list of at most 5 objects"));
         }
@@ -355,14 +357,18 @@ pub async fn resolve_targets<S>(store: &S, spec: &TargetSpec) -> Result<Vec<Stri
 where
     S: AuthorizerStore + LinkStore,
 {
-    use futures_util::stream::{self, StreamExt, TryStreamExt};
     match spec {
         TargetSpec::Appids(list) => {
-            let records: Vec<Option<AuthorizerRecord>> = stream::iter(list.iter())
-                .map(|a| store.get_authorizer(a))
-                .buffered(16)
-                .try_collect()
-                .await?;
+            let mut records: Vec<Option<AuthorizerRecord>> = Vec::with_capacity(list.len());
+            for chunk in list.chunks(16) {
+                let mut reads = Vec::with_capacity(chunk.len());
+                for a in chunk {
+                    reads.push(store.get_authorizer(a.as_str()));
+                }
+                for r in futures_util::future::join_all(reads).await {
+                    records.push(r?);
+                }
+            }
             let unknown: Vec<&String> = list
                 .iter()
                 .zip(&records)
@@ -524,7 +530,7 @@ where
         )
         .await?;
     queue.send(&[StepMessage::sweep(id).body()], 0).await?;
-    Ok(store.get_job(id).await?.ok_or(ReleaseError::UnknownJob)?)
+    store.get_job(id).await?.ok_or(ReleaseError::UnknownJob)
 }
 
 /// What `GET /releases/{id}` pages with.
@@ -575,7 +581,10 @@ mod tests {
             ("ext_json", json!({"a": "{{secret}}"})),
             ("targets", json!({"appids": []})),
             ("targets", json!({"appids": ["nope"]})),
-            ("targets", json!({"appids": ["wx1234567890abcdef", "wx1234567890abcdef"]})),
+            (
+                "targets",
+                json!({"appids": ["wx1234567890abcdef", "wx1234567890abcdef"]}),
+            ),
             ("targets", json!({"all": false})),
             ("targets", json!({"all": true, "appids": []})),
             ("auto_release", json!("yes")),

@@ -284,7 +284,13 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
             .map(|f| f["policies"].as_str().unwrap_or_default().to_string())
             .unwrap_or_else(|| panic!("no function {binary}"))
     };
-    for publisher in ["component-events", "message-events", "token-refresh"] {
+    const PUBLISHERS: [&str; 4] = [
+        "component-events",
+        "message-events",
+        "token-refresh",
+        "release-worker",
+    ];
+    for publisher in PUBLISHERS {
         let p = policies(publisher);
         assert!(
             p.contains("events:PutEvents") && p.contains("EventBus"),
@@ -294,7 +300,7 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
     for f in functions.values() {
         let binary = f["binary"].as_str().unwrap();
         let p = f["policies"].as_str().unwrap_or_default();
-        if !["component-events", "message-events", "token-refresh"].contains(&binary) {
+        if !PUBLISHERS.contains(&binary) {
             assert!(!p.contains("events:PutEvents"), "{binary} does not publish");
         }
         assert_eq!(
@@ -332,22 +338,27 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
     for (kind, want) in [
         ("AWS::Events::EventBus", 1),
         ("AWS::Events::Archive", 1),
-        ("AWS::Events::Rule", 0),
+        ("AWS::Events::Rule", 1),
     ] {
         assert_eq!(
             types.values().filter(|t| *t == kind).count(),
             want,
-            "{kind}: the bus and its archive; consumers' rules and queues are the provider's (local only)"
+            "{kind}: the bus, its archive and the fleet-release audit rule; consumers' rules and queues are the provider's (local only)"
         );
     }
-    let queues: Vec<&String> = types
+    let mut queues: Vec<&String> = types
         .iter()
         .filter(|(_, t)| *t == "AWS::SQS::Queue")
         .map(|(n, _)| n)
         .collect();
+    queues.sort();
     assert_eq!(
         queues,
-        vec!["RefresherDeadLetterQueue"],
-        "no events queue is deployed"
+        vec![
+            "RefresherDeadLetterQueue",
+            "ReleaseDeadLetterQueue",
+            "ReleaseQueue"
+        ],
+        "no events queue is deployed; the release work queue and its DLQ are"
     );
 }

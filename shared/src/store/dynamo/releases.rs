@@ -142,7 +142,11 @@ impl ReleaseStore for DynamoStore {
             .transpose()
     }
 
-    async fn get_target(&self, job_id: &str, seq: u32) -> Result<Option<ReleaseTarget>, StoreError> {
+    async fn get_target(
+        &self,
+        job_id: &str,
+        seq: u32,
+    ) -> Result<Option<ReleaseTarget>, StoreError> {
         self.get(job_pk(job_id), &target_sk(seq))
             .await?
             .map(target_from_item)
@@ -267,12 +271,10 @@ impl ReleaseStore for DynamoStore {
                     .transpose()?;
                 Ok(old.map_or(BeginStep::Fresh, BeginStep::Reconcile))
             }
-            Err(e) if condition_failed(&e) => {
-                match self.get_target(job_id, seq).await? {
-                    Some(t) if t.state == state => Ok(BeginStep::Busy),
-                    _ => Ok(BeginStep::Moved),
-                }
-            }
+            Err(e) if condition_failed(&e) => match self.get_target(job_id, seq).await? {
+                Some(t) if t.state == state => Ok(BeginStep::Busy),
+                _ => Ok(BeginStep::Moved),
+            },
             Err(e) => Err(e.into()),
         }
     }
@@ -386,7 +388,13 @@ impl ReleaseStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| if condition_failed(&e) { Ok(()) } else { Err(e.into()) })
+            .or_else(|e| {
+                if condition_failed(&e) {
+                    Ok(())
+                } else {
+                    Err(e.into())
+                }
+            })
     }
 
     async fn set_job_state(

@@ -2,5 +2,6 @@
 
 mod events_replies;
 mod links_store;
+mod releases_store;
 mod store_contract;
 mod wechat_client;
