@@ -5,7 +5,6 @@
 //! handled inside the step and the message is done.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use wxopen::app::Deps;
 use wxopen::clock::{Clock, SystemClock};
@@ -15,9 +14,6 @@ use wxopen::releases::{Engine, NoHook, ReleaseSettings, StepHook, TokenCalls};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::{DynamoStore, ReleaseStore, TokenServiceStore};
-
-/// Messages of one batch handled at once.
-pub const BATCH_CONCURRENCY: usize = 10;
 
 pub struct App<S, C, K, Q = SqsQueue, P = EventBridgePublisher, H = NoHook> {
     pub deps: Deps<S, C, K>,
@@ -93,19 +89,36 @@ where
         settings: &app.settings,
         hook: &app.hook,
     };
-    let engine = &engine;
-    stream::iter(messages)
-        .map(|(id, body)| async move {
-            match engine.handle_body(body).await {
-                Ok(()) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, message = %id, "release step not finished; it will be delivered again");
-                    Some(id.clone())
-                }
-            }
-        })
-        .buffer_unordered(BATCH_CONCURRENCY)
-        .filter_map(|x| async move { x })
-        .collect()
+    let mut pending = Vec::with_capacity(messages.len());
+    for (id, body) in messages {
+        pending.push(one(&engine, id, body));
+    }
+    futures_util::future::join_all(pending)
         .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// One message: `Some(id)` when it must be delivered again.
+async fn one<S, W, Q, P, K, H>(
+    engine: &Engine<'_, S, W, Q, P, K, H>,
+    id: &str,
+    body: &str,
+) -> Option<String>
+where
+    S: ReleaseStore + wxopen::store::AuthorizerStore,
+    W: wxopen::releases::CodeCalls,
+    Q: WorkQueue,
+    P: EventPublisher,
+    K: Clock,
+    H: StepHook,
+{
+    match engine.handle_body(body).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, message = %id, "release step not finished; it will be delivered again");
+            Some(id.to_string())
+        }
+    }
 }

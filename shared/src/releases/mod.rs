@@ -25,9 +25,11 @@ use crate::store::{AuthorizerStore, LinkStore, ReleaseStore, StoreError};
 
 pub mod calls;
 pub mod engine;
+mod wechat;
 
 pub use calls::{AuditStatus, CodeCalls, LatestAudit, Quota, VersionInfo};
 pub use engine::{Boundary, Engine, NoHook, StepHook, StepMessage};
+pub use wechat::TokenCalls;
 
 /// Most targets one job may have.
 pub const MAX_TARGETS: usize = 10_000;

@@ -42,14 +42,20 @@ where
             user_desc,
         };
         self.tokens
-            .with_authorizer_token(appid, |t| async move { self.wechat.commit(&t, commit).await })
+            .with_authorizer_token(
+                appid,
+                |t| async move { self.wechat.commit(&t, commit).await },
+            )
             .await
     }
 
     async fn version_info(&self, appid: &str) -> Result<VersionInfo, TokenError> {
         let v = self
             .tokens
-            .with_authorizer_token(appid, |t| async move { self.wechat.get_version_info(&t).await })
+            .with_authorizer_token(
+                appid,
+                |t| async move { self.wechat.get_version_info(&t).await },
+            )
             .await?;
         Ok(VersionInfo {
             exp_version: v.exp_info.as_ref().map(|e| e.exp_version.clone()),
@@ -78,7 +84,7 @@ where
         let submission: AuditSubmission = serde_json::from_value(Value::Object(audit.clone()))
             .map_err(|_| {
                 TokenError::WeChat(WeChatError::Decode {
-                    api: crate::wechat::Api::SubmitAudit,
+                    api: crate::wechat::Api::ClientSetup,
                 })
             })?;
         let submission = &submission;
@@ -126,9 +132,10 @@ where
 
     async fn undo_audit(&self, appid: &str) -> Result<(), TokenError> {
         self.tokens
-            .with_authorizer_token(appid, |t| async move {
-                self.wechat.undo_code_audit(&t).await
-            })
+            .with_authorizer_token(
+                appid,
+                |t| async move { self.wechat.undo_code_audit(&t).await },
+            )
             .await
     }
 }
