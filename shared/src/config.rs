@@ -32,6 +32,10 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Per-request timeout for WeChat calls (`WECHAT_TIMEOUT_MS`, default 4000).
     pub wechat_timeout: Duration,
+    /// The query parameter carrying the component token on the template-library APIs
+    /// (`WECHAT_TEMPLATE_TOKEN_PARAM`: `access_token`, the default, as WeChat's docs write it, or
+    /// `component_access_token`, as some SDKs send it).
+    pub wechat_template_token_param: String,
     /// Follow-to-log-in QR lifetime (`LOGIN_QR_EXPIRE_SECONDS`, default 300).
     pub login_qr_expire: Duration,
     /// Text sent to a user whose scan confirmed a login (`LOGIN_REPLY_TEXT`).
@@ -131,6 +135,18 @@ impl Config {
                 100,
                 60_000,
             )?),
+            wechat_template_token_param: match optional(&get, "WECHAT_TEMPLATE_TOKEN_PARAM")
+                .as_deref()
+            {
+                None | Some("access_token") => "access_token".to_string(),
+                Some("component_access_token") => "component_access_token".to_string(),
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        "WECHAT_TEMPLATE_TOKEN_PARAM",
+                        "use access_token or component_access_token",
+                    ));
+                }
+            },
             refresh_window: seconds(&get, "REFRESH_WINDOW_SECONDS", 900, 60, 7000)?,
             login_qr_expire: seconds(&get, "LOGIN_QR_EXPIRE_SECONDS", 300, 30, 2_592_000)?,
             login_reply_text: get("LOGIN_REPLY_TEXT")
@@ -348,6 +364,7 @@ mod tests {
         assert_eq!(c.secret_ttl, Duration::from_secs(300));
         assert_eq!(c.wechat_api_base, "https://api.weixin.qq.com");
         assert_eq!(c.wechat_timeout, Duration::from_millis(4000));
+        assert_eq!(c.wechat_template_token_param, "access_token");
         assert_eq!(c.refresh_window, Duration::from_secs(900));
         assert_eq!(c.gateway_allowed_prefixes, None);
         assert_eq!(c.gateway_token_cache, Duration::from_secs(300));
@@ -393,6 +410,31 @@ mod tests {
                 "{k}={v}"
             );
         }
+    }
+
+    #[test]
+    fn the_template_token_parameter_is_one_of_two_names() {
+        let with = |v: &str| {
+            Config::from_lookup(lookup(&[
+                ("TABLE_NAME", "t"),
+                ("SECRET_ID", "s"),
+                ("WECHAT_TEMPLATE_TOKEN_PARAM", v),
+            ]))
+        };
+        assert_eq!(
+            with("component_access_token")
+                .unwrap()
+                .wechat_template_token_param,
+            "component_access_token"
+        );
+        assert_eq!(
+            with(" ").unwrap().wechat_template_token_param,
+            "access_token"
+        );
+        assert!(matches!(
+            with("token"),
+            Err(ConfigError::Invalid("WECHAT_TEMPLATE_TOKEN_PARAM", _))
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::events::metrics::MetricSink;
 use crate::secrets::{CachedCredentials, SecretsManagerSource};
 use crate::store::DynamoStore;
-use crate::wechat::WeChatClient;
+use crate::wechat::{TokenParam, WeChatClient};
 
 /// The credentials provider as deployed.
 pub type Credentials = CachedCredentials<SecretsManagerSource>;
@@ -46,7 +46,10 @@ impl Runtime {
                 ),
                 config.secret_ttl,
             ),
-            wechat: WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)?,
+            wechat: WeChatClient::new(&config.wechat_api_base, config.wechat_timeout)?
+                .with_template_token_param(
+                    TokenParam::parse(&config.wechat_template_token_param).unwrap_or_default(),
+                ),
             config,
             aws,
             metrics: MetricSink::stdout(),

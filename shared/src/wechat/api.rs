@@ -22,6 +22,27 @@ pub enum Api {
     Jscode2session,
     OauthComponentAccessToken,
     SnsUserinfo,
+    // Mini program code management (`code.rs`): the template library (component token) …
+    GetTemplateDraftList,
+    AddToTemplate,
+    GetTemplateList,
+    DeleteTemplate,
+    // … and one mini program's code (its authorizer token, permission set 18).
+    Commit,
+    GetQrcode,
+    GetCategory,
+    GetPage,
+    SubmitAudit,
+    GetAuditStatus,
+    GetLatestAuditStatus,
+    UndoCodeAudit,
+    SpeedUpAudit,
+    QueryQuota,
+    Release,
+    RevertCodeRelease,
+    GrayRelease,
+    GetGrayReleasePlan,
+    RevertGrayRelease,
 }
 
 impl Api {
@@ -45,6 +66,25 @@ impl Api {
             Api::Jscode2session => "/sns/component/jscode2session",
             Api::OauthComponentAccessToken => "/sns/oauth2/component/access_token",
             Api::SnsUserinfo => "/sns/userinfo",
+            Api::GetTemplateDraftList => "/wxa/gettemplatedraftlist",
+            Api::AddToTemplate => "/wxa/addtotemplate",
+            Api::GetTemplateList => "/wxa/gettemplatelist",
+            Api::DeleteTemplate => "/wxa/deletetemplate",
+            Api::Commit => "/wxa/commit",
+            Api::GetQrcode => "/wxa/get_qrcode",
+            Api::GetCategory => "/wxa/get_category",
+            Api::GetPage => "/wxa/get_page",
+            Api::SubmitAudit => "/wxa/submit_audit",
+            Api::GetAuditStatus => "/wxa/get_auditstatus",
+            Api::GetLatestAuditStatus => "/wxa/get_latest_auditstatus",
+            Api::UndoCodeAudit => "/wxa/undocodeaudit",
+            Api::SpeedUpAudit => "/wxa/speedupaudit",
+            Api::QueryQuota => "/wxa/queryquota",
+            Api::Release => "/wxa/release",
+            Api::RevertCodeRelease => "/wxa/revertcoderelease",
+            Api::GrayRelease => "/wxa/grayrelease",
+            Api::GetGrayReleasePlan => "/wxa/getgrayreleaseplan",
+            Api::RevertGrayRelease => "/wxa/revertgrayrelease",
         }
     }
 

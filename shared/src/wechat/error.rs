@@ -39,6 +39,23 @@ pub enum ErrorKind {
     OpenNotCreatedByApi,
     /// 89004: the open account reached its limit of bound accounts.
     OpenLimitReached,
+    /// 85014 / 85064: no such template (85014 on commit, often a quoted id) or draft/template
+    /// (85064, the template library).
+    TemplateNotFound,
+    /// 85013 / 85048: `ext_json` is invalid or does not parse.
+    InvalidExtJson,
+    /// 85009: a version of this mini program is already in review (undo it or wait).
+    AuditInProgress,
+    /// 85085: the platform's monthly audit quota is used up.
+    AuditQuotaUsed,
+    /// 85086 / 86001: nothing committed yet (submit before any commit, QR code of no trial).
+    NothingCommitted,
+    /// 85019 / 85020: no approved version to release, or the audit state does not allow it.
+    NoApprovedVersion,
+    /// 85052: this version is already released.
+    AlreadyReleased,
+    /// 61039: the privacy scan after a commit is still running; submit again in about a minute.
+    PrivacyScanRunning,
     Unknown,
 }
 
@@ -52,7 +69,8 @@ impl ErrorKind {
             40029 | 40163 | 42003 | 61009 | 61010 => ErrorKind::InvalidCode,
             45009 => ErrorKind::QuotaReached,
             48001 => ErrorKind::NoPermission,
-            61003 | 61007 => ErrorKind::ComponentNotAuthorized,
+            // 86000: "not called by a third party": the MP's code is not the platform's to manage.
+            61003 | 61007 | 86000 => ErrorKind::ComponentNotAuthorized,
             61004 => ErrorKind::IpNotWhitelisted,
             61005 | 61006 => ErrorKind::TicketInvalid,
             61023 => ErrorKind::RefreshTokenInvalid,
@@ -61,6 +79,14 @@ impl ErrorKind {
             89002 => ErrorKind::OpenNotBound,
             89003 => ErrorKind::OpenNotCreatedByApi,
             89004 => ErrorKind::OpenLimitReached,
+            85014 | 85064 => ErrorKind::TemplateNotFound,
+            85013 | 85048 => ErrorKind::InvalidExtJson,
+            85009 => ErrorKind::AuditInProgress,
+            85085 => ErrorKind::AuditQuotaUsed,
+            85086 | 86001 => ErrorKind::NothingCommitted,
+            85019 | 85020 => ErrorKind::NoApprovedVersion,
+            85052 => ErrorKind::AlreadyReleased,
+            61039 => ErrorKind::PrivacyScanRunning,
             _ => ErrorKind::Unknown,
         }
     }
@@ -83,6 +109,14 @@ impl ErrorKind {
             ErrorKind::OpenNotBound => "open_not_bound",
             ErrorKind::OpenNotCreatedByApi => "open_not_created_by_api",
             ErrorKind::OpenLimitReached => "open_limit_reached",
+            ErrorKind::TemplateNotFound => "template_not_found",
+            ErrorKind::InvalidExtJson => "invalid_ext_json",
+            ErrorKind::AuditInProgress => "audit_in_progress",
+            ErrorKind::AuditQuotaUsed => "audit_quota_used",
+            ErrorKind::NothingCommitted => "nothing_committed",
+            ErrorKind::NoApprovedVersion => "no_approved_version",
+            ErrorKind::AlreadyReleased => "already_released",
+            ErrorKind::PrivacyScanRunning => "privacy_scan_running",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -202,6 +236,11 @@ mod tests {
             (45009, ErrorKind::QuotaReached),
             (61023, ErrorKind::RefreshTokenInvalid),
             (89004, ErrorKind::OpenLimitReached),
+            (86000, ErrorKind::ComponentNotAuthorized),
+            (85009, ErrorKind::AuditInProgress),
+            (85048, ErrorKind::InvalidExtJson),
+            (85085, ErrorKind::AuditQuotaUsed),
+            (61039, ErrorKind::PrivacyScanRunning),
             (12345, ErrorKind::Unknown),
         ] {
             assert_eq!(ErrorKind::from_errcode(code), kind, "{code}");

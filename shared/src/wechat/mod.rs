@@ -3,9 +3,10 @@
 //!
 //! Layout: [`Api`] (the table of every API: name and path) in `api.rs`; the transport (this
 //! file); one file of methods per area: `component.rs` (component token and authorizations),
-//! `authorizer.rs` (an authorizer's account APIs), `open_account.rs`; errcodes in `error.rs`,
-//! answer types in `types.rs`. Mini program and `sns/` APIs get `miniprogram.rs` and `sns.rs`
-//! with their first method.
+//! `authorizer.rs` (an authorizer's account APIs), `open_account.rs`, `code.rs` (mini program
+//! code: the template library, commit, audit, release), `sns.rs` (sign-in on behalf); errcodes
+//! in `error.rs`, answer types in `types.rs`. Binary answers (the trial QR code) are decided by
+//! `Content-Type`, never by status.
 //!
 //! Tokens travel in query strings, so no URL is ever logged or put into an error: transport
 //! errors are stripped of their URL, and `errmsg` texts are not kept (only the IP of 61004).
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 mod api;
 mod authorizer;
+mod code;
 mod component;
 mod error;
 pub mod forward;
@@ -26,6 +28,7 @@ mod sns;
 mod types;
 
 pub use api::Api;
+pub use code::*;
 pub use error::{ErrorKind, WeChatError};
 pub use sns::{Code2Session, OauthToken, SnsUserInfo};
 pub use types::*;
@@ -39,12 +42,41 @@ pub struct WeChatClient {
     http: reqwest::Client,
     api_base: String,
     timeout: Duration,
+    template_token_param: TokenParam,
+}
+
+/// The query parameter that carries the component token where WeChat's sources disagree (the
+/// template library: its docs write `access_token`, some SDKs send `component_access_token`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenParam {
+    #[default]
+    AccessToken,
+    ComponentAccessToken,
+}
+
+impl TokenParam {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenParam::AccessToken => "access_token",
+            TokenParam::ComponentAccessToken => "component_access_token",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "access_token" => Some(TokenParam::AccessToken),
+            "component_access_token" => Some(TokenParam::ComponentAccessToken),
+            _ => None,
+        }
+    }
 }
 
 /// Which token authenticates a call (the sandbox records it; the anchors mix them up).
 enum Auth<'a> {
     None,
     Component(&'a SecretString),
+    /// The component token under another parameter name (see [`TokenParam`]).
+    ComponentAs(&'a SecretString, TokenParam),
     Authorizer(&'a SecretString),
     /// A user's web OAuth access token (`sns/userinfo`).
     User(&'a SecretString),
@@ -55,6 +87,7 @@ impl Auth<'_> {
         match self {
             Auth::None => None,
             Auth::Component(t) => Some(("component_access_token", t.expose_secret())),
+            Auth::ComponentAs(t, param) => Some((param.as_str(), t.expose_secret())),
             Auth::Authorizer(t) | Auth::User(t) => Some(("access_token", t.expose_secret())),
         }
     }
@@ -77,7 +110,19 @@ impl WeChatClient {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
             timeout,
+            template_token_param: TokenParam::default(),
         })
+    }
+
+    /// Sends the component token of the template-library APIs as `param`
+    /// (`WECHAT_TEMPLATE_TOKEN_PARAM`; default `access_token`).
+    pub fn with_template_token_param(mut self, param: TokenParam) -> Self {
+        self.template_token_param = param;
+        self
+    }
+
+    pub fn template_token_param(&self) -> TokenParam {
+        self.template_token_param
     }
 
     /// The per-request timeout (`WECHAT_TIMEOUT_MS`): what a refresh lease must cover.
@@ -89,13 +134,14 @@ impl WeChatClient {
         &self.api_base
     }
 
-    async fn call<R: DeserializeOwned>(
+    /// Sends one request; answers the status check's survivor: (content type, body bytes).
+    async fn send(
         &self,
         api: Api,
         auth: Auth<'_>,
         extra_query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
-    ) -> Result<R, WeChatError> {
+    ) -> Result<(Option<String>, Vec<u8>), WeChatError> {
         let url = format!("{}{}", self.api_base, api.path());
         let mut query: Vec<(&str, &str)> = auth.query().into_iter().collect();
         query.extend_from_slice(extra_query);
@@ -109,6 +155,11 @@ impl WeChatClient {
             .await
             .map_err(|e| transport(api, e))?;
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = resp.bytes().await.map_err(|e| transport(api, e))?;
         if !status.is_success() {
             return Err(WeChatError::Http {
@@ -116,18 +167,52 @@ impl WeChatClient {
                 status: status.as_u16(),
             });
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|_| WeChatError::Decode { api })?;
-        if let Some(code) = value.get("errcode").and_then(serde_json::Value::as_i64)
-            && code != 0
-        {
-            let errmsg = value
-                .get("errmsg")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            return Err(WeChatError::api(api, code, errmsg));
+        Ok((content_type, bytes.to_vec()))
+    }
+
+    async fn call<R: DeserializeOwned>(
+        &self,
+        api: Api,
+        auth: Auth<'_>,
+        extra_query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<R, WeChatError> {
+        let (_, bytes) = self.send(api, auth, extra_query, body).await?;
+        parse_json(api, &bytes)
+    }
+
+    /// A binary API (an image on success, JSON `{errcode, errmsg}` on failure, both HTTP 200):
+    /// decided by `Content-Type`, falling back to a body that starts with `{`.
+    async fn call_bytes(
+        &self,
+        api: Api,
+        auth: Auth<'_>,
+        extra_query: &[(&str, &str)],
+    ) -> Result<Binary, WeChatError> {
+        let (content_type, bytes) = self.send(api, auth, extra_query, None).await?;
+        let content_type = content_type.unwrap_or_default();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let json_like = essence == "application/json"
+            || essence == "text/plain"
+            || (essence.is_empty() && bytes.first() == Some(&b'{'));
+        if json_like {
+            let _: serde_json::Value = parse_json(api, &bytes)?;
+            // JSON without an errcode where an image was due is not an image either.
+            return Err(WeChatError::Decode { api });
         }
-        serde_json::from_value(value).map_err(|_| WeChatError::Decode { api })
+        Ok(Binary {
+            content_type: if essence.is_empty() {
+                "application/octet-stream".to_string()
+            } else {
+                essence
+            },
+            bytes,
+        })
     }
 
     async fn post<R: DeserializeOwned, B: Serialize>(
@@ -150,6 +235,43 @@ impl WeChatClient {
         let _: serde_json::Value = self.post(api, auth, body).await?;
         Ok(())
     }
+}
+
+/// A binary answer: its media type (without parameters) and bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Binary {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Binary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binary")
+            .field("content_type", &self.content_type)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// WeChat's JSON answer: an `errcode` other than 0 (a number, or a number in a string as some
+/// doc samples show it) is the typed error; otherwise the body as `R`.
+fn parse_json<R: DeserializeOwned>(api: Api, bytes: &[u8]) -> Result<R, WeChatError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| WeChatError::Decode { api })?;
+    let code = value.get("errcode").and_then(|c| match c {
+        serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
+        other => other.as_i64(),
+    });
+    if let Some(code) = code
+        && code != 0
+    {
+        let errmsg = value
+            .get("errmsg")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        return Err(WeChatError::api(api, code, errmsg));
+    }
+    serde_json::from_value(value).map_err(|_| WeChatError::Decode { api })
 }
 
 fn transport(api: Api, e: reqwest::Error) -> WeChatError {

@@ -16,6 +16,8 @@ use super::util::json_object;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     PushTicket,
+    /// Deliver the audit pushes that are due (`audit_auto_push`).
+    AuditPushes,
 }
 
 /// What a call answers with: JSON (errors always are), or raw bytes for the binary APIs.
@@ -118,6 +120,28 @@ pub fn errmsg(code: i64) -> &'static str {
         61007 => "api is unauthorized to component",
         61010 => "code is expired",
         61023 => "refresh_token is invalid",
+        40097 => "invalid args",
+        44002 => "empty post data",
+        85009 => "already submit a version for audit",
+        85012 => "invalid audit id",
+        85019 => "no audit version approved",
+        85023 => "item list count invalid",
+        85052 => "app is already released",
+        85064 => "template not found",
+        85065 => "template list is full",
+        85079 => "miniprogram has no online release",
+        85080 => "miniprogram commit not approved",
+        85081 => "invalid gray percentage",
+        85082 => "gray percentage must be higher",
+        85085 => "submit audit reach limit",
+        85086 => "must commit before submit audit",
+        86000 => "should be called only from third party",
+        87011 => "current version is in gray release, can not revert",
+        87012 => "no version to revert",
+        87013 => "undo code audit reach limit",
+        89402 => "audit is not in the queue",
+        89404 => "already speed up",
+        89405 => "speed up quota reached",
         85013 => "invalid ext_json",
         85014 => "template not found",
         85015 => "invalid version or not a mini program",
@@ -145,7 +169,7 @@ pub fn process(
     body: &[u8],
     content_type: Option<&str>,
 ) -> Answer {
-    let want = api.token().wants();
+    let want = api.token().wants(st.config.template_token_param);
     let token = want.and_then(|(_, param)| query.get(param).map(String::as_str));
     let (_, token_appid) = st.token_kind(token);
     let actor = match want {
@@ -188,6 +212,19 @@ pub fn log_call(
     errcode: i64,
     token_current: bool,
 ) {
+    let account = appid
+        .clone()
+        .unwrap_or_else(|| st.config.component_appid.clone());
+    let count = st
+        .call_counts
+        .entry(account)
+        .or_default()
+        .entry(api.name().to_string())
+        .or_default();
+    count.calls += 1;
+    if errcode == 0 {
+        count.ok += 1;
+    }
     let record = CallRecord {
         api: api.name().to_string(),
         token_kind: token_kind.to_string(),

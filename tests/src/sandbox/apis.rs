@@ -8,7 +8,7 @@
 //!    `/sandbox/faults` and the daily quota call it), WeChat's exact path, the method, the token
 //!    it takes and its rule.
 //! 2. Write the rule, `fn(&mut State, &Call) -> Answer`, in the file of its area under `rules/`
-//!    (`component`, `account`, `open`, `wxa`, `sns`; a new area gets a new file). It sees the
+//!    (`component`, `account`, `open`, `code`, `sns`, `business`; a new area gets a new file). It sees the
 //!    acting account, the JSON body (POST) and the query; it answers JSON or bytes. A new errcode
 //!    gets its `errmsg` in `api::errmsg`. State it needs goes in `state.rs`; a control-API
 //!    action that drives it (a user, a merchant) goes in `actors/`.
@@ -26,7 +26,7 @@
 //! first segment (`wxa/commit`, `sns/component/jscode2session`).
 
 use super::api::Answer;
-use super::rules::{Call, account, business, component, open, sns, wxa};
+use super::rules::{Call, account, business, code, component, open, sns};
 use super::state::{State, Want};
 
 /// The HTTP method an API is served with (the other one answers 43001 / 43002).
@@ -47,20 +47,27 @@ pub enum Token {
     Component(&'static str),
     /// An authorizer access token.
     Authorizer(&'static str),
+    /// The component access token, under the configured parameter (see [`TEMPLATE`]).
+    Template,
 }
 
 /// `?component_access_token=`: the component APIs and the `sns/component/…` APIs.
 pub const COMPONENT: Token = Token::Component("component_access_token");
 /// `?access_token=`: everything done for a merchant.
 pub const AUTHORIZER: Token = Token::Authorizer("access_token");
+/// The template library: the component token under the parameter the sandbox's
+/// `template_token_param` names (`access_token` by default, as WeChat's docs write it).
+pub const TEMPLATE: Token = Token::Template;
 
 impl Token {
-    /// Which token the API wants and the query parameter carrying it.
-    pub(super) fn wants(self) -> Option<(Want, &'static str)> {
+    /// Which token the API wants and the query parameter carrying it (`template_param`: the
+    /// template library's, from the configuration).
+    pub(super) fn wants(self, template_param: &'static str) -> Option<(Want, &'static str)> {
         match self {
             Token::None => None,
             Token::Component(param) => Some((Want::Component, param)),
             Token::Authorizer(param) => Some((Want::Authorizer, param)),
+            Token::Template => Some((Want::Component, template_param)),
         }
     }
 }
@@ -146,11 +153,31 @@ apis! {
     UserInfo = "user/info", "/cgi-bin/user/info", Get, AUTHORIZER, account::user_info;
     MessageCustomSend = "message/custom/send", "/cgi-bin/message/custom/send", Post, AUTHORIZER, account::custom_send;
 
-    // Mini program code management (`rules/wxa.rs`).
-    WxaGetCategory = "wxa/get_category", "/wxa/get_category", Get, AUTHORIZER, wxa::get_category;
-    WxaCommit = "wxa/commit", "/wxa/commit", Post, AUTHORIZER, wxa::commit;
+    // The template library, component token (`rules/code.rs`).
+    WxaGetTemplateDraftList = "wxa/gettemplatedraftlist", "/wxa/gettemplatedraftlist", Get, TEMPLATE, code::get_template_draft_list;
+    WxaAddToTemplate = "wxa/addtotemplate", "/wxa/addtotemplate", Post, TEMPLATE, code::add_to_template;
+    WxaGetTemplateList = "wxa/gettemplatelist", "/wxa/gettemplatelist", Get, TEMPLATE, code::get_template_list;
+    WxaDeleteTemplate = "wxa/deletetemplate", "/wxa/deletetemplate", Post, TEMPLATE, code::delete_template;
+
+    // One mini program's code, its authorizer token and set 18 (`rules/code.rs`).
+    WxaGetCategory = "wxa/get_category", "/wxa/get_category", Get, AUTHORIZER, code::get_category;
+    WxaGetPage = "wxa/get_page", "/wxa/get_page", Get, AUTHORIZER, code::get_page;
+    WxaCommit = "wxa/commit", "/wxa/commit", Post, AUTHORIZER, code::commit;
     /// Binary: the trial version's QR code as `image/jpeg`.
-    WxaGetQrcode = "wxa/get_qrcode", "/wxa/get_qrcode", Get, AUTHORIZER, wxa::get_qrcode;
+    WxaGetQrcode = "wxa/get_qrcode", "/wxa/get_qrcode", Get, AUTHORIZER, code::get_qrcode;
+    WxaSubmitAudit = "wxa/submit_audit", "/wxa/submit_audit", Post, AUTHORIZER, code::submit_audit;
+    WxaGetAuditStatus = "wxa/get_auditstatus", "/wxa/get_auditstatus", Post, AUTHORIZER, code::get_auditstatus;
+    WxaGetLatestAuditStatus = "wxa/get_latest_auditstatus", "/wxa/get_latest_auditstatus", Get, AUTHORIZER, code::get_latest_auditstatus;
+    WxaUndoCodeAudit = "wxa/undocodeaudit", "/wxa/undocodeaudit", Get, AUTHORIZER, code::undocodeaudit;
+    WxaSpeedUpAudit = "wxa/speedupaudit", "/wxa/speedupaudit", Post, AUTHORIZER, code::speedupaudit;
+    WxaQueryQuota = "wxa/queryquota", "/wxa/queryquota", Get, AUTHORIZER, code::queryquota;
+    /// The body must be the literal `{}`.
+    WxaRelease = "wxa/release", "/wxa/release", Post, AUTHORIZER, code::release;
+    /// `?action=get_history_version` lists instead of rolling back.
+    WxaRevertCodeRelease = "wxa/revertcoderelease", "/wxa/revertcoderelease", Get, AUTHORIZER, code::revertcoderelease;
+    WxaGrayRelease = "wxa/grayrelease", "/wxa/grayrelease", Post, AUTHORIZER, code::grayrelease;
+    WxaGetGrayReleasePlan = "wxa/getgrayreleaseplan", "/wxa/getgrayreleaseplan", Get, AUTHORIZER, code::getgrayreleaseplan;
+    WxaRevertGrayRelease = "wxa/revertgrayrelease", "/wxa/revertgrayrelease", Get, AUTHORIZER, code::revertgrayrelease;
 
     // Sign-in on behalf (`rules/sns.rs`).
     SnsJscode2session = "sns/component/jscode2session", "/sns/component/jscode2session", Get, COMPONENT, sns::jscode2session;

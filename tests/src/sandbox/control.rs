@@ -16,7 +16,7 @@ use super::apis::{Api, api_names};
 use super::reply::{Fail, Outcome, bad, bad_request, body_object, ok, required};
 use super::state::{Fault, Owner};
 use super::util::{int_field, str_field};
-use super::{SandboxConfig, Shared, push, release};
+use super::{SandboxConfig, Shared, code, push, release};
 
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
@@ -53,9 +53,18 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
                 .ok()
                 .flatten()
                 .ok_or_else(|| bad_request("seconds must be an integer"))?;
-            let mut st = shared.lock();
-            st.clock_offset = st.clock_offset.saturating_add(seconds);
-            ok(json!({ "now": st.now(), "offset": st.clock_offset }))
+            let (now, offset, auto) = {
+                let mut st = shared.lock();
+                st.clock_offset = st.clock_offset.saturating_add(seconds);
+                (st.now(), st.clock_offset, st.config.audit_auto_push)
+            };
+            // Audits that came due are pushed now when pushes go by themselves.
+            let pushed = if auto {
+                code::run_audits(shared, false).await
+            } else {
+                Vec::new()
+            };
+            ok(json!({ "now": now, "offset": offset, "audit_pushes": pushed }))
         }
         ["push", "ticket"] if post => ok(push::push_ticket(shared).await),
         ["pushes"] if get => ok(json!(shared.lock().pushes)),
@@ -65,9 +74,13 @@ async fn route(shared: &Arc<Shared>, method: &Method, segs: &[&str], body: &[u8]
         }
         ["calls"] if get => ok(json!(shared.lock().calls)),
         ["calls"] if delete => {
-            shared.lock().calls.clear();
+            let mut st = shared.lock();
+            st.calls.clear();
+            st.call_counts.clear();
             ok(json!({ "ok": true }))
         }
+        ["calls", "counts"] if get => ok(json!(shared.lock().call_counts)),
+        ["code", rest @ ..] if get || post => code::route(shared, post, rest, body).await,
         ["custom-messages"] if get => ok(json!(shared.lock().custom_messages)),
         ["custom-messages"] if delete => {
             shared.lock().custom_messages.clear();
@@ -165,6 +178,11 @@ fn config_json(c: &SandboxConfig) -> Value {
         "push_deadline_ms": u64::try_from(c.push_deadline.as_millis()).unwrap_or(u64::MAX),
         "push_attempts": c.push_attempts,
         "drop_delay_ms": u64::try_from(c.drop_delay.as_millis()).unwrap_or(u64::MAX),
+        "audit_delay_secs": c.audit_delay_secs,
+        "audit_quota": c.audit_quota,
+        "speedup_quota": c.speedup_quota,
+        "audit_auto_push": c.audit_auto_push,
+        "template_token_param": c.template_token_param,
     })
 }
 
@@ -217,6 +235,25 @@ fn update_config(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             }
             "drop_delay_ms" => {
                 c.drop_delay = std::time::Duration::from_millis(non_negative(value, key)?);
+            }
+            "audit_delay_secs" => c.audit_delay_secs = secs(value, key)?,
+            "audit_quota" => c.audit_quota = secs(value, key)?,
+            "speedup_quota" => c.speedup_quota = secs(value, key)?,
+            "audit_auto_push" => {
+                c.audit_auto_push = value
+                    .as_bool()
+                    .ok_or_else(|| bad_request("audit_auto_push must be a boolean"))?;
+            }
+            "template_token_param" => {
+                c.template_token_param = match value.as_str() {
+                    Some("access_token") => "access_token",
+                    Some("component_access_token") => "component_access_token",
+                    _ => {
+                        return Err(bad_request(
+                            "template_token_param must be access_token or component_access_token",
+                        ));
+                    }
+                };
             }
             "daily_quota" => {
                 let quotas = value

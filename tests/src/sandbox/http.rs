@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::api::{self, Effect, Reply};
 use super::apis::{Api, Method};
-use super::{Shared, control, pages, push};
+use super::{Shared, code, control, pages, push};
 
 /// Longest a fault holds a response (latency or drop).
 const MAX_HOLD: Duration = Duration::from_secs(3600);
@@ -91,12 +91,12 @@ async fn call(
     body: &[u8],
     content_type: Option<&str>,
 ) -> Response {
-    let token = api
-        .token()
-        .wants()
-        .and_then(|(_, param)| query.get(param).cloned());
     let (kind, token_appid, fault, current) = {
         let mut st = shared.lock();
+        let token = api
+            .token()
+            .wants(st.config.template_token_param)
+            .and_then(|(_, param)| query.get(param).cloned());
         let (kind, appid) = st.token_kind(token.as_deref());
         let current = st.token_is_current(token.as_deref());
         // A wrong method is WeChat's own answer, before any fault.
@@ -125,11 +125,20 @@ async fn call(
         api::log_call(&mut st, api, kind, appid, answer.errcode, current);
         (answer, st.config.drop_delay)
     };
-    if answer.effect == Some(Effect::PushTicket) {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            push::push_ticket(&shared).await;
-        });
+    match answer.effect {
+        Some(Effect::PushTicket) => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                push::push_ticket(&shared).await;
+            });
+        }
+        Some(Effect::AuditPushes) => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                code::run_audits(&shared, false).await;
+            });
+        }
+        None => {}
     }
     if fault.as_ref().is_some_and(|f| f.drop) {
         // Processed (state changed), but the answer is held until the client has given up.

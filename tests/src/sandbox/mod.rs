@@ -13,7 +13,10 @@
 //! `api.rs` the pipeline every API call goes through (token, quota, body, rule, call log);
 //! `rules/` each API's rules by area; `state.rs` the world; `control.rs` the control API's
 //! route table; `actors/` and `release.rs` the actors; `push.rs` outbound pushes; `pages.rs`
-//! the browser pages (authorization page, QR code image).
+//! the browser pages (authorization page, QR code image); `code.rs` mini program code (drafts,
+//! the template library, audits finishing after a delay and pushed as `weapp_audit_*` events,
+//! releases; its control routes under `/sandbox/code/…`). `GET /sandbox/calls/counts` counts
+//! calls per account per API (what a fleet test asserts per target).
 //!
 //! Robustness: no input makes a handler panic. WeChat APIs answer `{"errcode", "errmsg"}` (HTTP
 //! 200, as WeChat does); the control API answers `{"error": "…"}` with a 4xx status.
@@ -25,6 +28,7 @@
 mod actors;
 mod api;
 mod apis;
+mod code;
 mod control;
 mod http;
 mod pages;
@@ -48,6 +52,7 @@ use crate::{AES_KEY, APPID, APPSECRET, TOKEN};
 use state::State;
 
 pub use apis::{APIS, Api, ApiSpec, Method, Token, api_names};
+pub use code::{AuditDelivery, DEV_APPID};
 
 /// Per-API daily call limits (per acting account and sandbox day).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +103,19 @@ pub struct SandboxConfig {
     pub push_attempts: u32,
     /// How long a "drop" fault holds the response.
     pub drop_delay: Duration,
+    /// Sandbox seconds from `submit_audit` to the audit's result (and from a delay to its end).
+    pub audit_delay_secs: i64,
+    /// The platform's audits per (30-day sandbox) month, shared by all its mini programs
+    /// (`queryquota`'s `limit`; 85085 when used up).
+    pub audit_quota: i64,
+    /// Speed-ups per month (`speedup_limit`).
+    pub speedup_quota: i64,
+    /// Deliver audit pushes by themselves (after each submit and clock move) instead of on
+    /// `POST /sandbox/code/audits/run`.
+    pub audit_auto_push: bool,
+    /// The query parameter carrying the component token on the template-library APIs
+    /// (`access_token` or `component_access_token`).
+    pub template_token_param: &'static str,
 }
 
 impl Default for SandboxConfig {
@@ -120,6 +138,11 @@ impl Default for SandboxConfig {
             push_deadline: Duration::from_secs(5),
             push_attempts: 3,
             drop_delay: Duration::from_secs(30),
+            audit_delay_secs: 3600,
+            audit_quota: 100,
+            speedup_quota: 10,
+            audit_auto_push: false,
+            template_token_param: "access_token",
         }
     }
 }
@@ -139,6 +162,14 @@ pub struct CallRecord {
     /// The call carried its owner's newest token (not a superseded, revoked or unknown one).
     #[serde(default)]
     pub token_current: bool,
+}
+
+/// Calls of one API for one account (its appid, or the component's for component-token APIs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCount {
+    pub calls: u64,
+    /// Of which answered errcode 0.
+    pub ok: u64,
 }
 
 /// A customer-service message sent through `message/custom/send`.
@@ -226,7 +257,31 @@ impl SandboxHandle {
     }
 
     pub fn clear_calls(&self) {
-        self.shared.lock().calls.clear();
+        let mut st = self.shared.lock();
+        st.calls.clear();
+        st.call_counts.clear();
+    }
+
+    /// Calls per account per API (never trimmed, unlike the call log): account → API name →
+    /// count. Template-library calls count under the component's appid.
+    pub fn call_counts(&self) -> BTreeMap<String, BTreeMap<String, CallCount>> {
+        self.shared.lock().call_counts.clone()
+    }
+
+    /// Calls of `api` (e.g. `"wxa/commit"`) for `appid` so far.
+    pub fn call_count(&self, appid: &str, api: &str) -> CallCount {
+        self.shared
+            .lock()
+            .call_counts
+            .get(appid)
+            .and_then(|m| m.get(api))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Settles due audits (`all`: every audit in review finishes now) and delivers their pushes.
+    pub async fn run_audits(&self, all: bool) -> Vec<AuditDelivery> {
+        code::run_audits(&self.shared, all).await
     }
 
     pub fn custom_messages(&self) -> Vec<CustomMessage> {

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::apis::Api;
+use super::code::CodeWorld;
 use super::util::{openid, random_alnum, random_hex, real_now, short_hash};
-use super::{CallRecord, CustomMessage, PushRecord, SandboxConfig};
+use super::{CallCount, CallRecord, CustomMessage, PushRecord, SandboxConfig};
 
 /// Records kept per log (oldest dropped beyond this).
 pub const MAX_RECORDS: usize = 100_000;
@@ -267,6 +268,10 @@ pub struct State {
     pub quota_resets: HashMap<(String, i64), u32>,
     pub oauth_codes: HashMap<String, OauthCode>,
     pub oauth_tokens: HashMap<String, OauthUserToken>,
+    /// Drafts, templates, audits, releases (`code.rs`).
+    pub code: CodeWorld,
+    /// Account → API name → calls (see `SandboxHandle::call_counts`).
+    pub call_counts: BTreeMap<String, BTreeMap<String, CallCount>>,
 }
 
 /// A temporary media file (`media/upload`), served back by `media/get`.
@@ -305,6 +310,8 @@ impl State {
             quota_resets: HashMap::new(),
             oauth_codes: HashMap::new(),
             oauth_tokens: HashMap::new(),
+            code: CodeWorld::default(),
+            call_counts: BTreeMap::new(),
         };
         for m in default_merchants() {
             st.merchants.insert(m.appid.clone(), m);

@@ -12,10 +12,10 @@ use super::util::str_field;
 
 pub mod account;
 pub mod business;
+pub mod code;
 pub mod component;
 pub mod open;
 pub mod sns;
-pub mod wxa;
 
 /// One call as a rule sees it.
 pub struct Call<'a> {

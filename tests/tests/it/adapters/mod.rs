@@ -1,5 +1,6 @@
 //! The adapters against real parts: the store on DynamoDB (moto), the WeChat client over HTTP.
 
+mod code_client;
 mod events_replies;
 mod links_store;
 mod releases_store;

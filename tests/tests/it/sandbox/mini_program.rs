@@ -122,6 +122,14 @@ async fn commit_checks_its_body_then_the_trial_qr_code_is_a_jpeg() {
     let (atm, _) = sb.authorizer(&ct, MP1, None).await;
     let commit = format!("/wxa/commit?access_token={atm}");
     let qrcode = format!("/wxa/get_qrcode?access_token={atm}&path=pages%2Findex%3Fa%3D1");
+    // The library's first template (from the sandbox's first draft) is template 1.
+    let v = sb
+        .post(
+            &format!("/wxa/addtotemplate?access_token={ct}"),
+            json!({ "draft_id": 1 }),
+        )
+        .await;
+    assert_eq!(errcode(&v), 0, "{v}");
 
     // Before any commit: a JSON error, not an image.
     let (s, content_type, disposition, bytes) = get_raw(&sb, &qrcode).await;
@@ -176,7 +184,7 @@ async fn commit_checks_its_body_then_the_trial_qr_code_is_a_jpeg() {
         .post(
             &commit,
             json!({
-                "template_id": 7,
+                "template_id": 1,
                 "ext_json": "{\"extAppid\": \"wxmp00000000000001\", \"ext\": {\"shop\": 1}}",
                 "user_version": "1.0.0",
                 "user_desc": "first",
@@ -185,7 +193,7 @@ async fn commit_checks_its_body_then_the_trial_qr_code_is_a_jpeg() {
         .await;
     assert_eq!(v, json!({ "errcode": 0, "errmsg": "ok" }));
     let merchant = sb.get(&format!("/sandbox/merchants/{MP1}")).await;
-    assert_eq!(merchant["committed"]["template_id"], 7, "{merchant}");
+    assert_eq!(merchant["committed"]["template_id"], 1, "{merchant}");
     assert_eq!(merchant["committed"]["user_version"], "1.0.0");
     assert_eq!(merchant["committed"]["ext_json"]["ext"]["shop"], 1);
 

@@ -342,6 +342,7 @@ fn calls_of(calls: &[CallRecord], api: &str) -> Vec<CallRecord> {
 // The rules, one file per topic; the harness above is shared by all of them.
 mod authorization;
 mod business;
+mod code;
 mod control;
 mod faults;
 mod mini_program;

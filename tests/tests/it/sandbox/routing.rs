@@ -30,9 +30,17 @@ async fn every_api_in_the_table_checks_its_method_and_token_over_http() {
             sandbox::Method::Get | sandbox::Method::Upload => req,
             sandbox::Method::Post => req.json(&json!({ "component_appid": APPID })),
         };
-        match spec.token {
-            sandbox::Token::None => {}
-            sandbox::Token::Component(param) | sandbox::Token::Authorizer(param) => {
+        // (query parameter, whether it takes the component token); the template library's
+        // parameter is the sandbox's default, `access_token`.
+        let wants = match spec.token {
+            sandbox::Token::None => None,
+            sandbox::Token::Component(param) => Some((param, true)),
+            sandbox::Token::Authorizer(param) => Some((param, false)),
+            sandbox::Token::Template => Some(("access_token", true)),
+        };
+        match wants {
+            None => {}
+            Some((param, component)) => {
                 // No token: 41001. Unknown token: 40001. The other kind's token: 40001.
                 let (_, v) = sb
                     .send(with_body(sb.http.request(right.clone(), &url)))
@@ -46,10 +54,7 @@ async fn every_api_in_the_table_checks_its_method_and_token_over_http() {
                     ))
                     .await;
                 assert_eq!(errcode(&v), 40001, "{}: unknown token: {v}", spec.name);
-                let other = match spec.token {
-                    sandbox::Token::Component(_) => &at,
-                    _ => &ct,
-                };
+                let other = if component { &at } else { &ct };
                 let (_, v) = sb
                     .send(with_body(
                         sb.http
