@@ -84,7 +84,7 @@ where
         let submission: AuditSubmission = serde_json::from_value(Value::Object(audit.clone()))
             .map_err(|_| {
                 TokenError::WeChat(WeChatError::Decode {
-                    api: crate::wechat::Api::ClientSetup,
+                    api: crate::wechat::Api::SubmitAudit,
                 })
             })?;
         let submission = &submission;
