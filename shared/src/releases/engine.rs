@@ -415,8 +415,22 @@ where
     }
 
     async fn close_if_done(&self, job: &ReleaseJob) -> Result<(), EngineError> {
-        if job.open_targets() > 0 {
+        // The counts decide while many targets are open; near the end (and whenever they say
+        // none is) the targets themselves are read, so a count that drifted never closes a job
+        // early or keeps it open.
+        if job.open_targets() > i64::from(job.concurrency) || job.dispatched < job.total {
             return Ok(());
+        }
+        let mut after = None;
+        loop {
+            let (page, next) = self.store.list_targets(&job.id, None, 1000, after).await?;
+            if page.iter().any(|t| !job.is_final(t.state)) {
+                return Ok(());
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
         }
         let to = match job.state {
             JobState::Running => JobState::Done,
