@@ -87,6 +87,17 @@ pub struct Config {
     /// Host of WeChat's `fastregisterauth` page (`FAST_REGISTER_AUTH_BASE`; default
     /// `WECHAT_MP_BASE`).
     pub fast_register_auth_base: Option<String>,
+    /// Fleet releases: the work queue (`RELEASE_QUEUE_URL`; unset where no function sends to it).
+    pub release_queue_url: Option<String>,
+    /// `RELEASE_AUDIT_POLL_AFTER_SECONDS`: an audit without a result push after this long is
+    /// polled by the scheduled run (default 6 h).
+    pub release_audit_poll_after: Duration,
+    /// `RELEASE_SUBMIT_DELAY_SECONDS`: wait between commit and submit (WeChat's privacy scan
+    /// runs about a minute after a commit; default 60 s).
+    pub release_submit_delay: Duration,
+    /// `RELEASE_STEP_LEASE_SECONDS`: how long a recorded step belongs to its worker before
+    /// another may reconcile it (default 120 s; above the worker's WeChat timeout).
+    pub release_step_lease: Duration,
 }
 
 pub const DEFAULT_PUSH_WINDOW_SECS: u64 = 300;
@@ -244,6 +255,16 @@ impl Config {
                 Some(_) => Some(base_url(&get, "FAST_REGISTER_AUTH_BASE", "")?),
                 None => None,
             },
+            release_queue_url: optional(&get, "RELEASE_QUEUE_URL"),
+            release_audit_poll_after: seconds(
+                &get,
+                "RELEASE_AUDIT_POLL_AFTER_SECONDS",
+                21_600,
+                0,
+                2_592_000,
+            )?,
+            release_submit_delay: seconds(&get, "RELEASE_SUBMIT_DELAY_SECONDS", 60, 0, 900)?,
+            release_step_lease: seconds(&get, "RELEASE_STEP_LEASE_SECONDS", 120, 1, 3600)?,
         })
     }
 }

@@ -24,6 +24,7 @@
 //! | | [`model`] | the records the store keeps (authorizer, tokens, pending authorizations, sessions) |
 //! | 1 ports | [`store`] | one port trait per aggregate + the DynamoDB adapter (`store::dynamo`) |
 //! | | [`wechat`] | the WeChat HTTP client: the API table, one file of methods per area, errcodes |
+//! | | [`queue`] | the work queue port (`WorkQueue`) and its SQS adapter |
 //! | 2 core | [`tokens`] | the token lifecycle: lease, refresh, compare-and-set, recovery, and the one stale-token retry (`with_component_token` / `with_authorizer_token`) |
 //! | | [`permissions`] | the permission-set catalogue and `require(record, sets)` |
 //! | | [`identity`] | one identity per person (UnionID or appid+openid), merges, conflicts, account binding |
@@ -38,6 +39,7 @@
 //! | | [`status`] | the platform at a glance for the operator (`GET /status`): ticket age, component token expiry, authorizers by state, failing tokens, outbox age |
 //! | 4 composition | [`callbacks`] | what each push URL does, in priority order, across features; the full-network release test (`callbacks::release_test`: it exchanges codes and sends messages); a fast registration's outcome (`callbacks::fast_registration`: it exchanges the code) |
 //! | | [`refresher`] | the scheduled run: due tokens, pending authorizations, recovery |
+//! | | [`releases`] | fleet release jobs: the request, the engine (one idempotent step per queue message), audit results, quota waits |
 //! | 5 edge | [`http`] | responses, request helpers, the one error shape (`http::errors`), JSON views (`http::views`) |
 //! | | [`app`], [`runtime`] | the per-invocation dependencies, the production wiring |
 //! | | [`logging`] | the tracing subscriber (dependencies capped at WARN) |
@@ -76,8 +78,10 @@ pub mod open_account;
 pub mod permissions;
 pub mod push;
 pub mod qr;
+pub mod queue;
 pub mod refresher;
 pub mod registration;
+pub mod releases;
 pub mod reply;
 pub mod runtime;
 pub mod secrets;

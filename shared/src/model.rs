@@ -4,6 +4,9 @@
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub mod release;
+pub use release::*;
+
 /// The newest `component_verify_ticket`.
 #[derive(Debug, Clone)]
 pub struct StoredTicket {

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     // 1: ports and adapters
     ("store", 1),
     ("wechat", 1),
+    ("queue", 1),
     // 2: the token lifecycle and the permission catalogue every feature uses
     ("tokens", 2),
     ("permissions", 2),
@@ -43,6 +44,7 @@ const LAYERS: &[(&str, u8)] = &[
     // 4: composition of features (the push URLs, the scheduled run)
     ("callbacks", 4),
     ("refresher", 4),
+    ("releases", 4),
     // 5: the edge and the wiring
     ("http", 5),
     ("app", 5),

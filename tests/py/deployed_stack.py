@@ -100,7 +100,7 @@ def resolve_conditions(template, parameters):
 
 
 def moto_quirks(template, parameters):
-    """Spellings CloudFormation accepts that moto does not: an archive's or rule's EventPattern
+    """Spellings CloudFormation accepts that moto does not: an archive's EventPattern
     as a JSON object (moto wants the string); a table's DeletionProtectionEnabled from a String
     parameter (CloudFormation coerces "true"/"false"; moto keeps the string, which the SDK then
     cannot read)."""
@@ -110,8 +110,13 @@ def moto_quirks(template, parameters):
         if r["Type"] == "AWS::DynamoDB::Table" and isinstance(flag, dict) and "Ref" in flag:
             value = parameters.get(flag["Ref"], template["Parameters"][flag["Ref"]].get("Default"))
             props["DeletionProtectionEnabled"] = str(value).lower() == "true"
-        if r["Type"] in ("AWS::Events::Archive", "AWS::Events::Rule") and isinstance(props.get("EventPattern"), dict):
+        if r["Type"] == "AWS::Events::Archive" and isinstance(props.get("EventPattern"), dict):
             props["EventPattern"] = json.dumps(props["EventPattern"])
+        # A rule's EventBusName as Ref of the bus: CloudFormation gives the bus's name, moto the
+        # bus object; the bus's own Name is used instead.
+        bus = props.get("EventBusName")
+        if r["Type"] == "AWS::Events::Rule" and isinstance(bus, dict) and bus.get("Ref") in template["Resources"]:
+            props["EventBusName"] = template["Resources"][bus["Ref"]]["Properties"]["Name"]
     return template
 
 

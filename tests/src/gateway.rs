@@ -123,6 +123,9 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/authorizers/{appid}/code/gray", "miniprogram-code"),
     // The operator's view (`wxopen status`), served by the read-only authorizers function.
     ("GET", "/status", "status"),
+    ("POST", "/releases", "releases"),
+    ("GET", "/releases/{id}", "releases"),
+    ("POST", "/releases/{id}/cancel", "releases"),
 ];
 
 /// Every function's state, built by the function's own constructor (`App::from_runtime`, as its
@@ -145,6 +148,7 @@ pub struct Apps<C> {
     pub fast_registrations: fast_registrations::App<DynamoStore, Arc<C>, SystemClock>,
     pub templates: templates::App<DynamoStore, Arc<C>, SystemClock>,
     pub miniprogram_code: miniprogram_code::App<DynamoStore, Arc<C>, SystemClock>,
+    pub releases: releases::App<DynamoStore, wxopen::queue::SqsQueue, SystemClock>,
     /// The shared dependencies, for tests that drive the domain directly.
     pub deps: Deps<DynamoStore, Arc<C>, SystemClock>,
 }
@@ -170,6 +174,8 @@ pub struct GatewayConfig {
     pub reply_hook_url: Option<String>,
     /// `REPLY_HOOK_BUDGET_MS`.
     pub reply_hook_budget: Duration,
+    /// Fleet releases: the work queue (`RELEASE_QUEUE_URL`).
+    pub release_queue_url: Option<String>,
 }
 
 impl GatewayConfig {
@@ -206,6 +212,9 @@ impl GatewayConfig {
         );
         if let Some(url) = &self.reply_hook_url {
             env.insert("REPLY_HOOK_URL", url.clone());
+        }
+        if let Some(url) = &self.release_queue_url {
+            env.insert("RELEASE_QUEUE_URL", url.clone());
         }
         // One WeChat web host serves the authorization page and the QR images, as in production.
         Config::from_lookup(|k| env.get(k).cloned())
@@ -251,6 +260,7 @@ impl<C: CredentialsProvider> Apps<C> {
             fast_registrations: FromRuntime::from_runtime(rt()),
             templates: FromRuntime::from_runtime(rt()),
             miniprogram_code: FromRuntime::from_runtime(rt()),
+            releases: FromRuntime::from_runtime(rt()),
             deps: rt().into_deps(),
         }
     }
@@ -276,6 +286,7 @@ impl<C: CredentialsProvider> Apps<C> {
             "fast-registrations" => fast_registrations::handle(&self.fast_registrations, req).await,
             "templates" => templates::handle(&self.templates, req).await,
             "miniprogram-code" => miniprogram_code::handle(&self.miniprogram_code, req).await,
+            "releases" => releases::handle(&self.releases, req).await,
             _ => return not_found(),
         };
         // Lambda would turn an Err into a 500 from API Gateway; do the same.

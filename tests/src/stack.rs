@@ -18,11 +18,13 @@ use wxopen::wechat::WeChatClient;
 use crate::bus::LocalBus;
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
 use crate::hook::HookServer;
+use crate::releases::{CountedQueue, ReleaseQueue, SqsCounts};
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
 use crate::{
     AES_KEY, APPID, APPSECRET, HOOK_SECRET, OpCounter, TOKEN, aws_config, fresh_counted_store,
     unique,
 };
+use wxopen::releases::{NoHook, ReleaseSettings, StepHook};
 
 pub struct Stack {
     pub sandbox: SandboxHandle,
@@ -39,7 +41,19 @@ pub struct Stack {
     pub bus: LocalBus,
     /// The reply hook the message URL calls (echoes text by default).
     pub hook: HookServer,
+    /// Fleet releases: the work queue (audit events from the bus reach it).
+    pub releases: ReleaseQueue,
 }
+
+/// The release worker as the stack runs it in tests (its queue counts SQS sends).
+pub type TestWorker<H = NoHook> = release_worker::App<
+    DynamoStore,
+    Arc<StaticCredentials>,
+    SystemClock,
+    CountedQueue,
+    wxopen::events::EventBridgePublisher,
+    H,
+>;
 
 pub fn test_credentials() -> Arc<StaticCredentials> {
     Arc::new(StaticCredentials(Arc::new(
@@ -67,6 +81,9 @@ impl Stack {
         let hook = HookServer::start(0, HOOK_SECRET)
             .await
             .expect("reply hook starts");
+        let releases = ReleaseQueue::create(&aws, &bus.bus_name, &unique("wxopen-releases"), 2)
+            .await
+            .expect("release queue on moto");
         let hosts = LinkHosts {
             mp_base: sandbox.base_url(),
             open_base: sandbox.base_url(),
@@ -77,6 +94,7 @@ impl Stack {
             let mp_base = sandbox.base_url();
             let sign_in_origins = vec![site.base_url.clone()];
             let (bus_name, hook_url) = (bus.bus_name.clone(), hook.url.clone());
+            let release_queue_url = releases.url.clone();
             gateway::start(0, move |base| {
                 Apps::new(
                     store,
@@ -95,6 +113,7 @@ impl Stack {
                         event_bus_name: bus_name,
                         reply_hook_url: Some(hook_url),
                         reply_hook_budget: wxopen::reply::hook::DEFAULT_BUDGET,
+                        release_queue_url: Some(release_queue_url),
                     },
                 )
             })
@@ -119,6 +138,38 @@ impl Stack {
                 .expect("http client"),
             site,
             bus,
+            hook,
+            releases,
+        }
+    }
+
+    /// Engine settings for tests: no wait before submitting, short leases and backoffs.
+    pub fn release_settings() -> ReleaseSettings {
+        ReleaseSettings {
+            step_lease_secs: 1,
+            submit_delay_secs: 0,
+            backoff_secs: 1,
+            max_attempts: 12,
+            audit_poll_after_secs: 3600,
+            reconcile_slack_secs: 300,
+        }
+    }
+
+    /// The release worker on the stack's store, sandbox, bus and release queue.
+    pub fn release_worker<H: StepHook>(
+        &self,
+        settings: ReleaseSettings,
+        hook: H,
+        counts: Arc<SqsCounts>,
+    ) -> TestWorker<H> {
+        release_worker::App {
+            deps: self.deps(),
+            queue: CountedQueue {
+                inner: self.releases.queue(),
+                counts,
+            },
+            publisher: self.publisher(),
+            settings,
             hook,
         }
     }

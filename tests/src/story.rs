@@ -19,6 +19,7 @@ use wxopen::wechat::WeChatClient;
 use crate::bus::LocalBus;
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
 use crate::hook::HookServer;
+use crate::releases::ReleaseQueue;
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
 use crate::stack::{Aim, WeChatBases};
 
@@ -36,6 +37,9 @@ pub struct Local {
     pub bus: LocalBus,
     /// The local reply hook (HTTP on loopback), echoing text messages.
     pub hook: HookServer,
+    /// Fleet releases: the work queue and the driver feeding it to the worker.
+    pub releases: ReleaseQueue,
+    pub release_driver: tokio::task::JoinHandle<()>,
 }
 
 /// The local stack aimed at any WeChat: moto's table and secret, the WeChat client, the gateway.
@@ -48,6 +52,8 @@ pub struct Core {
     pub http: reqwest::Client,
     pub bus: LocalBus,
     pub hook: HookServer,
+    pub releases: ReleaseQueue,
+    pub release_driver: tokio::task::JoinHandle<()>,
 }
 
 /// Resources a CloudFormation stack created (the stack as deployed, on moto): the story runs
@@ -94,6 +100,8 @@ pub async fn start_with(
         http,
         bus,
         hook,
+        releases,
+        release_driver,
     } = core;
     Ok(Local {
         sandbox,
@@ -105,6 +113,8 @@ pub async fn start_with(
         http,
         bus,
         hook,
+        releases,
+        release_driver,
     })
 }
 
@@ -180,6 +190,14 @@ async fn start_core(
         }
     }
     .map_err(|e| format!("creating the event bus and its queue on moto failed: {e}"))?;
+    let releases = ReleaseQueue::create(
+        &aws,
+        &bus.bus_name,
+        &format!("wxopen-local-releases-{}", std::process::id()),
+        30,
+    )
+    .await
+    .map_err(|e| format!("creating the release queue on moto failed: {e}"))?;
     let hook_secret = serde_json::from_str::<Value>(&credentials_json)
         .ok()
         .and_then(|v| v["reply_hook_secret"].as_str().map(str::to_string))
@@ -204,6 +222,7 @@ async fn start_core(
         let (store, credentials, wechat) = (store.clone(), credentials.clone(), wechat.clone());
         let (mp_base, open_base) = (bases.mp.clone(), bases.open.clone());
         let (bus_name, hook_url) = (bus.bus_name.clone(), hook.url.clone());
+        let release_queue_url = releases.url.clone();
         gateway::start(gateway_port, move |public| {
             Apps::new(
                 store,
@@ -226,12 +245,33 @@ async fn start_core(
                     event_bus_name: bus_name,
                     reply_hook_url: Some(hook_url),
                     reply_hook_budget: wxopen::reply::hook::DEFAULT_BUDGET,
+                    release_queue_url: Some(release_queue_url),
                 },
             )
         })
         .await
         .map_err(|e| format!("the gateway did not start: {e}"))?
     };
+    // What Lambda's SQS event source does for release-worker, as a background task.
+    let release_driver = crate::releases::spawn_driver(
+        releases.clone(),
+        Arc::new(release_worker::App {
+            deps: wxopen::app::Deps {
+                store: store.clone(),
+                credentials: credentials.clone(),
+                clock: wxopen::clock::SystemClock,
+                wechat: wechat.clone(),
+                tuning: Default::default(),
+            },
+            queue: releases.queue(),
+            publisher: wxopen::events::EventBridgePublisher::new(bus.events.clone(), &bus.bus_name),
+            settings: wxopen::releases::ReleaseSettings {
+                submit_delay_secs: 0,
+                ..wxopen::releases::ReleaseSettings::default()
+            },
+            hook: wxopen::releases::NoHook,
+        }),
+    );
     Ok(Core {
         gateway: gw,
         store,
@@ -245,6 +285,8 @@ async fn start_core(
             .map_err(|e| e.to_string())?,
         bus,
         hook,
+        releases,
+        release_driver,
     })
 }
 
@@ -423,6 +465,8 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
                 },
                 settings: RefreshSettings::default(),
                 publisher: local.publisher(),
+                release_queue: local.releases.queue(),
+                release_settings: Default::default(),
             };
             let report = token_refresh::run(&app).await;
             expect(

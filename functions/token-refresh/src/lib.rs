@@ -8,18 +8,26 @@ use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::events::outbox::SweepReport;
 use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
+use wxopen::queue::{SqsQueue, WorkQueue};
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
+use wxopen::releases::engine::ScheduledReport;
+use wxopen::releases::{Engine, NoHook, ReleaseSettings, TokenCalls};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
 use wxopen::store::DynamoStore;
+use wxopen::store::ReleaseStore;
 use wxopen::store::TokenServiceStore;
 use wxopen::store::outbox::EventRecordStore;
 
-pub struct App<S, C, K, P = EventBridgePublisher> {
+pub struct App<S, C, K, P = EventBridgePublisher, Q = SqsQueue> {
     pub deps: Deps<S, C, K>,
     pub settings: RefreshSettings,
-    /// Where the outbox's events are republished.
+    /// Where the outbox's events are republished (and `release.target` events go).
     pub publisher: P,
+    /// Fleet releases: the work queue (resumed quota-parked targets) and the engine settings
+    /// (when an audit's push is overdue).
+    pub release_queue: Q,
+    pub release_settings: ReleaseSettings,
 }
 
 impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
@@ -30,6 +38,11 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
                 &rt.aws,
                 &EventSettings::from_config(&rt.config),
             ),
+            release_queue: SqsQueue::new(
+                aws_sdk_sqs::Client::new(&rt.aws),
+                rt.config.release_queue_url.clone().unwrap_or_default(),
+            ),
+            release_settings: ReleaseSettings::from_config(&rt.config),
             deps: rt.into_deps(),
         }
     }
@@ -37,19 +50,28 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
 
 /// One run. The event's content is not needed (any schedule event starts a run). Metrics go to
 /// stdout as CloudWatch embedded-metric-format lines; the report is the result.
-pub async fn handle<S, C, K, P>(
-    app: &App<S, C, K, P>,
+pub async fn handle<S, C, K, P, Q>(
+    app: &App<S, C, K, P, Q>,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<RefreshReport, Error>
 where
-    S: TokenServiceStore + EventRecordStore,
+    S: TokenServiceStore + EventRecordStore + ReleaseStore,
     C: CredentialsProvider,
     K: Clock,
     P: EventPublisher,
+    Q: WorkQueue,
 {
     let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
     let report = run_with(app, &app.settings.until(deadline)).await;
     let swept = sweep(app).await;
+    let released = releases(app).await;
+    tracing::info!(
+        audits_polled = released.audits_polled,
+        audits_settled = released.audits_settled,
+        targets_resumed = released.targets_resumed,
+        failures = released.failures,
+        "fleet releases: scheduled part finished"
+    );
     let now_ms = app.deps.clock.now().saturating_mul(1000);
     for line in refresher::emf_lines(&report, now_ms) {
         println!("{line}");
@@ -58,8 +80,36 @@ where
     Ok(report)
 }
 
+/// Most overdue audits polled per run (the rest next run).
+pub const AUDIT_POLLS_PER_RUN: usize = 500;
+
+/// The fleet-release part of a run: audits whose push is overdue polled (`get_auditstatus`),
+/// quota-parked targets resumed when the quota is back.
+pub async fn releases<S, C, K, P, Q>(app: &App<S, C, K, P, Q>) -> ScheduledReport
+where
+    S: TokenServiceStore + ReleaseStore,
+    C: CredentialsProvider,
+    K: Clock,
+    P: EventPublisher,
+    Q: WorkQueue,
+{
+    let tokens = app.deps.tokens();
+    let calls = TokenCalls::new(&tokens, &app.deps.wechat);
+    Engine {
+        store: &app.deps.store,
+        calls: &calls,
+        queue: &app.release_queue,
+        publisher: &app.publisher,
+        clock: &app.deps.clock,
+        settings: &app.release_settings,
+        hook: &NoHook,
+    }
+    .scheduled(AUDIT_POLLS_PER_RUN)
+    .await
+}
+
 /// The outbox sweep of a run (events EventBridge refused earlier).
-pub async fn sweep<S, C, K, P>(app: &App<S, C, K, P>) -> SweepReport
+pub async fn sweep<S, C, K, P, Q>(app: &App<S, C, K, P, Q>) -> SweepReport
 where
     S: EventRecordStore,
     K: Clock,
@@ -69,7 +119,7 @@ where
 }
 
 /// The run itself, without the Lambda event (tests, benchmarks).
-pub async fn run<S, C, K, P>(app: &App<S, C, K, P>) -> RefreshReport
+pub async fn run<S, C, K, P, Q>(app: &App<S, C, K, P, Q>) -> RefreshReport
 where
     S: TokenServiceStore,
     C: CredentialsProvider,
@@ -79,8 +129,8 @@ where
 }
 
 /// [`run`] with other settings (the invocation's deadline).
-pub async fn run_with<S, C, K, P>(
-    app: &App<S, C, K, P>,
+pub async fn run_with<S, C, K, P, Q>(
+    app: &App<S, C, K, P, Q>,
     settings: &RefreshSettings,
 ) -> RefreshReport
 where

@@ -487,6 +487,38 @@ impl Event {
         )
     }
 
+    /// A fleet-release target changed state (`release.target`): `fields` carries `job_id`,
+    /// `seq`, `from`, `to` and what the change recorded (`auditid`, `reason`, `errcode`); stable
+    /// per (job, target, new state), so a retried transition publishes the same id.
+    pub fn release_target(
+        appid: &str,
+        job_id: &str,
+        seq: u32,
+        to: &str,
+        now: i64,
+        fields: BTreeMap<String, String>,
+    ) -> Self {
+        let seq = seq.to_string();
+        Self {
+            detail_type: DetailType::ReleaseTarget,
+            detail: Detail {
+                id: stable_id(&["release", job_id, &seq, to]),
+                appid: appid.to_string(),
+                received_at: now,
+                create_time: Some(now),
+                msg_type: None,
+                event: Some(to.to_string()),
+                event_key: None,
+                from_user: None,
+                msg_id: None,
+                customer_ref: None,
+                authorizer_known: true,
+                fields,
+                truncated: Vec::new(),
+            },
+        }
+    }
+
     /// The detail as JSON of at most `max_bytes`: when it is larger, the longest field values
     /// are emptied (and named in `truncated`) until it fits.
     pub fn detail_json(&self, max_bytes: usize) -> Result<String, EventError> {

@@ -19,6 +19,7 @@ use crate::oauth::OauthError;
 use crate::open_account::OpenAccountError;
 use crate::permissions::{self, MissingPermissions, SignInRefusal};
 use crate::push::PushError;
+use crate::releases::ReleaseError;
 use crate::secrets::SecretsError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
@@ -578,6 +579,27 @@ impl From<&crate::registration::StartError> for ApiError {
                 "oa_appid is not an authorized official account of this platform",
             ),
             StartError::Permissions(p) => ApiError::from(p),
+        }
+    }
+}
+
+impl From<&ReleaseError> for ApiError {
+    fn from(e: &ReleaseError) -> Self {
+        match e {
+            ReleaseError::Invalid(m) => ApiError::new(400, "invalid_parameter", m.clone()),
+            ReleaseError::UnknownTargets { .. } => {
+                ApiError::new(422, "unknown_targets", e.to_string())
+            }
+            ReleaseError::NotMiniPrograms { .. } => {
+                ApiError::new(422, "not_mini_programs", e.to_string())
+            }
+            ReleaseError::NoTargets => ApiError::new(422, "no_targets", e.to_string()),
+            ReleaseError::UnknownJob => ApiError::new(404, "unknown_release", e.to_string()),
+            ReleaseError::JobFinished(_) => ApiError::new(409, "release_finished", e.to_string()),
+            ReleaseError::Store(s) => ApiError::from(s),
+            ReleaseError::Queue(_) => {
+                ApiError::new(503, "queue_unavailable", "the work queue failed; try again")
+            }
         }
     }
 }

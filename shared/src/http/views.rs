@@ -260,3 +260,50 @@ pub fn status_json(s: &crate::status::PlatformStatus) -> serde_json::Value {
         },
     })
 }
+
+/// A release target as `GET /releases/{id}` shows it.
+pub fn release_target_json(t: &crate::model::ReleaseTarget) -> serde_json::Value {
+    serde_json::json!({
+        "seq": t.seq,
+        "appid": t.appid,
+        "state": t.state.as_str(),
+        "auditid": t.auditid,
+        "reason": t.reason,
+        "errcode": t.errcode,
+        "attempts": t.attempts,
+        "step_in_progress": t.intent.map(|i| i.step.as_str()),
+        "waiting_quota": t.waiting_quota,
+        "updated_at": t.updated_at,
+        "committed_at": t.committed_at,
+        "submitted_at": t.submitted_at,
+        "finished_at": t.finished_at,
+    })
+}
+
+/// A release job: its settings, counts per target state (every state, zeros included).
+pub fn release_job_json(j: &crate::model::ReleaseJob) -> serde_json::Value {
+    let counts: serde_json::Map<String, serde_json::Value> = crate::model::TargetState::ALL
+        .iter()
+        .map(|s| {
+            (
+                s.as_str().to_string(),
+                j.counts.get(s).copied().unwrap_or(0).into(),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "id": j.id,
+        "state": j.state.as_str(),
+        "template_id": j.template_id,
+        "user_version": j.user_version,
+        "user_desc": j.user_desc,
+        "auto_release": j.auto_release,
+        "concurrency": j.concurrency,
+        "total": j.total,
+        "counts": counts,
+        "quota_wait": j.quota_wait,
+        "undo_audits": j.undo_audits,
+        "created_at": j.created_at,
+        "updated_at": j.updated_at,
+    })
+}

@@ -22,6 +22,10 @@
 //! | fast registration | `REGISTRATION#<id>` | `REGISTRATION` |
 //! | taskid / credit code / sha1 of the name → registration | `REGKEY#task#…`, `REGKEY#code#…`, `REGKEY#name#…` | `REGKEY` |
 //! | mini program code (commit, audit, release) | `CODE#<appid>` | `CODE` |
+//! | release job (counts per target state) | `RELEASE#<id>` | `JOB` |
+//! | release target | `RELEASE#<id>` | `T#<seq, 6 digits>` |
+//! | open release job | `RELEASES` | `<id>` |
+//! | a mini program's audit in flight | `RELEASE_AUDITS` | `<appid>` |
 //!
 //! Token items carry `refresh_pk = "TOKENS"` and `due_at` (= expiry) while they are refreshable;
 //! the sparse global secondary index `refresh-index` (`refresh_pk`, `due_at`) lets the refresher
@@ -40,8 +44,10 @@ use crate::model::{
 
 pub mod dynamo;
 pub mod outbox;
+pub mod releases;
 
 pub use dynamo::DynamoStore;
+pub use releases::{BeginStep, ReleaseStore};
 
 /// Push records live a day (WeChat retries within seconds; a day covers any replay window).
 pub const PUSH_RECORD_TTL_SECS: i64 = 86_400;

@@ -48,6 +48,8 @@ pub enum Api {
     GrayRelease,
     GetGrayReleasePlan,
     RevertGrayRelease,
+    /// `wxa/getversioninfo`: the trial and live versions (fleet releases reconcile with it).
+    GetVersionInfo,
 }
 
 impl Api {
@@ -92,6 +94,7 @@ impl Api {
             Api::GrayRelease => "/wxa/grayrelease",
             Api::GetGrayReleasePlan => "/wxa/getgrayreleaseplan",
             Api::RevertGrayRelease => "/wxa/revertgrayrelease",
+            Api::GetVersionInfo => "/wxa/getversioninfo",
         }
     }
 

@@ -591,6 +591,54 @@ impl WeChatClient {
     }
 }
 
+// Added for fleet releases (issue 19, part 3): `wxa/getversioninfo`.
+
+/// The trial (experience) version, as `getversioninfo` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ExpInfo {
+    #[serde(default)]
+    pub exp_time: i64,
+    #[serde(default)]
+    pub exp_version: String,
+    #[serde(default)]
+    pub exp_desc: String,
+}
+
+/// The live version, as `getversioninfo` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReleaseInfo {
+    #[serde(default)]
+    pub release_time: i64,
+    #[serde(default)]
+    pub release_version: String,
+    #[serde(default)]
+    pub release_desc: String,
+}
+
+/// `getversioninfo`: either part is absent when the mini program has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct VersionInfo {
+    #[serde(default)]
+    pub exp_info: Option<ExpInfo>,
+    #[serde(default)]
+    pub release_info: Option<ReleaseInfo>,
+}
+
+impl WeChatClient {
+    /// `getversioninfo` (POST `{}`): the trial and live versions.
+    pub async fn get_version_info(
+        &self,
+        authorizer_token: &SecretString,
+    ) -> Result<VersionInfo, WeChatError> {
+        self.post(
+            Api::GetVersionInfo,
+            Auth::Authorizer(authorizer_token),
+            &json!({}),
+        )
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

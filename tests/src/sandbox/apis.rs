@@ -178,6 +178,8 @@ apis! {
     WxaGrayRelease = "wxa/grayrelease", "/wxa/grayrelease", Post, AUTHORIZER, code::grayrelease;
     WxaGetGrayReleasePlan = "wxa/getgrayreleaseplan", "/wxa/getgrayreleaseplan", Get, AUTHORIZER, code::getgrayreleaseplan;
     WxaRevertGrayRelease = "wxa/revertgrayrelease", "/wxa/revertgrayrelease", Get, AUTHORIZER, code::revertgrayrelease;
+    /// The trial (`exp_info`) and live (`release_info`) versions; added for fleet releases.
+    WxaGetVersionInfo = "wxa/getversioninfo", "/wxa/getversioninfo", Post, AUTHORIZER, code::getversioninfo;
 
     // Sign-in on behalf (`rules/sns.rs`).
     SnsJscode2session = "sns/component/jscode2session", "/sns/component/jscode2session", Get, COMPONENT, sns::jscode2session;

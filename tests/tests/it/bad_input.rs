@@ -67,6 +67,23 @@ fn page(path: &str, status: u16) -> Case {
     }
 }
 
+/// A valid `POST /releases` body (targeting the catalogue's mini program) with `over` merged in.
+fn release_body(over: Value) -> Value {
+    let mut b = json!({
+        "template_id": 1,
+        "user_version": "1.0.0",
+        "user_desc": "d",
+        "ext_json": {"extAppid": "{{appid}}"},
+        "targets": {"appids": [MP]},
+    });
+    if let (Some(b), Some(o)) = (b.as_object_mut(), over.as_object()) {
+        for (k, v) in o {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    b
+}
+
 /// `site`: the allowlisted `return_to` origin (the stack's provider site).
 fn catalogue(site: &str) -> Vec<Case> {
     let site = format!("{site}/back");
@@ -902,6 +919,163 @@ fn catalogue(site: &str) -> Vec<Case> {
             Some(json!({"js_code": "abc"})),
             409,
             "not_mini_program",
+        ),
+        // Fleet releases: every refusal before anything is written or enqueued.
+        raw(
+            Method::POST,
+            "/releases",
+            Some("text/plain"),
+            "{}".into(),
+            415,
+            "unsupported_media_type",
+        ),
+        raw(
+            Method::POST,
+            "/releases",
+            Some("application/json"),
+            "{".into(),
+            400,
+            "invalid_json",
+        ),
+        raw(
+            Method::POST,
+            "/releases",
+            Some("application/json"),
+            format!("{{\"x\":\"{}\"}}", "y".repeat(600 * 1024)),
+            413,
+            "body_too_large",
+        ),
+        case(Method::POST, "/releases", None, 400, "missing_parameter"),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"template_id": "x"}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"user_version": ""}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"ext_json": "{}"}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"ext_json": {"a": "{{token}}"}}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"targets": {"appids": ["bad"]}}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"targets": {"appids": []}}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"targets": {"all": false}}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"concurrency": 0}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"auto_release": "no"}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"surprise": 1}))),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(
+                json!({"targets": {"appids": ["wx0000000000000009"]}}),
+            )),
+            422,
+            "unknown_targets",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(json!({"targets": {"appids": [OA]}}))),
+            422,
+            "not_mini_programs",
+        ),
+        case(
+            Method::POST,
+            "/releases",
+            Some(release_body(
+                json!({"targets": {"all": true, "customer_ref": "nobody"}}),
+            )),
+            422,
+            "no_targets",
+        ),
+        case(Method::GET, "/releases/nope", None, 404, "unknown_release"),
+        case(
+            Method::GET,
+            "/releases/0123456789abcdef0123456789abcdef",
+            None,
+            404,
+            "unknown_release",
+        ),
+        case(
+            Method::GET,
+            "/releases/0123456789abcdef0123456789abcdef?state=shipped",
+            None,
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::GET,
+            "/releases/0123456789abcdef0123456789abcdef?cursor=x",
+            None,
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases/0123456789abcdef0123456789abcdef/cancel",
+            Some(json!({"undo_audits": "yes"})),
+            400,
+            "invalid_parameter",
+        ),
+        case(
+            Method::POST,
+            "/releases/0123456789abcdef0123456789abcdef/cancel",
+            None,
+            404,
+            "unknown_release",
         ),
         // Mini program code: every check before any WeChat call.
         raw(

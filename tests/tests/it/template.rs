@@ -291,14 +291,14 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
             .map(|f| f["policies"].as_str().unwrap_or_default().to_string())
             .unwrap_or_else(|| panic!("no function {binary}"))
     };
-    // fast-registrations publishes registration.changed after the official account's ticket.
-    let publishers = [
+    const PUBLISHERS: [&str; 5] = [
         "component-events",
         "message-events",
         "token-refresh",
         "fast-registrations",
+        "release-worker",
     ];
-    for publisher in publishers {
+    for publisher in PUBLISHERS {
         let p = policies(publisher);
         assert!(
             p.contains("events:PutEvents") && p.contains("EventBus"),
@@ -308,7 +308,7 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
     for f in functions.values() {
         let binary = f["binary"].as_str().unwrap();
         let p = f["policies"].as_str().unwrap_or_default();
-        if !publishers.contains(&binary) {
+        if !PUBLISHERS.contains(&binary) {
             assert!(!p.contains("events:PutEvents"), "{binary} does not publish");
         }
         assert_eq!(
@@ -346,23 +346,28 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
     for (kind, want) in [
         ("AWS::Events::EventBus", 1),
         ("AWS::Events::Archive", 1),
-        ("AWS::Events::Rule", 0),
+        ("AWS::Events::Rule", 1),
     ] {
         assert_eq!(
             types.values().filter(|t| *t == kind).count(),
             want,
-            "{kind}: the bus and its archive; consumers' rules and queues are the provider's (local only)"
+            "{kind}: the bus, its archive and the fleet-release audit rule; consumers' rules and queues are the provider's (local only)"
         );
     }
-    let queues: Vec<&String> = types
+    let mut queues: Vec<&String> = types
         .iter()
         .filter(|(_, t)| *t == "AWS::SQS::Queue")
         .map(|(n, _)| n)
         .collect();
+    queues.sort();
     assert_eq!(
         queues,
-        vec!["RefresherDeadLetterQueue"],
-        "no events queue is deployed"
+        vec![
+            "RefresherDeadLetterQueue",
+            "ReleaseDeadLetterQueue",
+            "ReleaseQueue"
+        ],
+        "no events queue is deployed; the release work queue and its DLQ are"
     );
 }
 

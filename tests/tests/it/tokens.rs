@@ -26,6 +26,8 @@ fn refresher(
         deps: stack.deps_with_clock(FixedClock::new(now)),
         settings: RefreshSettings::default(),
         publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ mod login;
 mod login_codes;
 mod pushes;
 mod registrations;
+mod releases;
 mod tickets;
 mod tokens;
 

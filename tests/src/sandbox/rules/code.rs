@@ -619,3 +619,34 @@ pub fn jpeg() -> Vec<u8> {
     out.extend([0xFF, 0xD9]); // EOI
     out
 }
+
+// Added for fleet releases (issue 19, part 3).
+
+/// `getversioninfo`: the trial version (the last commit) and the live version, each absent
+/// when there is none.
+pub fn getversioninfo(st: &mut State, call: &Call<'_>) -> Answer {
+    if let Err(answer) = precheck(st, call) {
+        return answer;
+    }
+    let exp = st
+        .merchants
+        .get(call.actor)
+        .and_then(|m| m.committed.as_ref())
+        .map(|c| json!({"exp_time": c.at, "exp_version": c.user_version, "exp_desc": c.user_desc}));
+    let live = st
+        .code
+        .programs
+        .get(call.actor)
+        .and_then(|p| p.released.as_ref())
+        .map(|v| {
+            json!({"release_time": v.released_at, "release_version": v.user_version, "release_desc": v.user_desc})
+        });
+    let mut fields = Map::new();
+    if let Some(e) = exp {
+        fields.insert("exp_info".into(), e);
+    }
+    if let Some(r) = live {
+        fields.insert("release_info".into(), r);
+    }
+    ok_with(call, Value::Object(fields))
+}

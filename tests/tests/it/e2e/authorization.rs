@@ -588,6 +588,8 @@ async fn a_profile_missing_at_authorization_is_filled_by_the_refresher() {
         deps: stack.deps(),
         settings: wxopen::refresher::RefreshSettings::default(),
         publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Default::default(),
     };
     let report = token_refresh::run(&refresher).await;
     assert_eq!(report.profiles_filled, 1, "{report:?}");
@@ -620,6 +622,8 @@ async fn the_refresher_starts_no_refresh_it_cannot_finish_before_its_deadline() 
         deps: stack.deps_with_clock(wxopen::clock::FixedClock::new(due.expires_at)),
         settings: wxopen::refresher::RefreshSettings::default(),
         publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Default::default(),
     };
     let calls = stack.calls_to("api_authorizer_token");
     let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(2);

@@ -262,6 +262,8 @@ async fn eventbridge_down_for_a_batch_every_push_answered_in_time_and_delivered_
         deps: stack.deps(),
         settings: Default::default(),
         publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Default::default(),
     };
     let still_down = token_refresh::sweep(&app).await;
     assert_eq!(
