@@ -2,6 +2,7 @@
 //! first (the `authorized` push or the browser redirect), and the recoveries when a code can no
 //! longer be exchanged.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -9,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::links::{LinkHint, bind_authorization};
 use crate::clock::Clock;
 use crate::crypto;
+use crate::events::{AuthorizationChange, Event};
 use crate::model::{
     AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken, PendingAuthorization,
 };
@@ -36,6 +38,35 @@ impl Exchange {
             | Exchange::Superseded { authorizer_appid } => authorizer_appid,
         }
     }
+}
+
+/// The `authorization.changed` of a code exchange, published by whoever *recorded* it (the
+/// push or the browser redirect): `None` for [`Exchange::AlreadyDone`] (the other path recorded
+/// it and publishes) and [`Exchange::Superseded`]. The id is derived from the authorizer, the
+/// change and the code's digest (never the code), so a retry of the same authorization gives the
+/// same id whichever path records it. `cause` (`authorized`, `redirect`, …) goes in `fields`.
+pub fn exchange_change(
+    exchange: &Exchange,
+    change: AuthorizationChange,
+    code: &SecretString,
+    cause: &str,
+    event_time: i64,
+    now: i64,
+    customer_ref: Option<&str>,
+) -> Option<Event> {
+    let Exchange::Recorded { authorizer_appid } = exchange else {
+        return None;
+    };
+    let fields = BTreeMap::from([("cause".to_string(), cause.to_string())]);
+    Some(Event::authorization_changed(
+        authorizer_appid,
+        change,
+        &format!("code:{}", crypto::sha1_hex(code.expose_secret())),
+        event_time,
+        now,
+        customer_ref,
+        fields,
+    ))
 }
 
 /// Records an authorization whose code can no longer be exchanged (a callback was cut off

@@ -593,3 +593,51 @@ async fn events_of_a_customers_authorizer_carry_its_customer_ref() {
         "{changed}"
     );
 }
+
+/// The `authorization.changed` events of `appid` with change `authorized`, from the bus.
+async fn authorized_changes(stack: &Stack, appid: &str) -> Vec<Value> {
+    let events = stack.bus.drain_all().await.unwrap();
+    assert_no_credentials(stack, &events).await;
+    events
+        .into_iter()
+        .filter(|e| {
+            e["detail-type"] == "authorization.changed"
+                && e["detail"]["appid"] == appid
+                && e["detail"]["event"] == "authorized"
+        })
+        .collect()
+}
+
+/// Issue 16: an authorization completed by the browser redirect alone (the push never comes)
+/// is published once, with the link's `customer_ref` and no code.
+#[tokio::test]
+async fn an_authorization_the_redirect_records_is_published_with_its_customer_ref() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    stack.bus.drain_all().await.unwrap();
+    stack.authorize(OA1, "redirect_only").await;
+    let changes = authorized_changes(&stack, OA1).await;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    let d = &changes[0]["detail"];
+    assert_eq!(d["customer_ref"], "test-customer", "{d}");
+    assert_eq!(d["fields"]["cause"], "redirect", "{d}");
+    assert!(is_event_id(&d["id"]), "{d}");
+}
+
+/// Issue 16: the push and the redirect of one authorization, in either order, give exactly one
+/// `authorization.changed` (whichever records it publishes; the other finds it done).
+#[tokio::test]
+async fn the_push_and_the_redirect_of_one_authorization_are_one_change() {
+    for order in ["push_first", "redirect_first"] {
+        let stack = Stack::start().await;
+        stack.push_ticket().await;
+        stack.bus.drain_all().await.unwrap();
+        stack.authorize(OA1, order).await;
+        let changes = authorized_changes(&stack, OA1).await;
+        assert_eq!(changes.len(), 1, "{order}: {changes:#?}");
+        assert_eq!(
+            changes[0]["detail"]["customer_ref"], "test-customer",
+            "{order}"
+        );
+    }
+}
