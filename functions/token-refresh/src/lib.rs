@@ -6,8 +6,8 @@ use lambda_runtime::{Error, LambdaEvent};
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
-use wxopen::events::outbox::SweepReport;
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
+use wxopen::events::outbox::{self, SweepReport};
+use wxopen::events::{EventBridgePublisher, EventEntry, EventPublisher, EventSettings, metrics};
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
@@ -49,6 +49,7 @@ where
 {
     let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
     let report = run_with(app, &app.settings.until(deadline)).await;
+    publish_changes(app, &report).await;
     let swept = sweep(app).await;
     let now_ms = app.deps.clock.now().saturating_mul(1000);
     for line in refresher::emf_lines(&report, now_ms) {
@@ -56,6 +57,42 @@ where
     }
     println!("{}", metrics::sweep_line("token-refresh", &swept, now_ms));
     Ok(report)
+}
+
+/// Publishes the run's `authorization.changed` events (batched by the publisher); what
+/// EventBridge refuses goes to the outbox, which this run's sweep retries.
+pub async fn publish_changes<S, C, K, P>(app: &App<S, C, K, P>, report: &RefreshReport)
+where
+    S: EventRecordStore,
+    K: Clock,
+    P: EventPublisher,
+{
+    let entries = match report
+        .changes
+        .iter()
+        .map(EventEntry::from_event)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "authorization.changed not built");
+            return;
+        }
+    };
+    match outbox::publish_or_defer(
+        &app.deps.store,
+        &app.publisher,
+        &entries,
+        app.deps.clock.now(),
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(deferred) => tracing::warn!(deferred, "authorization.changed deferred to the outbox"),
+        Err(e) => {
+            tracing::error!(error = %e, "authorization.changed neither published nor deferred")
+        }
+    }
 }
 
 /// The outbox sweep of a run (events EventBridge refused earlier).
