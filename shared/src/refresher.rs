@@ -366,6 +366,12 @@ where
         Err(e) => report.fail(&e),
     }
 
+    // The customers of the authorizers that changed (one read each; changes are rare).
+    for change in &mut report.changes {
+        if let Ok(Some(a)) = svc.store.get_authorizer(&change.detail.appid).await {
+            change.detail.customer_ref = a.customer_ref;
+        }
+    }
     report.wechat_token_calls = svc.counters().wechat_token_calls;
     report
 }

@@ -48,15 +48,31 @@ where
     P: EventPublisher,
 {
     let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-    let report = run_with(app, &app.settings.until(deadline)).await;
-    publish_changes(app, &report).await;
-    let swept = sweep(app).await;
+    let (report, swept) = run_and_publish(app, &app.settings.until(deadline)).await;
     let now_ms = app.deps.clock.now().saturating_mul(1000);
     for line in refresher::emf_lines(&report, now_ms) {
         println!("{line}");
     }
     println!("{}", metrics::sweep_line("token-refresh", &swept, now_ms));
     Ok(report)
+}
+
+/// A whole run as the schedule makes it: the refresh, its `authorization.changed` events
+/// published, then the outbox swept (events refused now or earlier).
+pub async fn run_and_publish<S, C, K, P>(
+    app: &App<S, C, K, P>,
+    settings: &RefreshSettings,
+) -> (RefreshReport, SweepReport)
+where
+    S: TokenServiceStore + EventRecordStore,
+    C: CredentialsProvider,
+    K: Clock,
+    P: EventPublisher,
+{
+    let report = run_with(app, settings).await;
+    publish_changes(app, &report).await;
+    let swept = sweep(app).await;
+    (report, swept)
 }
 
 /// Publishes the run's `authorization.changed` events (batched by the publisher); what

@@ -641,3 +641,140 @@ async fn the_push_and_the_redirect_of_one_authorization_are_one_change() {
         );
     }
 }
+
+/// The scheduled run as the schedule makes it (refresh, publish, sweep), `secs` in the future.
+async fn scheduled_run(stack: &Stack, secs: i64) -> wxopen::refresher::RefreshReport {
+    use wxopen::clock::{Clock, FixedClock};
+    let app = token_refresh::App {
+        deps: stack.deps_with_clock(FixedClock::new(SystemClock.now() + secs)),
+        settings: Default::default(),
+        publisher: stack.publisher(),
+    };
+    token_refresh::run_and_publish(&app, &app.settings).await.0
+}
+
+/// The `authorization.changed` events on the bus, as (appid, change).
+async fn changes_on_bus(stack: &Stack) -> Vec<(String, String, Value)> {
+    let events = stack.bus.drain_all().await.unwrap();
+    assert_no_credentials(stack, &events).await;
+    events
+        .into_iter()
+        .filter(|e| e["detail-type"] == "authorization.changed")
+        .map(|e| {
+            let d = e["detail"].clone();
+            (
+                d["appid"].as_str().unwrap_or_default().to_string(),
+                d["event"].as_str().unwrap_or_default().to_string(),
+                d,
+            )
+        })
+        .collect()
+}
+
+/// Issue 16: an authorization the callbacks left pending and the scheduled run completes is
+/// published by the run, once (a second run publishes nothing).
+#[tokio::test]
+async fn a_pending_authorization_the_scheduled_run_completes_is_published() {
+    use wxopen::clock::Clock;
+    use wxopen::model::{AuthorizationKind, PendingAuthorization};
+    use wxopen::store::AuthCodeStore;
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    let result = stack.authorize(OA1, "none").await;
+    let code = secrecy::SecretString::from(result["auth_code"].as_str().expect("auth_code"));
+    let now = SystemClock.now();
+    let pending = PendingAuthorization {
+        authorizer_appid: OA1.to_string(),
+        kind: AuthorizationKind::Authorized,
+        authorization_code: code,
+        create_time: now,
+        code_expires_at: Some(now + 3600),
+        received_at: now,
+        pre_auth_digest: None,
+    };
+    stack
+        .store
+        .put_pending_authorization(&pending)
+        .await
+        .unwrap();
+    stack.bus.drain_all().await.unwrap();
+    let report = scheduled_run(&stack, 0).await;
+    assert_eq!(report.pending_completed, 1, "{report:?}");
+    let changes = changes_on_bus(&stack).await;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(
+        (changes[0].0.as_str(), changes[0].1.as_str()),
+        (OA1, "authorized")
+    );
+    assert_eq!(changes[0].2["fields"]["cause"], "refresher");
+    scheduled_run(&stack, 0).await;
+    assert!(changes_on_bus(&stack).await.is_empty());
+}
+
+/// Issue 16: a refresh token WeChat rejects (61023) is `needs_reauth`, and its recovery from
+/// `api_get_authorizer_list` in the same run `recovered`, each published once by the run.
+#[tokio::test]
+async fn a_rejected_refresh_token_is_needs_reauth_then_recovered_on_the_bus() {
+    use wxopen::clock::Clock;
+    use wxopen::model::{NewToken, TokenKey};
+    use wxopen::store::TokenStore;
+    let stack = stack_with(&[OA1]).await;
+    let key = TokenKey::Authorizer(OA1.into());
+    let now = SystemClock.now();
+    stack
+        .store
+        .acquire_lease(&key, 1, "w", now, now + 30)
+        .await
+        .unwrap();
+    stack
+        .store
+        .commit_token(
+            &key,
+            "w",
+            1,
+            &NewToken {
+                access_token: "stale".into(),
+                expires_at: now,
+                refresh_token: Some("refreshtoken@@@lost".into()),
+            },
+        )
+        .await
+        .unwrap();
+    stack.bus.drain_all().await.unwrap();
+    let report = scheduled_run(&stack, 7000).await;
+    assert_eq!(report.recovered, 1, "{report:?}");
+    let mut kinds: Vec<(String, String)> = changes_on_bus(&stack)
+        .await
+        .into_iter()
+        .map(|(a, c, _)| (a, c))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            (OA1.to_string(), "needs_reauth".to_string()),
+            (OA1.to_string(), "recovered".to_string())
+        ]
+    );
+}
+
+/// Issue 16: an authorizer WeChat no longer lists (the unauthorized push never came) is
+/// published as `unauthorized` by the run that finds it out, once.
+#[tokio::test]
+async fn an_unlisted_authorizer_is_published_as_unauthorized() {
+    let stack = stack_with(&[OA1]).await;
+    stack.sandbox.set_callbacks(None, None);
+    let (status, body) = stack
+        .control(Method::POST, &format!("merchants/{OA1}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    stack.bus.drain_all().await.unwrap();
+    scheduled_run(&stack, 7000).await;
+    let changes = changes_on_bus(&stack).await;
+    let kinds: Vec<&str> = changes.iter().map(|(_, c, _)| c.as_str()).collect();
+    assert_eq!(kinds, vec!["needs_reauth", "unauthorized"], "{changes:#?}");
+    let unauth = &changes[1].2;
+    assert_eq!(unauth["fields"]["cause"], "refresher");
+    scheduled_run(&stack, 7000).await;
+    assert!(changes_on_bus(&stack).await.is_empty());
+}
