@@ -13,9 +13,7 @@ use wxopen::app::Deps;
 use wxopen::authorization::{self, Exchange, LinkHint, failure_page, success_page};
 use wxopen::clock::{Clock, SystemClock};
 use wxopen::events::outbox;
-use wxopen::events::{
-    AuthorizationChange, EventBridgePublisher, EventEntry, EventPublisher, EventSettings,
-};
+use wxopen::events::{AuthorizationChange, EventBridgePublisher, EventPublisher, EventSettings};
 use wxopen::http::{ApiError, html_response, query_param, redirect_response, store_failed};
 use wxopen::model::LinkStatus;
 use wxopen::runtime::{FromRuntime, Runtime};
@@ -175,6 +173,9 @@ async fn publish_change<S, C, K, P>(
     K: Clock,
     P: EventPublisher,
 {
+    if !matches!(exchange, Exchange::Recorded { .. }) {
+        return; // The push recorded it and published.
+    }
     let deps = &app.deps;
     let now = deps.clock.now();
     let customer_ref = match deps.store.get_authorizer(exchange.authorizer_appid()).await {
@@ -195,18 +196,5 @@ async fn publish_change<S, C, K, P>(
     ) else {
         return;
     };
-    let entry = match EventEntry::from_event(&event) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "authorization.changed not built");
-            return;
-        }
-    };
-    match outbox::publish_or_defer(&deps.store, &app.publisher, &[entry], now).await {
-        Ok(0) => {}
-        Ok(deferred) => tracing::warn!(deferred, "authorization.changed deferred to the outbox"),
-        Err(e) => {
-            tracing::error!(error = %e, "authorization.changed neither published nor deferred")
-        }
-    }
+    outbox::publish_own(&deps.store, &app.publisher, &[event], now).await;
 }

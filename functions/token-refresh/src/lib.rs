@@ -7,7 +7,7 @@ use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::events::outbox::{self, SweepReport};
-use wxopen::events::{EventBridgePublisher, EventEntry, EventPublisher, EventSettings, metrics};
+use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
@@ -83,32 +83,13 @@ where
     K: Clock,
     P: EventPublisher,
 {
-    let entries = match report
-        .changes
-        .iter()
-        .map(EventEntry::from_event)
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "authorization.changed not built");
-            return;
-        }
-    };
-    match outbox::publish_or_defer(
+    outbox::publish_own(
         &app.deps.store,
         &app.publisher,
-        &entries,
+        &report.changes,
         app.deps.clock.now(),
     )
-    .await
-    {
-        Ok(0) => {}
-        Ok(deferred) => tracing::warn!(deferred, "authorization.changed deferred to the outbox"),
-        Err(e) => {
-            tracing::error!(error = %e, "authorization.changed neither published nor deferred")
-        }
-    }
+    .await;
 }
 
 /// The outbox sweep of a run (events EventBridge refused earlier).

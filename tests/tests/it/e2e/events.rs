@@ -624,6 +624,29 @@ async fn an_authorization_the_redirect_records_is_published_with_its_customer_re
     assert!(is_event_id(&d["id"]), "{d}");
 }
 
+/// Issue 16: EventBridge refusing the redirect's `authorization.changed`: the merchant still
+/// sees success, the event waits in the outbox and the scheduled run's sweep delivers it.
+#[tokio::test]
+async fn the_redirects_change_refused_by_eventbridge_is_delivered_by_the_sweep() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    stack.bus.drain_all().await.unwrap();
+    stack.bus.take_down().await.unwrap();
+    stack.authorize(OA1, "redirect_only").await;
+    stack.bus.bring_up().await.unwrap();
+    assert!(authorized_changes(&stack, OA1).await.is_empty());
+    let app = token_refresh::App {
+        deps: stack.deps(),
+        settings: Default::default(),
+        publisher: stack.publisher(),
+    };
+    let swept = token_refresh::sweep(&app).await;
+    assert_eq!((swept.republished, swept.failed), (1, 0), "{swept:?}");
+    let changes = authorized_changes(&stack, OA1).await;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(changes[0]["detail"]["customer_ref"], "test-customer");
+}
+
 /// Issue 16: the push and the redirect of one authorization, in either order, give exactly one
 /// `authorization.changed` (whichever records it publishes; the other finds it done).
 #[tokio::test]
