@@ -410,3 +410,59 @@ where
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(x: &Exchange, code: &str) -> Option<Event> {
+        let code = SecretString::from(code);
+        exchange_change(
+            x,
+            AuthorizationChange::Authorized,
+            &code,
+            "redirect",
+            1,
+            2,
+            Some("c"),
+        )
+    }
+
+    #[test]
+    fn only_the_recorder_publishes_with_an_id_from_the_code_digest() {
+        let recorded = Exchange::Recorded {
+            authorizer_appid: "wxa".into(),
+        };
+        let a = change(&recorded, "queryauthcode@@@1").unwrap();
+        // Another cause (the push) for the same code: the same id.
+        let code = SecretString::from("queryauthcode@@@1");
+        let b = exchange_change(
+            &recorded,
+            AuthorizationChange::Authorized,
+            &code,
+            "authorized",
+            1,
+            3,
+            None,
+        )
+        .unwrap();
+        assert_eq!(a.detail.id, b.detail.id);
+        assert_ne!(
+            a.detail.id,
+            change(&recorded, "queryauthcode@@@2").unwrap().detail.id
+        );
+        assert_eq!(a.detail.customer_ref.as_deref(), Some("c"));
+        let json = serde_json::to_string(&a.detail).unwrap();
+        assert!(!json.contains("queryauthcode"), "{json}");
+        for other in [
+            Exchange::AlreadyDone {
+                authorizer_appid: "wxa".into(),
+            },
+            Exchange::Superseded {
+                authorizer_appid: "wxa".into(),
+            },
+        ] {
+            assert!(change(&other, "queryauthcode@@@1").is_none());
+        }
+    }
+}
