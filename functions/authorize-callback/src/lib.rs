@@ -13,7 +13,7 @@ use wxopen::app::Deps;
 use wxopen::authorization::{self, Exchange, LinkHint, failure_page, success_page};
 use wxopen::clock::{Clock, SystemClock};
 use wxopen::events::outbox;
-use wxopen::events::{AuthorizationChange, EventBridgePublisher, EventPublisher, EventSettings};
+use wxopen::events::{AuthorizationChange, EventBridgePublisher, EventPublisher};
 use wxopen::http::{ApiError, html_response, query_param, redirect_response, store_failed};
 use wxopen::model::LinkStatus;
 use wxopen::runtime::{FromRuntime, Runtime};
@@ -33,10 +33,7 @@ pub struct App<S, C, K, P = EventBridgePublisher> {
 impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
     fn from_runtime(rt: Runtime<C>) -> Self {
         Self {
-            publisher: EventBridgePublisher::from_settings(
-                &rt.aws,
-                &EventSettings::from_config(&rt.config),
-            ),
+            publisher: rt.event_publisher(),
             deps: rt.into_deps(),
         }
     }

@@ -7,7 +7,7 @@ use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::events::outbox::{self, SweepReport};
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
+use wxopen::events::{EventBridgePublisher, EventPublisher, metrics};
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
@@ -26,10 +26,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
     fn from_runtime(rt: Runtime<C>) -> Self {
         Self {
             settings: RefreshSettings::from_config(&rt.config),
-            publisher: EventBridgePublisher::from_settings(
-                &rt.aws,
-                &EventSettings::from_config(&rt.config),
-            ),
+            publisher: rt.event_publisher(),
             deps: rt.into_deps(),
         }
     }

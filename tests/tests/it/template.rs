@@ -286,12 +286,14 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
             .map(|f| f["policies"].as_str().unwrap_or_default().to_string())
             .unwrap_or_else(|| panic!("no function {binary}"))
     };
-    // fast-registrations publishes registration.changed after the official account's ticket.
+    // fast-registrations publishes registration.changed after the official account's ticket;
+    // authorize-callback the authorization.changed of an authorization the redirect records.
     let publishers = [
         "component-events",
         "message-events",
         "token-refresh",
         "fast-registrations",
+        "authorize-callback",
     ];
     for publisher in publishers {
         let p = policies(publisher);

@@ -698,28 +698,11 @@ async fn changes_on_bus(stack: &Stack) -> Vec<(String, String, Value)> {
 /// published by the run, once (a second run publishes nothing).
 #[tokio::test]
 async fn a_pending_authorization_the_scheduled_run_completes_is_published() {
-    use wxopen::clock::Clock;
-    use wxopen::model::{AuthorizationKind, PendingAuthorization};
-    use wxopen::store::AuthCodeStore;
     let stack = Stack::start().await;
     stack.push_ticket().await;
     let result = stack.authorize(OA1, "none").await;
     let code = secrecy::SecretString::from(result["auth_code"].as_str().expect("auth_code"));
-    let now = SystemClock.now();
-    let pending = PendingAuthorization {
-        authorizer_appid: OA1.to_string(),
-        kind: AuthorizationKind::Authorized,
-        authorization_code: code,
-        create_time: now,
-        code_expires_at: Some(now + 3600),
-        received_at: now,
-        pre_auth_digest: None,
-    };
-    stack
-        .store
-        .put_pending_authorization(&pending)
-        .await
-        .unwrap();
+    super::authorization::leave_pending(&stack, OA1, code).await;
     stack.bus.drain_all().await.unwrap();
     let report = scheduled_run(&stack, 0).await;
     assert_eq!(report.pending_completed, 1, "{report:?}");
@@ -738,31 +721,8 @@ async fn a_pending_authorization_the_scheduled_run_completes_is_published() {
 /// `api_get_authorizer_list` in the same run `recovered`, each published once by the run.
 #[tokio::test]
 async fn a_rejected_refresh_token_is_needs_reauth_then_recovered_on_the_bus() {
-    use wxopen::clock::Clock;
-    use wxopen::model::{NewToken, TokenKey};
-    use wxopen::store::TokenStore;
     let stack = stack_with(&[OA1]).await;
-    let key = TokenKey::Authorizer(OA1.into());
-    let now = SystemClock.now();
-    stack
-        .store
-        .acquire_lease(&key, 1, "w", now, now + 30)
-        .await
-        .unwrap();
-    stack
-        .store
-        .commit_token(
-            &key,
-            "w",
-            1,
-            &NewToken {
-                access_token: "stale".into(),
-                expires_at: now,
-                refresh_token: Some("refreshtoken@@@lost".into()),
-            },
-        )
-        .await
-        .unwrap();
+    crate::tokens::lose_refresh_token(&stack, OA1).await;
     stack.bus.drain_all().await.unwrap();
     let report = scheduled_run(&stack, 7000).await;
     assert_eq!(report.recovered, 1, "{report:?}");
@@ -785,12 +745,7 @@ async fn a_rejected_refresh_token_is_needs_reauth_then_recovered_on_the_bus() {
 /// published as `unauthorized` by the run that finds it out, once.
 #[tokio::test]
 async fn an_unlisted_authorizer_is_published_as_unauthorized() {
-    let stack = stack_with(&[OA1]).await;
-    stack.sandbox.set_callbacks(None, None);
-    let (status, body) = stack
-        .control(Method::POST, &format!("merchants/{OA1}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let stack = crate::tokens::cancelled_without_push(OA1).await;
     stack.bus.drain_all().await.unwrap();
     scheduled_run(&stack, 7000).await;
     let changes = changes_on_bus(&stack).await;
