@@ -15,13 +15,14 @@ use serde::Serialize;
 use crate::authorization;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::events::EventPublisher;
 use crate::events::outbox::{self, SweepReport};
-use crate::model::TokenKey;
+use crate::events::{AuthorizationChange, Event, EventPublisher};
+use crate::model::{AuthorizationKind, TokenKey};
 use crate::secrets::CredentialsProvider;
 use crate::store::TokenServiceStore;
 use crate::store::outbox::EventRecordStore;
 use crate::tokens::{TokenError, TokenService};
+use crate::wechat::ErrorKind;
 
 /// A ticket is valid 12 hours.
 pub const TICKET_MAX_AGE_SECS: i64 = 12 * 3600;
@@ -99,9 +100,22 @@ pub struct RefreshReport {
     /// Failures by cause (`errcode_61023`, `timeout`, `store`, ...).
     pub failures: BTreeMap<String, u32>,
     pub wechat_token_calls: u64,
+    /// wxopen's own authorization state changes this run made (`authorization.changed`, for
+    /// the function to publish): pending authorizations completed, `needs_reauth`,
+    /// `recovered`, and `unauthorized` for an authorizer WeChat no longer lists.
+    #[serde(skip)]
+    pub changes: Vec<Event>,
 }
 
 impl RefreshReport {
+    /// Records a change of `appid` (`cause` makes its id stable across retries of one run).
+    fn change(&mut self, appid: &str, change: AuthorizationChange, cause: &str, now: i64) {
+        let fields = BTreeMap::from([("cause".to_string(), "refresher".to_string())]);
+        self.changes.push(Event::authorization_changed(
+            appid, change, cause, now, now, None, fields,
+        ));
+    }
+
     fn fail(&mut self, e: &TokenError) {
         *self.failures.entry(failure_label(e)).or_default() += 1;
     }
@@ -226,13 +240,28 @@ where
     match svc.store.list_pending_authorizations().await {
         Ok(pending) => {
             let results: Vec<_> = stream::iter(pending.iter())
-                .map(|p| authorization::complete_pending(svc, p))
+                .map(|p| async move { (p, authorization::complete_pending(svc, p).await) })
                 .buffer_unordered(settings.concurrency.max(1))
                 .collect()
                 .await;
-            for r in results {
+            for (p, r) in results {
                 match r {
-                    Ok(_) => report.pending_completed += 1,
+                    Ok(exchange) => {
+                        report.pending_completed += 1;
+                        let change = match p.kind {
+                            AuthorizationKind::Authorized => AuthorizationChange::Authorized,
+                            AuthorizationKind::UpdateAuthorized => AuthorizationChange::Updated,
+                        };
+                        report.changes.extend(authorization::exchange_change(
+                            &exchange,
+                            change,
+                            &p.authorization_code,
+                            "refresher",
+                            p.create_time,
+                            now,
+                            None,
+                        ));
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "pending authorization not completed");
                         report.fail(&e);
@@ -284,6 +313,12 @@ where
                     Some(Err(e)) => {
                         tracing::error!(error = %e, authorizer = d.key.label(), "authorizer token refresh failed");
                         report.fail(&e);
+                        if let (TokenKey::Authorizer(appid), TokenError::WeChat(w)) = (&d.key, &e)
+                            && w.kind() == Some(ErrorKind::RefreshTokenInvalid)
+                        {
+                            let cause = format!("needs_reauth:v{}", d.version);
+                            report.change(appid, AuthorizationChange::NeedsReauth, &cause, now);
+                        }
                         let label = failure_label(&e);
                         if let Err(b) = svc
                             .back_off(&d.key, d.version, &e, &label, settings.window_secs)
@@ -300,11 +335,21 @@ where
 
     // 5. Refresh tokens WeChat rejected (61023): recover them from the authorizer list.
     match svc.recover_refresh_tokens().await {
-        Ok(restored) => {
-            report.recovered = u32::try_from(restored.len()).unwrap_or(u32::MAX);
-            for appid in restored {
-                let key = TokenKey::Authorizer(appid);
-                let version = match svc.store.get_token(&key).await {
+        Ok(recovery) => {
+            report.recovered = u32::try_from(recovery.restored.len()).unwrap_or(u32::MAX);
+            for appid in &recovery.revoked {
+                report.change(appid, AuthorizationChange::Unauthorized, "unlisted", now);
+            }
+            for appid in recovery.restored {
+                // The restore bumped the token's version: the event's id names it.
+                let key = TokenKey::Authorizer(appid.clone());
+                let version = svc.store.get_token(&key).await;
+                let cause = match &version {
+                    Ok(r) => format!("recovered:v{}", r.as_ref().map_or(0, |r| r.version)),
+                    Err(_) => "recovered".to_string(),
+                };
+                report.change(&appid, AuthorizationChange::Recovered, &cause, now);
+                let version = match version {
                     Ok(r) => r.map_or(0, |r| r.version),
                     Err(e) => {
                         report.fail(&e.into());
@@ -321,6 +366,12 @@ where
         Err(e) => report.fail(&e),
     }
 
+    // The customers of the authorizers that changed (one read each; changes are rare).
+    for change in &mut report.changes {
+        if let Ok(Some(a)) = svc.store.get_authorizer(&change.detail.appid).await {
+            change.detail.customer_ref = a.customer_ref;
+        }
+    }
     report.wechat_token_calls = svc.counters().wechat_token_calls;
     report
 }

@@ -12,6 +12,7 @@ use crate::app::Deps;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::events::metrics::MetricSink;
+use crate::events::{EventBridgePublisher, EventSettings};
 use crate::secrets::{CachedCredentials, SecretsManagerSource};
 use crate::store::DynamoStore;
 use crate::wechat::{TokenParam, WeChatClient};
@@ -58,6 +59,12 @@ impl Runtime {
 }
 
 impl<C> Runtime<C> {
+    /// The EventBridge publisher to the deployment's bus (the functions that publish events
+    /// build it here, once per cold start).
+    pub fn event_publisher(&self) -> EventBridgePublisher {
+        EventBridgePublisher::from_settings(&self.aws, &EventSettings::from_config(&self.config))
+    }
+
     /// The shared dependencies (store, credentials, clock, WeChat), consuming the runtime.
     pub fn into_deps(self) -> Deps<DynamoStore, C, SystemClock> {
         Deps {

@@ -149,6 +149,15 @@ pub const BACKOFF_MAX_SECS: i64 = 3600;
 pub const MAX_LIST_PAGES: u32 = 40;
 
 /// The reason recorded on an authorizer recovery found unlisted.
+/// What [`TokenService::recover_refresh_tokens`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Refresh tokens restored from `api_get_authorizer_list`.
+    pub restored: Vec<String>,
+    /// Authorizers WeChat no longer lists, marked unauthorized ([`REVOKED_UNLISTED`]).
+    pub revoked: Vec<String>,
+}
+
 pub const REVOKED_UNLISTED: &str = "refresh token rejected (61023) and not listed by api_get_authorizer_list: the merchant cancelled the authorization";
 
 /// WeChat calls that failed in a retryable way (-1, timeouts, 5xx) are tried this often in all.
@@ -648,11 +657,12 @@ where
     }
 
     /// Looks the `needs_reauth` authorizers up in `api_get_authorizer_list` and restores the
-    /// refresh tokens WeChat still lists. Returns the appids restored.
-    pub async fn recover_refresh_tokens(&self) -> Result<Vec<String>, TokenError> {
+    /// refresh tokens WeChat still lists; those it does not list (the whole list read) are
+    /// marked unauthorized.
+    pub async fn recover_refresh_tokens(&self) -> Result<Recovery, TokenError> {
         let mut missing = self.store.needs_reauth().await?;
         if missing.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recovery::default());
         }
         let creds = self.credentials.credentials().await?;
         let component = self.component_token(None).await?;
@@ -671,9 +681,13 @@ where
                 restored.push(appid);
             }
         }
+        let mut recovery = Recovery {
+            restored,
+            revoked: Vec::new(),
+        };
         if !complete {
             // The walk stopped at its bound: the rest may be further down the list.
-            return Ok(restored);
+            return Ok(recovery);
         }
         for appid in &missing {
             // WeChat read the whole list and does not have it: the merchant cancelled (the
@@ -684,9 +698,10 @@ where
                 .await?;
             if applied == EventApplied::Applied {
                 tracing::error!(authorizer = %appid, "authorizer no longer listed by WeChat; marked unauthorized");
+                recovery.revoked.push(appid.clone());
             }
         }
-        Ok(restored)
+        Ok(recovery)
     }
 }
 

@@ -2,28 +2,54 @@
 //! merchant's browser after authorization (the link's `redirect_uri` carries `link`; WeChat
 //! appends its parameters). Only a redirect naming a live link is acted on; anything else is a
 //! 400 that writes nothing and calls nothing. The exchange is the same code path as the
-//! `authorized` push (whichever arrives first does the work; the other finds it done). After
-//! success the browser goes to the link's `return_to` (with `link=<id>`) or sees a success page.
+//! `authorized` push (whichever arrives first does the work; the other finds it done). The one
+//! that records the authorization publishes `authorization.changed` (refused by EventBridge: the
+//! outbox, swept by the scheduled run). After success the browser goes to the link's `return_to`
+//! (with `link=<id>`) or sees a success page.
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Error, Request, Response};
-use wxopen::authorization::{self, LinkHint, failure_page, success_page};
-use wxopen::clock::Clock;
+use wxopen::app::Deps;
+use wxopen::authorization::{self, Exchange, LinkHint, failure_page, success_page};
+use wxopen::clock::{Clock, SystemClock};
+use wxopen::events::outbox;
+use wxopen::events::{AuthorizationChange, EventBridgePublisher, EventPublisher};
 use wxopen::http::{ApiError, html_response, query_param, redirect_response, store_failed};
 use wxopen::model::LinkStatus;
+use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
-use wxopen::store::TokenServiceStore;
+use wxopen::store::outbox::EventRecordStore;
+use wxopen::store::{DynamoStore, TokenServiceStore};
 use wxopen::tokens::TokenError;
 use wxopen::wechat::ErrorKind;
 
-pub use wxopen::app::Deps as App;
+/// The ports this function needs.
+pub struct App<S, C, K, P = EventBridgePublisher> {
+    pub deps: Deps<S, C, K>,
+    /// Where `authorization.changed` is published when the redirect records the authorization.
+    pub publisher: P,
+}
 
-pub async fn handle<S, C, K>(app: &App<S, C, K>, req: Request) -> Result<Response<Body>, Error>
+impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
+    fn from_runtime(rt: Runtime<C>) -> Self {
+        Self {
+            publisher: rt.event_publisher(),
+            deps: rt.into_deps(),
+        }
+    }
+}
+
+pub async fn handle<S, C, K, P>(
+    app: &App<S, C, K, P>,
+    req: Request,
+) -> Result<Response<Body>, Error>
 where
-    S: TokenServiceStore,
+    S: TokenServiceStore + EventRecordStore,
     C: CredentialsProvider,
     K: Clock,
+    P: EventPublisher,
 {
+    let deps = &app.deps;
     if req.method() != Method::GET {
         return Ok(html_response(
             405,
@@ -40,9 +66,9 @@ where
     };
     let code = code.trim().to_string();
     let link = match authorization::callback_link(
-        &app.store,
+        &deps.store,
         query_param(&req, "link").as_deref(),
-        app.clock.now(),
+        deps.clock.now(),
     )
     .await
     {
@@ -63,13 +89,13 @@ where
     // A link already used: only the redirect of the authorization that used it is shown its
     // outcome (its code is recorded as done); any other code is refused without a write.
     if link.status == LinkStatus::Authorized {
-        let done = app
+        let done = deps
             .store
             .code_done_for(&wxopen::crypto::sha1_hex(&code))
             .await;
         return Ok(match done {
             Ok(Some(appid)) if link.authorizer_appid.as_deref() == Some(appid.as_str()) => {
-                finished(app, &link, &appid).await
+                finished(deps, &link, &appid).await
             }
             Ok(_) => html_response(
                 400,
@@ -81,11 +107,15 @@ where
             }
         });
     }
-    let svc = app.tokens();
+    let svc = deps.tokens();
     let hint = LinkHint::Link(Box::new(link.clone()));
+    let code = code.into();
     Ok(
-        match authorization::exchange_code(&svc, &code.into(), None, &hint).await {
-            Ok(exchange) => finished(app, &link, exchange.authorizer_appid()).await,
+        match authorization::exchange_code(&svc, &code, None, &hint).await {
+            Ok(exchange) => {
+                publish_change(app, &exchange, &code).await;
+                finished(deps, &link, exchange.authorizer_appid()).await
+            }
             Err(TokenError::WeChat(e)) if e.kind() == Some(ErrorKind::InvalidCode) => {
                 tracing::warn!(errcode = e.errcode(), "authorization code rejected");
                 html_response(
@@ -104,7 +134,7 @@ where
 
 /// The link's `return_to` (with `link=<id>` added) or the success page.
 async fn finished<S, C, K>(
-    app: &App<S, C, K>,
+    app: &Deps<S, C, K>,
     link: &wxopen::model::AuthorizationLink,
     appid: &str,
 ) -> Response<Body>
@@ -126,4 +156,42 @@ where
         Err(_) => None,
     };
     html_response(200, success_page(appid, nick.as_deref()))
+}
+
+/// The redirect recorded the authorization (the push may come later or never): publishes its
+/// `authorization.changed`, with the customer the link tied it to. What EventBridge refuses
+/// goes to the outbox; a failure to do even that is logged (the authorization stands).
+async fn publish_change<S, C, K, P>(
+    app: &App<S, C, K, P>,
+    exchange: &Exchange,
+    code: &secrecy::SecretString,
+) where
+    S: TokenServiceStore + EventRecordStore,
+    K: Clock,
+    P: EventPublisher,
+{
+    if !matches!(exchange, Exchange::Recorded { .. }) {
+        return; // The push recorded it and published.
+    }
+    let deps = &app.deps;
+    let now = deps.clock.now();
+    let customer_ref = match deps.store.get_authorizer(exchange.authorizer_appid()).await {
+        Ok(r) => r.and_then(|r| r.customer_ref),
+        Err(e) => {
+            tracing::warn!(error = %e, "authorizer not read for its customer_ref");
+            None
+        }
+    };
+    let Some(event) = authorization::exchange_change(
+        exchange,
+        AuthorizationChange::Authorized,
+        code,
+        "redirect",
+        now,
+        now,
+        customer_ref.as_deref(),
+    ) else {
+        return;
+    };
+    outbox::publish_own(&deps.store, &app.publisher, &[event], now).await;
 }

@@ -18,7 +18,7 @@ use wxopen::callbacks::fast_registration::{self, FastRegistrationError};
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::events::metrics::{self, MetricSink};
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings};
+use wxopen::events::{EventBridgePublisher, EventPublisher};
 use wxopen::http::{ApiError, open_push, rejected_plaintext, wechat_success};
 use wxopen::runtime::{FromRuntime, Runtime};
 use wxopen::secrets::CredentialsProvider;
@@ -43,10 +43,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
         Self {
             push_window: rt.config.push_window,
             completion_budget: DEFAULT_COMPLETION_BUDGET,
-            publisher: EventBridgePublisher::from_settings(
-                &rt.aws,
-                &EventSettings::from_config(&rt.config),
-            ),
+            publisher: rt.event_publisher(),
             metrics: rt.metrics.clone(),
             deps: rt.into_deps(),
         }

@@ -16,7 +16,7 @@ use wxopen::authorization::LinkSettings;
 use wxopen::callbacks::fast_registration;
 use wxopen::clock::{Clock, SystemClock};
 use wxopen::events::outbox;
-use wxopen::events::{EventBridgePublisher, EventEntry, EventPublisher, EventSettings};
+use wxopen::events::{EventBridgePublisher, EventEntry, EventPublisher};
 use wxopen::html::{escape_html, page};
 use wxopen::http::views::registration_json;
 use wxopen::http::{
@@ -51,10 +51,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
             settings: RegistrationSettings::from_config(&rt.config),
             links: LinkSettings::from_config(&rt.config),
             public_base: rt.config.public_base_url.clone(),
-            publisher: EventBridgePublisher::from_settings(
-                &rt.aws,
-                &EventSettings::from_config(&rt.config),
-            ),
+            publisher: rt.event_publisher(),
             deps: rt.into_deps(),
         }
     }

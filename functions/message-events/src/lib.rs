@@ -17,7 +17,7 @@ use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
 use wxopen::crypto;
 use wxopen::events::metrics::{self, MetricSink};
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings};
+use wxopen::events::{EventBridgePublisher, EventPublisher};
 use wxopen::http::{
     ApiError, appid_param, open_push, rejected_plaintext, store_failed, text_response,
     wechat_success,
@@ -57,10 +57,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
         Self {
             push_window: rt.config.push_window,
             login: LoginSettings::from_config(&rt.config),
-            publisher: EventBridgePublisher::from_settings(
-                &rt.aws,
-                &EventSettings::from_config(&rt.config),
-            ),
+            publisher: rt.event_publisher(),
             hook,
             hook_budget: hooks.budget,
             metrics: rt.metrics.clone(),

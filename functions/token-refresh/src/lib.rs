@@ -6,8 +6,8 @@ use lambda_runtime::{Error, LambdaEvent};
 use wxopen::app::Deps;
 use wxopen::clock::Clock;
 use wxopen::clock::SystemClock;
-use wxopen::events::outbox::SweepReport;
-use wxopen::events::{EventBridgePublisher, EventPublisher, EventSettings, metrics};
+use wxopen::events::outbox::{self, SweepReport};
+use wxopen::events::{EventBridgePublisher, EventPublisher, metrics};
 use wxopen::queue::{SqsQueue, WorkQueue};
 use wxopen::refresher::{self, RefreshReport, RefreshSettings};
 use wxopen::releases::engine::ScheduledReport;
@@ -34,10 +34,7 @@ impl<C> FromRuntime<C> for App<DynamoStore, C, SystemClock> {
     fn from_runtime(rt: Runtime<C>) -> Self {
         Self {
             settings: RefreshSettings::from_config(&rt.config),
-            publisher: EventBridgePublisher::from_settings(
-                &rt.aws,
-                &EventSettings::from_config(&rt.config),
-            ),
+            publisher: rt.event_publisher(),
             release_queue: SqsQueue::new(
                 aws_sdk_sqs::Client::new(&rt.aws),
                 rt.config.release_queue_url.clone().unwrap_or_default(),
@@ -62,8 +59,7 @@ where
     Q: WorkQueue,
 {
     let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-    let report = run_with(app, &app.settings.until(deadline)).await;
-    let swept = sweep(app).await;
+    let (report, swept) = run_and_publish(app, &app.settings.until(deadline)).await;
     let released = releases(app).await;
     tracing::info!(
         audits_polled = released.audits_polled,
@@ -106,6 +102,41 @@ where
     }
     .scheduled(AUDIT_POLLS_PER_RUN)
     .await
+}
+
+/// A whole run as the schedule makes it: the refresh, its `authorization.changed` events
+/// published, then the outbox swept (events refused now or earlier).
+pub async fn run_and_publish<S, C, K, P, Q>(
+    app: &App<S, C, K, P, Q>,
+    settings: &RefreshSettings,
+) -> (RefreshReport, SweepReport)
+where
+    S: TokenServiceStore + EventRecordStore,
+    C: CredentialsProvider,
+    K: Clock,
+    P: EventPublisher,
+{
+    let report = run_with(app, settings).await;
+    publish_changes(app, &report).await;
+    let swept = sweep(app).await;
+    (report, swept)
+}
+
+/// Publishes the run's `authorization.changed` events (batched by the publisher); what
+/// EventBridge refuses goes to the outbox, which this run's sweep retries.
+pub async fn publish_changes<S, C, K, P, Q>(app: &App<S, C, K, P, Q>, report: &RefreshReport)
+where
+    S: EventRecordStore,
+    K: Clock,
+    P: EventPublisher,
+{
+    outbox::publish_own(
+        &app.deps.store,
+        &app.publisher,
+        &report.changes,
+        app.deps.clock.now(),
+    )
+    .await;
 }
 
 /// The outbox sweep of a run (events EventBridge refused earlier).

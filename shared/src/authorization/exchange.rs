@@ -2,6 +2,7 @@
 //! first (the `authorized` push or the browser redirect), and the recoveries when a code can no
 //! longer be exchanged.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -9,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::links::{LinkHint, bind_authorization};
 use crate::clock::Clock;
 use crate::crypto;
+use crate::events::{AuthorizationChange, Event};
 use crate::model::{
     AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken, PendingAuthorization,
 };
@@ -36,6 +38,35 @@ impl Exchange {
             | Exchange::Superseded { authorizer_appid } => authorizer_appid,
         }
     }
+}
+
+/// The `authorization.changed` of a code exchange, published by whoever *recorded* it (the
+/// push or the browser redirect): `None` for [`Exchange::AlreadyDone`] (the other path recorded
+/// it and publishes) and [`Exchange::Superseded`]. The id is derived from the authorizer, the
+/// change and the code's digest (never the code), so a retry of the same authorization gives the
+/// same id whichever path records it. `cause` (`authorized`, `redirect`, …) goes in `fields`.
+pub fn exchange_change(
+    exchange: &Exchange,
+    change: AuthorizationChange,
+    code: &SecretString,
+    cause: &str,
+    event_time: i64,
+    now: i64,
+    customer_ref: Option<&str>,
+) -> Option<Event> {
+    let Exchange::Recorded { authorizer_appid } = exchange else {
+        return None;
+    };
+    let fields = BTreeMap::from([("cause".to_string(), cause.to_string())]);
+    Some(Event::authorization_changed(
+        authorizer_appid,
+        change,
+        &format!("code:{}", crypto::sha1_hex(code.expose_secret())),
+        event_time,
+        now,
+        customer_ref,
+        fields,
+    ))
 }
 
 /// Records an authorization whose code can no longer be exchanged (a callback was cut off
@@ -378,4 +409,60 @@ where
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(x: &Exchange, code: &str) -> Option<Event> {
+        let code = SecretString::from(code);
+        exchange_change(
+            x,
+            AuthorizationChange::Authorized,
+            &code,
+            "redirect",
+            1,
+            2,
+            Some("c"),
+        )
+    }
+
+    #[test]
+    fn only_the_recorder_publishes_with_an_id_from_the_code_digest() {
+        let recorded = Exchange::Recorded {
+            authorizer_appid: "wxa".into(),
+        };
+        let a = change(&recorded, "queryauthcode@@@1").unwrap();
+        // Another cause (the push) for the same code: the same id.
+        let code = SecretString::from("queryauthcode@@@1");
+        let b = exchange_change(
+            &recorded,
+            AuthorizationChange::Authorized,
+            &code,
+            "authorized",
+            1,
+            3,
+            None,
+        )
+        .unwrap();
+        assert_eq!(a.detail.id, b.detail.id);
+        assert_ne!(
+            a.detail.id,
+            change(&recorded, "queryauthcode@@@2").unwrap().detail.id
+        );
+        assert_eq!(a.detail.customer_ref.as_deref(), Some("c"));
+        let json = serde_json::to_string(&a.detail).unwrap();
+        assert!(!json.contains("queryauthcode"), "{json}");
+        for other in [
+            Exchange::AlreadyDone {
+                authorizer_appid: "wxa".into(),
+            },
+            Exchange::Superseded {
+                authorizer_appid: "wxa".into(),
+            },
+        ] {
+            assert!(change(&other, "queryauthcode@@@1").is_none());
+        }
+    }
 }

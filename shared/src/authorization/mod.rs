@@ -7,8 +7,8 @@ pub mod links;
 pub mod pages;
 
 pub use exchange::{
-    Exchange, ProfilesFilled, complete_pending, exchange_code, fill_missing_profiles,
-    profile_record, recover_authorization,
+    Exchange, ProfilesFilled, complete_pending, exchange_change, exchange_code,
+    fill_missing_profiles, profile_record, recover_authorization,
 };
 pub use links::{
     AuthType, AuthorizationLinks, CreatedLink, LinkError, LinkHint, LinkHosts, LinkOptions,

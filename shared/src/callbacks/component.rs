@@ -173,7 +173,9 @@ pub async fn push_event<S: ComponentEventStore>(
 }
 
 /// wxopen's own state change caused by `push` (event id `cause`), as `authorization.changed`:
-/// `unauthorized` when the push was applied, `authorized`/`updated` once its code was exchanged.
+/// `unauthorized` when the push was applied, `authorized`/`updated` when this push's exchange
+/// recorded the authorization (not when the redirect had: it published; see
+/// [`authorization::exchange_change`] for the shared id).
 pub fn authorization_changes(
     push: &ComponentPush,
     outcome: PushOutcome,
@@ -182,44 +184,42 @@ pub fn authorization_changes(
     customer_ref: Option<&str>,
     now: i64,
 ) -> Vec<Event> {
-    let change = match (push, outcome, exchange) {
-        (ComponentPush::Unauthorized { .. }, PushOutcome::Unauthorized, _) => {
-            AuthorizationChange::Unauthorized
-        }
-        (
-            ComponentPush::Authorized(_),
-            _,
-            Some(Exchange::Recorded { .. } | Exchange::AlreadyDone { .. }),
-        ) => AuthorizationChange::Authorized,
-        (
-            ComponentPush::UpdateAuthorized(_),
-            _,
-            Some(Exchange::Recorded { .. } | Exchange::AlreadyDone { .. }),
-        ) => AuthorizationChange::Updated,
-        _ => return Vec::new(),
+    let info_type = push.info_type();
+    let granted = |change, a: &xml::AuthorizationEvent| {
+        exchange.and_then(|x| {
+            authorization::exchange_change(
+                x,
+                change,
+                &a.authorization_code,
+                info_type,
+                a.create_time,
+                now,
+                customer_ref,
+            )
+        })
     };
-    let (appid, create_time) = match push {
-        ComponentPush::Unauthorized {
+    let event = match (push, outcome) {
+        (
+            ComponentPush::Unauthorized {
+                authorizer_appid,
+                create_time,
+                ..
+            },
+            PushOutcome::Unauthorized,
+        ) => Some(Event::authorization_changed(
             authorizer_appid,
-            create_time,
-            ..
-        } => (authorizer_appid.as_str(), *create_time),
-        ComponentPush::Authorized(a) | ComponentPush::UpdateAuthorized(a) => {
-            (a.authorizer_appid.as_str(), a.create_time)
-        }
-        _ => return Vec::new(),
+            AuthorizationChange::Unauthorized,
+            cause,
+            *create_time,
+            now,
+            customer_ref,
+            std::collections::BTreeMap::from([("cause".to_string(), info_type.to_string())]),
+        )),
+        (ComponentPush::Authorized(a), _) => granted(AuthorizationChange::Authorized, a),
+        (ComponentPush::UpdateAuthorized(a), _) => granted(AuthorizationChange::Updated, a),
+        _ => None,
     };
-    let mut fields = std::collections::BTreeMap::new();
-    fields.insert("cause".to_string(), push.info_type().to_string());
-    vec![Event::authorization_changed(
-        appid,
-        change,
-        cause,
-        create_time,
-        now,
-        customer_ref,
-        fields,
-    )]
+    event.into_iter().collect()
 }
 
 /// Publishes the push's event and records it (before WeChat is answered), with wxopen's own

@@ -19,6 +19,7 @@
 
 use std::time::Instant;
 
+use super::Event;
 use super::publish::{EventEntry, EventPublisher};
 use crate::store::StoreError;
 use crate::store::outbox::{EventRecord, EventRecordStore, OutboxEntry, RecordOutcome, ReplyMemo};
@@ -142,6 +143,32 @@ where
         .collect();
     store.enqueue(&deferred).await?;
     Ok(deferred.len())
+}
+
+/// [`publish_or_defer`] for wxopen's own events outside a push (the browser redirect, the
+/// scheduled run): built, published, the refused deferred. Never fails its caller (the state
+/// change already stands); what could be neither published nor deferred is logged.
+pub async fn publish_own<S, P>(store: &S, publisher: &P, events: &[Event], now: i64)
+where
+    S: EventRecordStore,
+    P: EventPublisher,
+{
+    let entries = match events
+        .iter()
+        .map(EventEntry::from_event)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "own events not built");
+            return;
+        }
+    };
+    match publish_or_defer(store, publisher, &entries, now).await {
+        Ok(0) => {}
+        Ok(deferred) => tracing::warn!(deferred, "own events deferred to the outbox"),
+        Err(e) => tracing::error!(error = %e, "own events neither published nor deferred"),
+    }
 }
 
 fn to_outbox(entry: &EventEntry, now: i64) -> OutboxEntry {

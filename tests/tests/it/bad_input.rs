@@ -1628,7 +1628,10 @@ async fn handlers_refuse_wrong_methods_with_the_error_shape() {
         (
             "authorize-callback",
             authorize_callback::handle(
-                &deps,
+                &authorize_callback::App {
+                    deps: stack.deps(),
+                    publisher: stack.publisher(),
+                },
                 request("POST", "/authorize/callback", &q, Body::Empty),
             )
             .await

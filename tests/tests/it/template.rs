@@ -291,12 +291,15 @@ fn publishers_may_put_events_the_hook_is_invoked_only_when_set_and_no_queue_is_d
             .map(|f| f["policies"].as_str().unwrap_or_default().to_string())
             .unwrap_or_else(|| panic!("no function {binary}"))
     };
-    const PUBLISHERS: [&str; 5] = [
+    // fast-registrations publishes registration.changed after the official account's ticket;
+    // authorize-callback the authorization.changed of an authorization the redirect records.
+    const PUBLISHERS: [&str; 6] = [
         "component-events",
         "message-events",
         "token-refresh",
         "fast-registrations",
         "release-worker",
+        "authorize-callback",
     ];
     for publisher in PUBLISHERS {
         let p = policies(publisher);

@@ -194,12 +194,10 @@ async fn a_refresher_killed_after_wechat_answered_is_recovered_by_the_next_run()
     assert!(token_accepted(&stack, OA1, &current.token).await);
 }
 
-#[tokio::test]
-async fn a_lost_refresh_token_is_recovered_from_the_authorizer_list() {
-    let stack = stack_with(&[OA1, OA2]).await;
-    let key = TokenKey::Authorizer(OA1.into());
-    let good = refresh_token(&stack, OA1).await;
-    // Simulate a refresh token lost in an older write: the store now holds a wrong one.
+/// Simulates a refresh token lost in an older write: the store now holds a wrong one (61023 at
+/// the next refresh) and an expired access token. Returns now.
+pub(crate) async fn lose_refresh_token(stack: &Stack, appid: &str) -> i64 {
+    let key = TokenKey::Authorizer(appid.into());
     let now = SystemClock.now();
     stack
         .store
@@ -220,6 +218,14 @@ async fn a_lost_refresh_token_is_recovered_from_the_authorizer_list() {
         )
         .await
         .unwrap();
+    now
+}
+
+#[tokio::test]
+async fn a_lost_refresh_token_is_recovered_from_the_authorizer_list() {
+    let stack = stack_with(&[OA1, OA2]).await;
+    let good = refresh_token(&stack, OA1).await;
+    let now = lose_refresh_token(&stack, OA1).await;
 
     let report = token_refresh::run(&refresher(&stack, now + 7000)).await;
     assert_eq!(report.failures.get("errcode_61023"), Some(&1), "{report:?}");
@@ -241,18 +247,27 @@ async fn a_lost_refresh_token_is_recovered_from_the_authorizer_list() {
     assert_eq!(stack.calls_to("api_get_authorizer_list"), 1);
 }
 
+/// A stack where `appid`'s merchant cancelled but the unauthorized push never reached us.
+pub(crate) async fn cancelled_without_push(appid: &str) -> Stack {
+    let stack = stack_with(&[appid]).await;
+    stack.sandbox.set_callbacks(None, None);
+    let (status, body) = stack
+        .control(
+            Method::POST,
+            &format!("merchants/{appid}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    stack
+}
+
 /// Fault: an authorizer WeChat no longer lists used to stay in the recovery partition, and
 /// every run walked the whole authorizer list for it, forever. Now recovery marks it
 /// `unauthorized` with the reason, and later runs neither list nor refresh anything for it.
 #[tokio::test]
 async fn a_revoked_authorizer_wechat_no_longer_lists_is_marked_unauthorized() {
-    let stack = stack_with(&[OA1]).await;
-    // The merchant cancels, but the unauthorized push never reaches us.
-    stack.sandbox.set_callbacks(None, None);
-    let (status, body) = stack
-        .control(Method::POST, &format!("merchants/{OA1}/cancel"), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let stack = cancelled_without_push(OA1).await;
     let report = token_refresh::run(&refresher(&stack, SystemClock.now() + 7000)).await;
     assert_eq!(report.failures.get("errcode_61023"), Some(&1), "{report:?}");
     assert_eq!(report.recovered, 0);

@@ -352,6 +352,15 @@ async fn spend_code_and_leave_pending(stack: &Stack, appid: &str) -> PendingAuth
         .query_auth(&component.token, APPID, &code)
         .await
         .expect("the cut-off callback's exchange");
+    leave_pending(stack, appid, code).await
+}
+
+/// Stores the pending item an `authorized` push for `code` would have left (no link named).
+pub(crate) async fn leave_pending(
+    stack: &Stack,
+    appid: &str,
+    code: SecretString,
+) -> PendingAuthorization {
     let now = stack.deps().clock.now();
     let pending = PendingAuthorization {
         authorizer_appid: appid.to_string(),

@@ -595,3 +595,170 @@ async fn events_of_a_customers_authorizer_carry_its_customer_ref() {
         "{changed}"
     );
 }
+
+/// The `authorization.changed` events of `appid` with change `authorized`, from the bus.
+async fn authorized_changes(stack: &Stack, appid: &str) -> Vec<Value> {
+    let events = stack.bus.drain_all().await.unwrap();
+    assert_no_credentials(stack, &events).await;
+    events
+        .into_iter()
+        .filter(|e| {
+            e["detail-type"] == "authorization.changed"
+                && e["detail"]["appid"] == appid
+                && e["detail"]["event"] == "authorized"
+        })
+        .collect()
+}
+
+/// Issue 16: an authorization completed by the browser redirect alone (the push never comes)
+/// is published once, with the link's `customer_ref` and no code.
+#[tokio::test]
+async fn an_authorization_the_redirect_records_is_published_with_its_customer_ref() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    stack.bus.drain_all().await.unwrap();
+    stack.authorize(OA1, "redirect_only").await;
+    let changes = authorized_changes(&stack, OA1).await;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    let d = &changes[0]["detail"];
+    assert_eq!(d["customer_ref"], "test-customer", "{d}");
+    assert_eq!(d["fields"]["cause"], "redirect", "{d}");
+    assert!(is_event_id(&d["id"]), "{d}");
+}
+
+/// Issue 16: EventBridge refusing the redirect's `authorization.changed`: the merchant still
+/// sees success, the event waits in the outbox and the scheduled run's sweep delivers it.
+#[tokio::test]
+async fn the_redirects_change_refused_by_eventbridge_is_delivered_by_the_sweep() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    stack.bus.drain_all().await.unwrap();
+    stack.bus.take_down().await.unwrap();
+    stack.authorize(OA1, "redirect_only").await;
+    stack.bus.bring_up().await.unwrap();
+    assert!(authorized_changes(&stack, OA1).await.is_empty());
+    let app = token_refresh::App {
+        deps: stack.deps(),
+        settings: Default::default(),
+        publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Default::default(),
+    };
+    let swept = token_refresh::sweep(&app).await;
+    assert_eq!((swept.republished, swept.failed), (1, 0), "{swept:?}");
+    let changes = authorized_changes(&stack, OA1).await;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(changes[0]["detail"]["customer_ref"], "test-customer");
+}
+
+/// Issue 16: the push and the redirect of one authorization, in either order, give exactly one
+/// `authorization.changed` (whichever records it publishes; the other finds it done).
+#[tokio::test]
+async fn the_push_and_the_redirect_of_one_authorization_are_one_change() {
+    for order in ["push_first", "redirect_first"] {
+        let stack = Stack::start().await;
+        stack.push_ticket().await;
+        stack.bus.drain_all().await.unwrap();
+        stack.authorize(OA1, order).await;
+        let changes = authorized_changes(&stack, OA1).await;
+        assert_eq!(changes.len(), 1, "{order}: {changes:#?}");
+        assert_eq!(
+            changes[0]["detail"]["customer_ref"], "test-customer",
+            "{order}"
+        );
+    }
+}
+
+/// The scheduled run as the schedule makes it (refresh, publish, sweep), `secs` in the future.
+async fn scheduled_run(stack: &Stack, secs: i64) -> wxopen::refresher::RefreshReport {
+    use wxopen::clock::{Clock, FixedClock};
+    let app = token_refresh::App {
+        deps: stack.deps_with_clock(FixedClock::new(SystemClock.now() + secs)),
+        settings: Default::default(),
+        publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Default::default(),
+    };
+    token_refresh::run_and_publish(&app, &app.settings).await.0
+}
+
+/// The `authorization.changed` events on the bus, as (appid, change).
+async fn changes_on_bus(stack: &Stack) -> Vec<(String, String, Value)> {
+    let events = stack.bus.drain_all().await.unwrap();
+    assert_no_credentials(stack, &events).await;
+    events
+        .into_iter()
+        .filter(|e| e["detail-type"] == "authorization.changed")
+        .map(|e| {
+            let d = e["detail"].clone();
+            (
+                d["appid"].as_str().unwrap_or_default().to_string(),
+                d["event"].as_str().unwrap_or_default().to_string(),
+                d,
+            )
+        })
+        .collect()
+}
+
+/// Issue 16: an authorization the callbacks left pending and the scheduled run completes is
+/// published by the run, once (a second run publishes nothing).
+#[tokio::test]
+async fn a_pending_authorization_the_scheduled_run_completes_is_published() {
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    let result = stack.authorize(OA1, "none").await;
+    let code = secrecy::SecretString::from(result["auth_code"].as_str().expect("auth_code"));
+    super::authorization::leave_pending(&stack, OA1, code).await;
+    stack.bus.drain_all().await.unwrap();
+    let report = scheduled_run(&stack, 0).await;
+    assert_eq!(report.pending_completed, 1, "{report:?}");
+    let changes = changes_on_bus(&stack).await;
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(
+        (changes[0].0.as_str(), changes[0].1.as_str()),
+        (OA1, "authorized")
+    );
+    assert_eq!(changes[0].2["fields"]["cause"], "refresher");
+    scheduled_run(&stack, 0).await;
+    assert!(changes_on_bus(&stack).await.is_empty());
+}
+
+/// Issue 16: a refresh token WeChat rejects (61023) is `needs_reauth`, and its recovery from
+/// `api_get_authorizer_list` in the same run `recovered`, each published once by the run.
+#[tokio::test]
+async fn a_rejected_refresh_token_is_needs_reauth_then_recovered_on_the_bus() {
+    let stack = stack_with(&[OA1]).await;
+    crate::tokens::lose_refresh_token(&stack, OA1).await;
+    stack.bus.drain_all().await.unwrap();
+    let report = scheduled_run(&stack, 7000).await;
+    assert_eq!(report.recovered, 1, "{report:?}");
+    let mut kinds: Vec<(String, String)> = changes_on_bus(&stack)
+        .await
+        .into_iter()
+        .map(|(a, c, _)| (a, c))
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            (OA1.to_string(), "needs_reauth".to_string()),
+            (OA1.to_string(), "recovered".to_string())
+        ]
+    );
+}
+
+/// Issue 16: an authorizer WeChat no longer lists (the unauthorized push never came) is
+/// published as `unauthorized` by the run that finds it out, once.
+#[tokio::test]
+async fn an_unlisted_authorizer_is_published_as_unauthorized() {
+    let stack = crate::tokens::cancelled_without_push(OA1).await;
+    stack.bus.drain_all().await.unwrap();
+    scheduled_run(&stack, 7000).await;
+    let changes = changes_on_bus(&stack).await;
+    let kinds: Vec<&str> = changes.iter().map(|(_, c, _)| c.as_str()).collect();
+    assert_eq!(kinds, vec!["needs_reauth", "unauthorized"], "{changes:#?}");
+    let unauth = &changes[1].2;
+    assert_eq!(unauth["fields"]["cause"], "refresher");
+    scheduled_run(&stack, 7000).await;
+    assert!(changes_on_bus(&stack).await.is_empty());
+}
