@@ -438,12 +438,18 @@ async fn with_a_small_audit_quota_a_job_submits_that_many_and_says_the_rest_wait
         .count();
     assert!(waiting > 0, "{v}");
     let _ = &counts;
-    let submits: u64 = appids
+    let (calls, accepted): (u64, u64) = appids
         .iter()
-        .map(|a| count(&stack, a, "wxa/submit_audit").0)
-        .sum();
+        .map(|a| count(&stack, a, "wxa/submit_audit"))
+        .fold((0, 0), |(c, o), (ci, oi)| (c + ci, o + oi));
     assert_eq!(
-        submits as i64, submitted,
-        "one submission per submitted target, none beyond the quota"
+        accepted as i64, submitted,
+        "one accepted submission per submitted target, none beyond the quota"
+    );
+    // Workers in flight at once may each have read the last unit of quota: WeChat refuses the
+    // extra ones (85085) and those targets wait; never more than the job's concurrency.
+    assert!(
+        calls - accepted <= 25,
+        "{calls} submissions tried, {accepted} accepted"
     );
 }
