@@ -416,6 +416,7 @@ pub mod gateway;
 pub mod hook;
 pub mod sandbox;
 pub mod site;
+pub mod soak;
 pub mod stack;
 pub mod story;
 
