@@ -319,7 +319,10 @@ impl HandlerTimings {
             if v.len() >= Self::CAP {
                 v.drain(..Self::CAP / 2);
             }
-            v.push((function, u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX)));
+            v.push((
+                function,
+                u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX),
+            ));
         }
     }
 

@@ -30,7 +30,7 @@ use rand::{RngExt, SeedableRng};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wxopen::clock::{Clock, FixedClock, SystemClock};
-use wxopen::model::{AuthorizationGrant, NewToken};
+use wxopen::model::{AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken};
 use wxopen::refresher::RefreshSettings;
 
 use crate::hook::HookMode;
@@ -174,8 +174,13 @@ pub struct Observed {
     pub sign_ins_attempted: u64,
     pub sign_ins_completed: u64,
     pub sign_ins_reported_failed: u64,
+    /// Reported failures by `error` code.
+    pub sign_in_errors: BTreeMap<String, u64>,
     /// Message pushes WeChat saw answered with something other than 200.
     pub pushes_not_answered: u64,
+    /// Messages WeChat delivered again because an attempt outlived its 5 s deadline (the
+    /// first still running): their hook may be asked twice.
+    pub past_wechats_deadline: BTreeSet<String>,
     pub faults: BTreeMap<&'static str, u64>,
     pub work: BTreeMap<&'static str, Work>,
     /// Refresh reports' failures by cause, summed.
@@ -225,6 +230,7 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
         message_seq: 0,
     };
     day.seed_merchants().await;
+    stack.push_ticket().await;
     day.authorize_through_the_flow().await;
     let ticks = config.ticks.max(1);
     let bus_down_tick = day.rng.random_range(0..ticks);
@@ -242,9 +248,7 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     }
     // The end of the day: WeChat and AWS well again, the last re-authorizations, two more
     // scheduled runs (the second picks up what the first recovered), everything read.
-    day.stack
-        .control(Method::DELETE, "faults", json!({}))
-        .await;
+    day.stack.control(Method::DELETE, "faults", json!({})).await;
     day.stack.hook.set_mode(HookMode::Echo);
     day.reauthorize().await;
     day.scheduled_run(ticks).await;
@@ -269,6 +273,7 @@ impl Day<'_> {
         let oas = idle / 2;
         let now = SystemClock.now();
         let mut grants = Vec::new();
+        let mut kinds = Vec::new();
         for (kind, start, count) in [
             ("official_account", 1, oas),
             ("mini_program", oas + 1, idle - oas),
@@ -311,12 +316,43 @@ impl Day<'_> {
                     profile: None,
                     now,
                 });
+                kinds.push(kind);
                 if kind == "official_account" {
                     self.oas.push(appid);
                 } else {
                     self.mps.push(appid);
                 }
             }
+        }
+        // Their profiles as the authorization would have read them (`api_get_authorizer_info`).
+        let (_, all) = self
+            .stack
+            .control(Method::GET, "merchants", json!({}))
+            .await;
+        let profiles: HashMap<&str, &Value> = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["appid"].as_str()?, m)))
+            .collect();
+        for (grant, kind) in grants.iter_mut().zip(kinds) {
+            let m = profiles
+                .get(grant.appid.as_str())
+                .copied()
+                .unwrap_or(&Value::Null);
+            grant.profile = Some(AuthorizerProfileRecord {
+                kind: if kind == "mini_program" {
+                    AccountKind::MiniProgram
+                } else {
+                    AccountKind::OfficialAccount
+                },
+                nick_name: m["nick_name"].as_str().unwrap_or_default().to_string(),
+                user_name: m["user_name"].as_str().unwrap_or_default().to_string(),
+                principal_name: m["subject"].as_str().map(str::to_string),
+                service_type: m["service_type"].as_i64().unwrap_or(2),
+                verify_type: m["verify_type"].as_i64().unwrap_or(0),
+                head_img: None,
+            });
         }
         for chunk in grants.chunks(500) {
             self.stack
@@ -444,7 +480,9 @@ impl Day<'_> {
             publisher: self.stack.publisher(),
         };
         let due = u64::try_from(self.oas.len() + self.mps.len()).unwrap_or_default();
-        let report = self.measured("refresh", due, token_refresh::run(&app)).await;
+        let report = self
+            .measured("refresh", due, token_refresh::run(&app))
+            .await;
         for (cause, n) in report.failures {
             *self.seen.refresh_failures.entry(cause).or_default() += n;
         }
@@ -466,7 +504,9 @@ impl Day<'_> {
             match self.rng.random_range(0..3) {
                 0 => Some((
                     "reply_hook_slow",
-                    HookMode::Sleep(wxopen::reply::hook::DEFAULT_BUDGET + Duration::from_millis(300)),
+                    HookMode::Sleep(
+                        wxopen::reply::hook::DEFAULT_BUDGET + Duration::from_millis(300),
+                    ),
                 )),
                 1 => Some(("reply_hook_broken", HookMode::Garbage)),
                 _ => None,
@@ -504,23 +544,33 @@ impl Day<'_> {
                             json!({"appid": appid, "user": user, "content": content, "repeat": repeat}),
                         )
                         .await;
-                    u64::from(s != 200 || r["status"] != 200)
+                    let in_flight = r["repeats"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|d| d["elapsed_attempts"].as_u64() > Some(1));
+                    (content, s != 200 || r["status"] != 200, in_flight)
                 })
                 .buffer_unordered(c)
-                .fold(0u64, |a, b| async move { a + b })
+                .collect::<Vec<_>>()
                 .await
         };
         let units = u64::try_from(n).unwrap_or_default();
         let (troubled, rest) = (troubled.to_vec(), rest.to_vec());
-        let mut not_answered = 0;
+        let mut answers = Vec::new();
         if let Some((name, mode)) = hook_fault {
             self.fault_count(name);
             stack.hook.set_mode(mode);
-            not_answered += self.measured("message", 0, send(troubled)).await;
+            answers.extend(self.measured("message", 0, send(troubled)).await);
             stack.hook.set_mode(HookMode::Echo);
         }
-        not_answered += self.measured("message", units, send(rest)).await;
-        self.seen.pushes_not_answered += not_answered;
+        answers.extend(self.measured("message", units, send(rest)).await);
+        for (content, not_answered, in_flight) in answers {
+            self.seen.pushes_not_answered += u64::from(not_answered);
+            if in_flight {
+                self.seen.past_wechats_deadline.insert(content);
+            }
+        }
         if self.config.faults && bus_down {
             self.stack.bus.bring_up().await.expect("bus up");
         }
@@ -618,7 +668,7 @@ impl Day<'_> {
             })
             .collect();
         let (stack, c) = (self.stack, self.config.concurrency);
-        let outcomes: Vec<Option<bool>> = self
+        let outcomes: Vec<Option<Result<(), String>>> = self
             .measured(
                 "sign_in",
                 u64::try_from(n).unwrap_or_default(),
@@ -641,8 +691,10 @@ impl Day<'_> {
                             .await;
                         // Completed, reported failed, or neither.
                         match s {
-                            200 => Some(true),
-                            _ if report::error_shaped(s, &body) => Some(false),
+                            200 => Some(Ok(())),
+                            _ if report::error_shaped(s, &body) => {
+                                Some(Err(body["error"].as_str().unwrap_or_default().to_string()))
+                            }
                             _ => None,
                         }
                     })
@@ -653,8 +705,11 @@ impl Day<'_> {
         for o in outcomes {
             self.seen.sign_ins_attempted += 1;
             match o {
-                Some(true) => self.seen.sign_ins_completed += 1,
-                Some(false) => self.seen.sign_ins_reported_failed += 1,
+                Some(Ok(())) => self.seen.sign_ins_completed += 1,
+                Some(Err(code)) => {
+                    self.seen.sign_ins_reported_failed += 1;
+                    *self.seen.sign_in_errors.entry(code).or_default() += 1;
+                }
                 None => {}
             }
         }
@@ -674,7 +729,11 @@ impl Day<'_> {
                 .measured(
                     "cancellation",
                     1,
-                    stack.control(Method::POST, &format!("merchants/{appid}/cancel"), json!({})),
+                    stack.control(
+                        Method::POST,
+                        &format!("merchants/{appid}/cancel"),
+                        json!({}),
+                    ),
                 )
                 .await;
             assert_eq!(s, 200, "cancel {appid}: {v}");
@@ -715,11 +774,7 @@ impl Day<'_> {
         }
         for call in self.stack.hook.take_calls() {
             if let Some(content) = call.detail["fields"]["Content"].as_str() {
-                *self
-                    .seen
-                    .hook_calls
-                    .entry(content.to_string())
-                    .or_default() += 1;
+                *self.seen.hook_calls.entry(content.to_string()).or_default() += 1;
             }
         }
         self.seen.code_exchanges += u64::try_from(

@@ -8,12 +8,25 @@ async fn a_short_day_under_faults_holds_every_invariant() {
     let config = SoakConfig::small(21);
     let report = soak::run(&config).await;
     println!("{}", report.render());
-    assert!(report.all_held(), "broken: {:?}\n{}", report.broken(), report.render());
+    assert!(
+        report.all_held(),
+        "broken: {:?}\n{}",
+        report.broken(),
+        report.render()
+    );
     // The day did happen, faults included.
     let f = &report.figures;
     assert_eq!(f["messages"], config.messages);
-    assert!(f["faults_injected"].as_object().is_some_and(|m| m.len() >= 4), "{f}");
-    assert!(f["callback_handler_ms"]["samples"].as_u64() > Some(100), "{f}");
+    assert!(
+        f["faults_injected"]
+            .as_object()
+            .is_some_and(|m| m.len() >= 4),
+        "{f}"
+    );
+    assert!(
+        f["callback_handler_ms"]["samples"].as_u64() > Some(100),
+        "{f}"
+    );
     for name in ["no_refresh_token_lost", "events_delivered_at_least_once"] {
         let i = report.invariant(name).unwrap();
         assert!(i.count > 0, "{name} checked something: {i:?}");
