@@ -81,11 +81,11 @@ impl SoakConfig {
     /// The run inside `make test`: seconds on two busy cores.
     pub fn small(seed: u64) -> Self {
         Self {
-            merchants: 24,
-            authorizations: 8,
-            messages: 120,
-            gateway_calls: 40,
-            sign_ins: 16,
+            merchants: 16,
+            authorizations: 6,
+            messages: 60,
+            gateway_calls: 24,
+            sign_ins: 8,
             cancellations: 2,
             ticks: 3,
             token_ttl_secs: 1200,
