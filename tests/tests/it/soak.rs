@@ -24,7 +24,7 @@ async fn a_short_day_under_faults_holds_every_invariant() {
         "{f}"
     );
     assert!(
-        f["callback_handler_ms"]["samples"].as_u64() > Some(100),
+        f["callback_handler_ms"]["samples"].as_u64() > Some(50),
         "{f}"
     );
     for name in ["no_refresh_token_lost", "events_delivered_at_least_once"] {
