@@ -18,7 +18,7 @@ BROWSER_BIN ?= /usr/bin/chromium
 export PROPTEST_CASES ?= 256
 WITH_MOTO = set -e; scripts/local-aws.sh start; trap 'scripts/local-aws.sh stop' EXIT; eval "$$(scripts/local-aws.sh env)";
 
-.PHONY: help demo dev test lint fmt bench fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean browser
+.PHONY: help demo dev test lint fmt bench soak fuzz screenshot package build sam-build validate deploy venv tools moto-start moto-stop clean browser
 
 $(STAMP): scripts/requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,12 @@ fmt:
 ## bench: the push path against wechatpy and wechat-crypto, the refresher at scale, binary sizes and init time.
 bench: $(STAMP)
 	@$(WITH_MOTO) scripts/bench.sh
+
+## soak: a compressed day under seeded faults (SOAK_SEED=, SOAK_MERCHANTS=, SOAK_MESSAGES=, ...), then
+##    the same work over 100 merchants; prints every invariant and the figures, exits 1 naming a broken one.
+soak: $(STAMP)
+	cargo build -q --locked -p wxopen-tests --bin wxopen-soak
+	@$(WITH_MOTO) target/debug/wxopen-soak full --compare 100
 
 ## screenshot: the authorization page in headless Chromium (apt-get install chromium), link checked.
 screenshot: $(STAMP) browser

@@ -383,9 +383,52 @@ fn to_axum(resp: lambda_http::Response<Body>) -> Response {
 /// Largest request body API Gateway (HTTP API) accepts.
 pub const API_GATEWAY_PAYLOAD_LIMIT: usize = 10 * 1024 * 1024;
 
+/// How long each handler call took (the function's own time: no network, no axum), by
+/// function; the soak reads its callback latency from here. Bounded: the oldest half is dropped
+/// when [`HandlerTimings::CAP`] samples are held.
+#[derive(Debug, Clone, Default)]
+pub struct HandlerTimings(Arc<std::sync::Mutex<Vec<(&'static str, u32)>>>);
+
+impl HandlerTimings {
+    pub const CAP: usize = 1 << 20;
+
+    fn record(&self, function: &'static str, elapsed: Duration) {
+        if let Ok(mut v) = self.0.lock() {
+            if v.len() >= Self::CAP {
+                v.drain(..Self::CAP / 2);
+            }
+            v.push((
+                function,
+                u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX),
+            ));
+        }
+    }
+
+    /// The samples of `function`, in microseconds.
+    pub fn micros(&self, function: &str) -> Vec<u32> {
+        self.0
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|(f, _)| *f == function)
+                    .map(|(_, m)| *m)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub base_url: String,
+    /// Every handler call's duration.
+    pub timings: HandlerTimings,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -410,17 +453,25 @@ pub async fn start<C: CredentialsProvider + 'static>(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let apps = Arc::new(make(&base_url));
+    let timings = HandlerTimings::default();
     let mut router = axum::Router::new();
     for &(method, path, function) in ROUTES {
+        let timings = timings.clone();
         let handler = move |State(apps): State<Arc<Apps<C>>>,
                             method: Method,
                             uri: Uri,
                             headers: HeaderMap,
                             Path(path): Path<HashMap<String, String>>,
                             RawQuery(query): RawQuery,
-                            body: Bytes| async move {
-            let req = to_lambda(method, &uri, headers, query, path, body);
-            to_axum(apps.dispatch(function, req).await)
+                            body: Bytes| {
+            let timings = timings.clone();
+            async move {
+                let req = to_lambda(method, &uri, headers, query, path, body);
+                let started = std::time::Instant::now();
+                let resp = apps.dispatch(function, req).await;
+                timings.record(function, started.elapsed());
+                to_axum(resp)
+            }
         };
         let filter = match method {
             "GET" => MethodFilter::GET,
@@ -454,5 +505,9 @@ pub async fn start<C: CredentialsProvider + 'static>(
             tracing::error!(error = %e, "gateway stopped");
         }
     });
-    Ok(Gateway { base_url, task })
+    Ok(Gateway {
+        base_url,
+        timings,
+        task,
+    })
 }

@@ -83,6 +83,15 @@ impl HookServer {
         }
     }
 
+    /// The calls so far, forgetting them (a long run reads them as it goes).
+    pub fn take_calls(&self) -> Vec<HookCall> {
+        self.state
+            .calls
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
     pub fn calls(&self) -> Vec<HookCall> {
         self.state
             .calls

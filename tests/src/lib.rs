@@ -417,6 +417,7 @@ pub mod hook;
 pub mod releases;
 pub mod sandbox;
 pub mod site;
+pub mod soak;
 pub mod stack;
 pub mod story;
 

@@ -27,5 +27,6 @@ mod interop_wechatpy;
 mod local_stack_aim;
 mod no_secrets_in_logs;
 mod sandbox;
+mod soak;
 mod template;
 mod tokens;

@@ -1,0 +1,53 @@
+//! The soak in its shortened form (`make soak` runs the full day): a compressed day under seeded
+//! faults, every invariant held; and a deliberately broken deployment caught by name.
+
+use wxopen_tests::soak::{self, Broken, SoakConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_day_under_faults_holds_every_invariant() {
+    let config = SoakConfig::small(21);
+    let report = soak::run(&config).await;
+    println!("{}", report.render());
+    assert!(
+        report.all_held(),
+        "broken: {:?}\n{}",
+        report.broken(),
+        report.render()
+    );
+    // The day did happen, faults included.
+    let f = &report.figures;
+    assert_eq!(f["messages"], config.messages);
+    assert!(
+        f["faults_injected"]
+            .as_object()
+            .is_some_and(|m| m.len() >= 4),
+        "{f}"
+    );
+    assert!(
+        f["callback_handler_ms"]["samples"].as_u64() > Some(50),
+        "{f}"
+    );
+    for name in ["no_refresh_token_lost", "events_delivered_at_least_once"] {
+        let i = report.invariant(name).unwrap();
+        assert!(i.count > 0, "{name} checked something: {i:?}");
+    }
+}
+
+/// A deployment whose scheduled run never sweeps the outbox loses the events recorded while
+/// EventBridge was down: the soak names that invariant and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_without_the_outbox_sweep_breaks_event_delivery_by_name() {
+    let config = SoakConfig {
+        broken: Some(Broken::NoOutboxSweep),
+        ..SoakConfig::small(21)
+    };
+    let report = soak::run(&config).await;
+    assert_eq!(
+        report.broken(),
+        vec!["events_delivered_at_least_once"],
+        "{}",
+        report.render()
+    );
+    let i = report.invariant("events_delivered_at_least_once").unwrap();
+    assert!(i.broken > 0 && i.broken < i.count, "{i:?}");
+}
