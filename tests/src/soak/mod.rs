@@ -484,6 +484,8 @@ impl Day<'_> {
                 ..RefreshSettings::default()
             },
             publisher: self.stack.publisher(),
+            release_queue: self.stack.releases.queue(),
+            release_settings: Default::default(),
         };
         let due = u64::try_from(self.oas.len() + self.mps.len()).unwrap_or_default();
         let report = self
