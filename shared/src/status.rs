@@ -106,18 +106,16 @@ where
             }
         }
         seen += page.len();
-        // The index does not project the failure fields: the record itself says.
+        // The listing carries the failure fields (filled in per page by the store).
         for r in page
-            .iter()
+            .into_iter()
             .filter(|r| r.state == AuthorizerState::Authorized)
         {
-            if let Some(full) = store.get_authorizer(&r.appid).await?
-                && let Some(since) = full.failing_since
-            {
+            if let Some(since) = r.failing_since {
                 failing.push(FailingToken {
-                    appid: full.appid,
+                    appid: r.appid,
                     failing_since: since,
-                    last_error: full.last_error,
+                    last_error: r.last_error,
                 });
             }
         }
