@@ -53,7 +53,9 @@ impl RegistrationSettings {
         Self {
             endpoint: EnterpriseEndpoint {
                 path: config.fast_register_path.clone(),
-                token_param: config.fast_register_token_param.clone(),
+                // Validated by `Config` to be one of the two names.
+                token_param: crate::wechat::TokenParam::parse(&config.fast_register_token_param)
+                    .unwrap_or_default(),
             },
             auth_base: config
                 .fast_register_auth_base

@@ -78,24 +78,21 @@ impl TokenParam {
 enum Auth<'a> {
     None,
     Component(&'a SecretString),
-    /// The component token under another parameter name (see [`TokenParam`]).
+    /// The component token under another parameter name (see [`TokenParam`]): the template
+    /// library and fast registration, whose parameter names the sources disagree on.
     ComponentAs(&'a SecretString, TokenParam),
     Authorizer(&'a SecretString),
     /// A user's web OAuth access token (`sns/userinfo`).
     User(&'a SecretString),
-    /// The component token under a configured query parameter name (fast registration, whose
-    /// parameter name the sources disagree on).
-    ComponentNamed(&'a SecretString, &'a str),
 }
 
 impl Auth<'_> {
-    fn query(&self) -> Option<(&str, &str)> {
+    fn query(&self) -> Option<(&'static str, &str)> {
         match self {
             Auth::None => None,
             Auth::Component(t) => Some(("component_access_token", t.expose_secret())),
             Auth::ComponentAs(t, param) => Some((param.as_str(), t.expose_secret())),
             Auth::Authorizer(t) | Auth::User(t) => Some(("access_token", t.expose_secret())),
-            Auth::ComponentNamed(t, param) => Some((param, t.expose_secret())),
         }
     }
 }

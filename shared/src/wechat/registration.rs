@@ -21,14 +21,14 @@ pub struct EnterpriseEndpoint {
     pub path: String,
     /// Query parameter of the component token: `access_token` (docs of the `wxa/component/…`
     /// family, the default) or `component_access_token` (older SDKs).
-    pub token_param: String,
+    pub token_param: TokenParam,
 }
 
 impl Default for EnterpriseEndpoint {
     fn default() -> Self {
         Self {
             path: Api::FastRegisterEnterprise.path().to_string(),
-            token_param: "access_token".to_string(),
+            token_param: TokenParam::AccessToken,
         }
     }
 }
@@ -129,7 +129,7 @@ impl WeChatClient {
             .call_at(
                 Api::FastRegisterEnterprise,
                 &endpoint.path,
-                Auth::ComponentNamed(component_token, &endpoint.token_param),
+                Auth::ComponentAs(component_token, endpoint.token_param),
                 &[],
                 Some(&body),
             )

@@ -296,7 +296,7 @@ async fn fast_registration_enterprise_api_over_http() {
     );
     // The token parameter is configuration: the other name is not where this WeChat looks.
     let other = EnterpriseEndpoint {
-        token_param: "component_access_token".into(),
+        token_param: wxopen::wechat::TokenParam::ComponentAccessToken,
         ..EnterpriseEndpoint::default()
     };
     let e = w
