@@ -25,6 +25,8 @@ pub enum HookMode {
     Answer(Value),
     /// Sleeps, then answers no reply.
     Sleep(Duration),
+    /// Sleeps, then answers as `Echo`.
+    SlowEcho(Duration),
     /// Answers bytes that are no reply.
     Garbage,
 }
@@ -101,6 +103,19 @@ impl HookServer {
     }
 }
 
+fn echo(detail: &Value) -> axum::response::Response {
+    match (
+        detail["msg_type"].as_str(),
+        detail["fields"]["Content"].as_str(),
+    ) {
+        (Some("text"), Some(content)) => {
+            axum::Json(json!({"type": "text", "content": format!("you said: {content}")}))
+                .into_response()
+        }
+        _ => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
 async fn answer(
     State(state): State<Arc<HookState>>,
     headers: HeaderMap,
@@ -142,16 +157,11 @@ async fn answer(
         .map(|m| m.clone())
         .unwrap_or(HookMode::Echo);
     match mode {
-        HookMode::Echo => match (
-            detail["msg_type"].as_str(),
-            detail["fields"]["Content"].as_str(),
-        ) {
-            (Some("text"), Some(content)) => {
-                axum::Json(json!({"type": "text", "content": format!("you said: {content}")}))
-                    .into_response()
-            }
-            _ => StatusCode::NO_CONTENT.into_response(),
-        },
+        HookMode::Echo => echo(&detail),
+        HookMode::SlowEcho(d) => {
+            tokio::time::sleep(d).await;
+            echo(&detail)
+        }
         HookMode::Answer(v) => axum::Json(v).into_response(),
         HookMode::Sleep(d) => {
             tokio::time::sleep(d).await;

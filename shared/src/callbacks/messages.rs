@@ -6,7 +6,9 @@
 //!    called.
 //! 2. The answer, in priority order: a follow-to-log-in scan confirms its session, the
 //!    full-network release test gets its answers, then the reply hook (only for an authorized
-//!    authorizer), else `success`.
+//!    authorizer), else `success`. The hook is claimed for the event id first
+//!    ([`EventRecordStore::claim_hook`]): a WeChat retry that arrives while an earlier delivery
+//!    still waits on the hook waits for that delivery's record instead of asking again.
 //! 3. [`outbox::deliver`]: the event is published (or put in the outbox) and recorded with its
 //!    answer before WeChat is answered.
 //!
@@ -121,6 +123,16 @@ fn memo_of(reply: Reply, msg: &Message, now: i64) -> Option<ReplyMemo> {
     }
 }
 
+/// How long a delivery holds the reply hook: its budget and a margin for the store and the
+/// answer, in whole seconds. A delivery that died frees it when the lease ends.
+fn hook_lease_secs(budget: Duration) -> i64 {
+    i64::try_from(budget.as_secs())
+        .unwrap_or(i64::MAX / 2)
+        .saturating_add(HOOK_LEASE_MARGIN_SECS)
+}
+
+const HOOK_LEASE_MARGIN_SECS: i64 = 3;
+
 /// Handles one verified message (`plaintext` is its decrypted XML, `msg` the parsed view).
 #[allow(clippy::too_many_arguments)]
 pub async fn on_message<S, C, K, P, H>(
@@ -184,10 +196,33 @@ where
         Some(memo) => memo,
         None => match hook {
             Some(hook) if status == AuthorizerStatus::Authorized => {
-                let report = reply::ask(hook.hook, &entry.id, &entry.detail, hook.budget).await;
-                let memo = reply::memo(report.reply(), &msg.from_user_name, &msg.to_user_name, now);
-                hook_report = Some(report);
-                memo
+                if svc
+                    .store
+                    .claim_hook(&entry.id, now, hook_lease_secs(hook.budget))
+                    .await?
+                {
+                    let report = reply::ask(hook.hook, &entry.id, &entry.detail, hook.budget).await;
+                    let memo =
+                        reply::memo(report.reply(), &msg.from_user_name, &msg.to_user_name, now);
+                    hook_report = Some(report);
+                    memo
+                } else {
+                    // WeChat retried while an earlier delivery of this push still waits on the
+                    // hook: answer as that one recorded; if it records nothing in time, deliver
+                    // the event (at least once) without asking the hook again.
+                    tracing::info!(authorizer = appid, event_id = %entry.id, "reply hook already asked for this push; waiting for its answer");
+                    if let Some(answer) =
+                        outbox::await_record(svc.store, &entry.id, hook.budget).await?
+                    {
+                        return Ok(Handled {
+                            answer,
+                            event_id: entry.id,
+                            delivered: None,
+                            hook: None,
+                        });
+                    }
+                    ReplyMemo::Success
+                }
             }
             _ => ReplyMemo::Success,
         },

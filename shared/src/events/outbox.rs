@@ -15,9 +15,11 @@
 //! Happy path: one read, one `PutEvents`, one write. A concurrent delivery of the same push
 //! (WeChat gave up on the first connection while it was still working) can publish a second
 //! copy with the same `id`: consumers dedupe by `detail.id`, as with any at-least-once bus; its
-//! answer is still the first one's (the record's conditional write decides).
+//! answer is still the first one's (the record's conditional write decides). When the reply
+//! hook is asked, it is claimed first (`EventRecordStore::claim_hook`) and a concurrent retry
+//! waits for the first's record ([`await_record`]) instead of asking the hook again.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Event;
 use super::publish::{EventEntry, EventPublisher};
@@ -33,6 +35,29 @@ pub async fn recall<S: EventRecordStore>(
     id: &str,
 ) -> Result<Option<ReplyMemo>, StoreError> {
     Ok(store.get_event_record(id).await?.map(|r| r.answer))
+}
+
+/// How often a retry looks for the record of the delivery that holds the hook.
+const RECORD_POLL: Duration = Duration::from_millis(100);
+
+/// Waits up to `budget` for the record of a push another delivery is handling (it holds the
+/// reply hook), and returns its answer once written. `None` when the budget ran out first.
+pub async fn await_record<S: EventRecordStore>(
+    store: &S,
+    id: &str,
+    budget: Duration,
+) -> Result<Option<ReplyMemo>, StoreError> {
+    let deadline = Instant::now() + budget;
+    loop {
+        if let Some(answer) = recall(store, id).await? {
+            return Ok(Some(answer));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        tokio::time::sleep(left.min(RECORD_POLL)).await;
+    }
 }
 
 /// What happened to one push's event.

@@ -23,8 +23,9 @@ use crate::events::metrics::{Metric, emf_line};
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(3);
 /// The signature header of the HTTPS hook: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
 pub const SIGNATURE_HEADER: &str = "x-wxopen-signature";
-/// The event id, so a hook can dedupe (wxopen calls it once per push, but a concurrent WeChat
-/// retry may call it twice).
+/// The event id, so a hook can dedupe. wxopen asks once per push (a concurrent WeChat retry
+/// waits for the first delivery's answer); only a delivery that died, and whose claim lapsed,
+/// is asked again by a later retry.
 pub const EVENT_ID_HEADER: &str = "x-wxopen-event-id";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

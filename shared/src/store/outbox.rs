@@ -4,6 +4,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | event record | `EVENT#<event id>` | `EVENT` |
+//! | hook claim | `EVENT#<event id>` | `HOOK` |
 //! | outbox entry | `OUTBOX#<shard 0..3>` | `<enqueued_at, 12 digits>#<event id>` |
 //!
 //! The happy path of a message is one conditional `PutItem` of its event record (after the
@@ -12,6 +13,11 @@
 //! entry. Outbox entries have no TTL: they leave only when published. Four shards keep the
 //! outbox off one hot partition when EventBridge is down for a busy deployment; the sweep reads
 //! each shard oldest first.
+//!
+//! A message that goes to the reply hook first claims the hook for its event id (one
+//! conditional `PutItem` with a lease), so a WeChat retry that arrives while the first delivery
+//! still waits on the hook does not ask it a second time: the retry waits for the first's
+//! record instead. A claim whose lease ran out (its delivery died) can be taken over.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,6 +36,7 @@ pub const EVENT_RECORD_TTL_SECS: i64 = 86_400;
 pub const OUTBOX_SHARDS: u32 = 4;
 
 const EVENT_SK: &str = "EVENT";
+const HOOK_SK: &str = "HOOK";
 
 /// How a message was answered, kept so that a retry gets the same answer.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +127,14 @@ pub trait EventRecordStore: Send + Sync {
         record: &EventRecord,
         deferred: Option<&OutboxEntry>,
     ) -> impl Future<Output = Result<RecordOutcome, StoreError>> + Send;
+    /// Claims the reply hook for a push: `true` when this delivery may ask the hook (no claim,
+    /// or the last one's lease ended before `now`), `false` while another delivery holds it.
+    fn claim_hook(
+        &self,
+        id: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Puts entries in the outbox (events that have no record, or whose publishing failed
     /// after they were recorded).
     fn enqueue(
@@ -275,6 +290,37 @@ impl EventRecordStore for DynamoStore {
         }
     }
 
+    async fn claim_hook(&self, id: &str, now: i64, lease_secs: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", s(event_pk(id)))
+            .item("sk", s(HOOK_SK))
+            .item(
+                "lease_until",
+                AttributeValue::N((now + lease_secs).to_string()),
+            )
+            .item(
+                "ttl",
+                AttributeValue::N((now + EVENT_RECORD_TTL_SECS).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn enqueue(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
         for entry in entries {
             self.client()
@@ -332,6 +378,7 @@ pub struct MemoryEventRecords {
 #[derive(Debug, Default)]
 struct MemoryState {
     records: BTreeMap<String, EventRecord>,
+    hook_claims: BTreeMap<String, i64>,
     outbox: BTreeMap<(i64, String), OutboxEntry>,
 }
 
@@ -368,6 +415,16 @@ impl EventRecordStore for MemoryEventRecords {
                 s.outbox.insert((e.enqueued_at, e.id.clone()), e.clone());
             }
             RecordOutcome::Recorded
+        }))
+    }
+
+    async fn claim_hook(&self, id: &str, now: i64, lease_secs: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.hook_claims.get(id) {
+            Some(until) if *until >= now => false,
+            _ => {
+                s.hook_claims.insert(id.to_string(), now + lease_secs);
+                true
+            }
         }))
     }
 

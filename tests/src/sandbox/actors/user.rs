@@ -22,6 +22,14 @@ struct MessagePush {
     xml: String,
     /// WeChat's retries: the same message delivered this many times (1 to 5).
     repeat: u32,
+    /// The retries start while the first delivery is still running (WeChat gave up waiting on
+    /// it), instead of one after the other.
+    overlap: bool,
+}
+
+/// `overlap` of a control request (default false).
+fn overlap_of(obj: &Map<String, Value>) -> bool {
+    obj.get("overlap") == Some(&Value::Bool(true))
 }
 
 /// `repeat` of a control request: how many times WeChat delivers the same message (its retries
@@ -103,6 +111,7 @@ pub async fn scan(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             event: event.to_string(),
             xml,
             repeat,
+            overlap: false,
         }
     };
     ok(deliver_message(shared, msg).await)
@@ -113,6 +122,7 @@ pub async fn message(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
     let user = user_name(&obj)?;
     let content = str_field(&obj, "content").ok_or_else(|| bad_request("content is required"))?;
     let repeat = repeat_of(&obj)?;
+    let overlap = overlap_of(&obj);
     let msg = {
         let mut st = shared.lock();
         let now = st.now();
@@ -140,6 +150,7 @@ pub async fn message(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             event: "text".to_string(),
             xml,
             repeat,
+            overlap,
         }
     };
     ok(deliver_message(shared, msg).await)
@@ -192,6 +203,7 @@ pub async fn event(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             event,
             xml,
             repeat,
+            overlap: false,
         }
     };
     ok(deliver_message(shared, msg).await)
@@ -227,6 +239,7 @@ pub async fn send_as_user(
             url,
             event,
             repeat: 1,
+            overlap: false,
         }
     };
     Ok(deliver_message(shared, msg).await)
@@ -238,8 +251,7 @@ async fn deliver_message(shared: &Arc<Shared>, msg: MessagePush) -> Value {
     } else {
         format!("event:{}", msg.event)
     };
-    let mut deliveries = Vec::new();
-    for _ in 0..msg.repeat.max(1) {
+    let once = || async {
         let delivery = push::deliver(
             shared,
             Outgoing {
@@ -258,7 +270,15 @@ async fn deliver_message(shared: &Arc<Shared>, msg: MessagePush) -> Value {
         } else {
             (None, None)
         };
-        deliveries.push((delivery, reply, reply_error));
+        (delivery, reply, reply_error)
+    };
+    let mut deliveries = Vec::new();
+    if msg.overlap {
+        deliveries = futures_util::future::join_all((0..msg.repeat.max(1)).map(|_| once())).await;
+    } else {
+        for _ in 0..msg.repeat.max(1) {
+            deliveries.push(once().await);
+        }
     }
     let repeats: Vec<Value> = deliveries
         .iter()

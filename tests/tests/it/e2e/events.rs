@@ -235,6 +235,47 @@ async fn the_same_push_three_times_is_one_event_one_hook_call_and_three_identica
 }
 
 #[tokio::test]
+async fn a_retry_while_the_first_delivery_waits_on_the_hook_asks_it_once_and_gets_its_reply() {
+    let stack = stack_with(&[OA1]).await;
+    stack.bus.drain_all().await.unwrap();
+    // The hook takes 1.5 s (inside its 3 s budget); WeChat's retry arrives meanwhile.
+    stack
+        .hook
+        .set_mode(HookMode::SlowEcho(Duration::from_millis(1500)));
+    stack.hook.take_calls();
+    let (s, r) = stack
+        .control(
+            Method::POST,
+            "users/message",
+            json!({ "appid": OA1, "user": "bob", "content": "overlap", "repeat": 2, "overlap": true }),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let repeats = r["repeats"].as_array().unwrap();
+    assert_eq!(repeats.len(), 2);
+    for rep in repeats {
+        assert_eq!(rep["status"], 200, "{rep}");
+    }
+    let calls = stack.hook.calls();
+    assert_eq!(calls.len(), 1, "the hook is asked once: {calls:#?}");
+    let events = stack.bus.drain_all().await.unwrap();
+    assert_eq!(events.len(), 1, "one event: {events:#?}");
+    assert_eq!(
+        calls[0].event_id,
+        events[0]["detail"]["id"].as_str().unwrap()
+    );
+    for rep in repeats {
+        assert!(
+            rep["reply"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("you said: overlap"),
+            "both deliveries answer the hook's reply: {r}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn eventbridge_down_for_a_batch_every_push_answered_in_time_and_delivered_after_the_sweep() {
     let stack = stack_with(&[OA1]).await;
     stack.bus.drain_all().await.unwrap();
