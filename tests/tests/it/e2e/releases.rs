@@ -55,7 +55,9 @@ pub async fn seed(
                 profile: Some(AuthorizerProfileRecord {
                     kind: AccountKind::MiniProgram,
                     nick_name: format!("shop {i}"),
-                    user_name: format!("gh_{i:012}"),
+                    // The sandbox's own: pushes are addressed to it (`ToUserName`), and the
+                    // message URL refuses one for another account.
+                    user_name: m["user_name"].as_str().unwrap().to_string(),
                     principal_name: None,
                     service_type: 0,
                     verify_type: 0,
