@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use wxopen::clock::{Clock, SystemClock};
 use wxopen::model::{AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken};
 use wxopen::releases::NoHook;
 use wxopen::store::ReleaseStore;
-use wxopen_tests::releases::{SqsCounts, drive_until, poll_once};
+use wxopen_tests::releases::{SqsCounts, poll_once};
 use wxopen_tests::stack::{Stack, TestWorker};
 
 /// Creates `n` sandbox mini programs and imports them as authorized (their tokens expired, so
@@ -390,10 +390,9 @@ async fn a_fleet_release_over_200_mini_programs_ends_every_target_right() {
 }
 
 #[tokio::test]
-async fn with_a_small_audit_quota_a_job_submits_that_many_and_says_the_rest_wait() {
-    // The 50 of 200, scaled to 20 of 80 for the suite's time.
-    const N: usize = 80;
-    const QUOTA: i64 = 20;
+async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_resume() {
+    const N: usize = 200;
+    const QUOTA: i64 = 50;
     let stack = Stack::start().await;
     stack.push_ticket().await;
     stack
@@ -416,73 +415,102 @@ async fn with_a_small_audit_quota_a_job_submits_that_many_and_says_the_rest_wait
     let id = created["id"].as_str().unwrap().to_string();
     let counts = Arc::new(SqsCounts::default());
     let worker = stack.release_worker(Stack::release_settings(), NoHook, counts.clone());
-    let store = stack.store.clone();
-    let settled = || {
-        let (store, id) = (store.clone(), id.clone());
-        async move {
-            let j = store.get_job(&id).await.unwrap().unwrap();
-            let c = |s| j.counts.get(&s).copied().unwrap_or(0);
-            use wxopen::model::TargetState as T;
-            // The counts on the job (moto serialises concurrent updates of one item loosely, so
-            // the test reads the targets themselves too).
-            let _ = c;
-            let (all, _) = store.list_targets(&id, None, 1000, None).await.unwrap();
-            all.iter().all(|t| {
-                matches!(t.state, T::Submitted | T::Committed)
-                    && (t.state == T::Submitted || t.waiting_quota)
-            })
-        }
+    let targets = || async {
+        let (all, _) = stack
+            .store
+            .list_targets(&id, None, 1000, None)
+            .await
+            .unwrap();
+        all
     };
-    assert!(
-        drive_until(
-            &stack.releases,
-            &worker,
-            Some(&counts),
-            Duration::from_secs(240),
-            settled
-        )
-        .await
-        .unwrap(),
-        "{}",
-        job(&stack, &id).await
-    );
+    let never = || async { false };
+    assert!(!drive_until_idle(&stack, &worker, &counts, never).await);
     let v = job(&stack, &id).await;
-    let (all, _) = stack
-        .store
-        .list_targets(&id, None, 1000, None)
-        .await
-        .unwrap();
-    let submitted = all
+    use wxopen::model::TargetState as T;
+    let all = targets().await;
+    let submitted = all.iter().filter(|t| t.state == T::Submitted).count() as i64;
+    let waiting = all
         .iter()
-        .filter(|t| t.state == wxopen::model::TargetState::Submitted)
+        .filter(|t| t.state == T::Committed && t.waiting_quota)
         .count() as i64;
-    assert_eq!(submitted, QUOTA, "{v}");
+    assert_eq!((submitted, waiting), (QUOTA, N as i64 - QUOTA), "{v}");
+    assert_eq!(v["state"], "running");
     assert!(
         v["quota_wait"]
             .as_str()
             .is_some_and(|w| w.contains("quota")),
         "the job says why: {v}"
     );
-    let waiting = v["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["waiting_quota"] == true)
-        .count();
-    assert!(waiting > 0, "{v}");
-    let _ = &counts;
-    let (calls, accepted): (u64, u64) = appids
-        .iter()
-        .map(|a| count(&stack, a, "wxa/submit_audit"))
-        .fold((0, 0), |(c, o), (ci, oi)| (c + ci, o + oi));
+    assert_eq!(v["counts"]["committed"], N as i64 - QUOTA, "{v}");
+    let submissions = || {
+        appids
+            .iter()
+            .map(|a| count(&stack, a, "wxa/submit_audit"))
+            .fold((0, 0), |(c, o), (ci, oi)| (c + ci, o + oi))
+    };
+    let (calls, accepted) = submissions();
     assert_eq!(
         accepted as i64, submitted,
         "one accepted submission per submitted target, none beyond the quota"
     );
     // Workers in flight at once may each have read the last unit of quota: WeChat refuses the
-    // extra ones (85085) and those targets wait; never more than the job's concurrency.
+    // extra ones (85085) and those targets wait like the others (none failed); never more
+    // than the job's concurrency.
     assert!(
         calls - accepted <= 25,
         "{calls} submissions tried, {accepted} accepted"
+    );
+    println!("quota run: {calls} submissions tried, {accepted} accepted");
+
+    // The quota is raised: the scheduled run resumes the waiting targets.
+    let (s, _) = stack
+        .control(Method::POST, "config", json!({"audit_quota": 10_000}))
+        .await;
+    assert_eq!(s, 200);
+    let scheduled = token_refresh::App {
+        deps: stack.deps(),
+        settings: Default::default(),
+        publisher: stack.publisher(),
+        release_queue: stack.releases.queue(),
+        release_settings: Stack::release_settings(),
+    };
+    let report = token_refresh::releases(&scheduled).await;
+    assert_eq!(
+        (report.jobs_resumed, report.targets_resumed),
+        (1, (N as i64 - QUOTA) as u32),
+        "{report:?}"
+    );
+    assert!(!drive_until_idle(&stack, &worker, &counts, never).await);
+    let all = targets().await;
+    assert!(
+        all.iter()
+            .all(|t| t.state == T::Submitted && !t.waiting_quota),
+        "every target submitted"
+    );
+    assert!(job(&stack, &id).await["quota_wait"].is_null());
+    // The audits finish (and push): every target released.
+    stack
+        .control(Method::POST, "code/audits/run", json!({"all": true}))
+        .await;
+    let store = stack.store.clone();
+    let done = || {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            store
+                .get_job(&id)
+                .await
+                .unwrap()
+                .is_some_and(|j| j.state == wxopen::model::JobState::Done)
+        }
+    };
+    assert!(drive_until_idle(&stack, &worker, &counts, done).await);
+    let all = targets().await;
+    assert!(all.iter().all(|t| t.state == T::Released));
+    let (calls2, accepted2) = submissions();
+    assert_eq!(accepted2, N as u64, "one accepted submission per target");
+    assert_eq!(
+        calls2 - accepted2,
+        calls - accepted,
+        "no refused submission after the raise"
     );
 }

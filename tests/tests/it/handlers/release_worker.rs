@@ -160,7 +160,6 @@ async fn push_audits(stack: &Stack) -> (String, String) {
         .control(Method::POST, "code/audits/run", json!({"all": true}))
         .await;
     assert_eq!(s, 200, "{v}");
-    eprintln!("audits run: {v}");
     let push = next_message(stack).await;
     assert!(push.1.contains("weapp_audit_success"), "{}", push.1);
     push
