@@ -8,18 +8,24 @@
 * EventBridge PutEvents: moto parses the target's input paths (JSONPath) anew for every event
   and target, building the parser's tables each time. The parsed expressions are kept.
 
+And one fidelity fix: moto's threaded server runs DynamoDB requests concurrently without a
+lock, so two concurrent updates of one item can lose one (`ADD n :1` twice adding one), which
+DynamoDB never does. DynamoDB requests are served one at a time here.
+
 Run as `python scripts/moto_server.py <moto_server arguments>`.
 """
 
 import copy
 import functools
 import sys
+import threading
 
 import jsonpath_ng.ext
 import moto.dynamodb.models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import main
 
 _deepcopy = copy.deepcopy
@@ -85,6 +91,17 @@ def transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = transact_write_items
+
+_dynamodb_lock = threading.Lock()
+_call_action = DynamoHandler.call_action
+
+
+def call_action(self):
+    with _dynamodb_lock:
+        return _call_action(self)
+
+
+DynamoHandler.call_action = call_action
 
 jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
 
