@@ -355,3 +355,53 @@ async fn a_slot_message_delivered_again_after_a_push_approved_its_target_hands_t
         "one submission, one release"
     );
 }
+
+#[tokio::test]
+async fn a_submission_refused_for_quota_after_the_quota_read_waits_instead_of_failing() {
+    // The hook never fires here (no step dies).
+    let s = setup(Step::Undo, Boundary::BeforeCall).await;
+    let commit = next_message(&s.stack).await;
+    assert_eq!(deliver(&s.worker, &commit).await, Some(vec![]));
+    // queryquota says there is quota; another worker took the last unit meanwhile.
+    let (st, v) = s
+        .stack
+        .control(
+            Method::POST,
+            "faults",
+            json!({"api": "wxa/submit_audit", "count": 1, "errcode": 85085}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let submit = next_message(&s.stack).await;
+    assert_eq!(deliver(&s.worker, &submit).await, Some(vec![]));
+    let t = target(&s, 0).await;
+    assert_eq!(
+        (t.state, t.waiting_quota, t.intent),
+        (TargetState::Committed, true, None),
+        "back to waiting, not failed"
+    );
+    let job = s.stack.store.get_job(&s.job).await.unwrap().unwrap();
+    assert!(
+        job.quota_wait
+            .as_deref()
+            .is_some_and(|w| w.contains("85085")),
+        "{job:?}"
+    );
+    assert_eq!(job.dispatched, 2, "its slot went to the next target");
+    assert!(
+        s.stack
+            .store
+            .get_active_audit(&s.appids[0])
+            .await
+            .unwrap()
+            .is_none(),
+        "the placeholder audit is gone"
+    );
+    assert_eq!(
+        s.stack
+            .sandbox
+            .call_count(&s.appids[0], "wxa/submit_audit")
+            .ok,
+        0
+    );
+}
