@@ -12,7 +12,8 @@ case "${1:-}" in
       echo "moto_server already running (pid $(cat "$STATE/moto.pid"))"; exit 0
     fi
     # The venv's python (not the moto_server script): a copied venv keeps working.
-    # scripts/moto_server.py is moto_server with two emulation costs cut (see its docstring).
+    # scripts/moto_server.py: moto_server with two emulation costs cut and DynamoDB requests
+    # served one at a time (see its docstring).
     "$VENV/bin/python" "$(dirname "$0")/moto_server.py" -H 127.0.0.1 -p 0 >"$STATE/moto.log" 2>&1 &
     echo $! >"$STATE/moto.pid"
     for _ in $(seq 1 200); do

@@ -684,16 +684,25 @@ where
             Err(e) => return self.failed(job, t, m, classify(&e)).await,
         }
         // The audit in flight, before WeChat is called: a push that beats the record of the
-        // submission finds its target (and waits for the record) instead of being dropped.
-        self.store
-            .put_active_audit(&ActiveAudit {
-                appid: t.appid.clone(),
-                job_id: t.job_id.clone(),
-                seq: t.seq,
-                auditid: None,
-                submitted_at: self.now(),
-            })
-            .await?;
+        // submission finds its target (and waits for the record) instead of being dropped. Not
+        // over another target's recorded audit (another job's, still in review: WeChat answers
+        // 85009, and that audit's record must survive the refusal).
+        let another = self
+            .store
+            .get_active_audit(&t.appid)
+            .await?
+            .is_some_and(|a| a.auditid.is_some() && (a.job_id != t.job_id || a.seq != t.seq));
+        if !another {
+            self.store
+                .put_active_audit(&ActiveAudit {
+                    appid: t.appid.clone(),
+                    job_id: t.job_id.clone(),
+                    seq: t.seq,
+                    auditid: None,
+                    submitted_at: self.now(),
+                })
+                .await?;
+        }
         self.hook.at(Step::Submit, Boundary::BeforeCall);
         let result = self.calls.submit_audit(&t.appid, &job.audit).await;
         self.hook.at(Step::Submit, Boundary::AfterCall);

@@ -405,3 +405,82 @@ async fn a_submission_refused_for_quota_after_the_quota_read_waits_instead_of_fa
         0
     );
 }
+
+/// Delivers every message on the release queue until it is empty.
+async fn deliver_all(s: &Setup) {
+    loop {
+        let q = &s.stack.releases;
+        let got = q
+            .sqs
+            .receive_message()
+            .queue_url(&q.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() && q.depth().await.unwrap() == 0 {
+            return;
+        }
+        for m in messages {
+            let pair = (
+                m.message_id().unwrap().to_string(),
+                m.body().unwrap().to_string(),
+            );
+            assert_eq!(deliver(&s.worker, &pair).await, Some(vec![]), "{}", pair.1);
+            q.sqs
+                .delete_message()
+                .queue_url(&q.url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_submission_leaves_another_jobs_audit_of_the_mini_program_recorded() {
+    let s = setup(Step::Undo, Boundary::BeforeCall).await;
+    let first = s.appids[0].clone();
+    let (st, _) = s
+        .stack
+        .control(Method::POST, "config", json!({"audit_delay_secs": 3600}))
+        .await;
+    assert_eq!(st, 200);
+    deliver_all(&s).await;
+    let t = target(&s, 0).await;
+    assert_eq!(t.state, TargetState::Submitted);
+    let recorded = s
+        .stack
+        .store
+        .get_active_audit(&first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (recorded.job_id.as_str(), recorded.auditid),
+        (s.job.as_str(), t.auditid)
+    );
+
+    // A second job (another version) for the same mini program while its audit is in review.
+    let template_id = template(&s.stack).await;
+    let mut body = job_body(template_id, json!({"appids": [first]}));
+    body["user_version"] = json!("2.0.1");
+    let (st, created) = s.stack.api(Method::POST, "/releases", Some(body)).await;
+    assert_eq!(st, 201, "{created}");
+    let second = created["id"].as_str().unwrap().to_string();
+    deliver_all(&s).await;
+    let refused = s.stack.store.get_target(&second, 0).await.unwrap().unwrap();
+    assert_eq!(
+        (refused.state, refused.errcode),
+        (TargetState::Failed, Some(85009)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        s.stack.store.get_active_audit(&first).await.unwrap(),
+        Some(recorded),
+        "the first job's audit is still recorded (its push will find it)"
+    );
+}
