@@ -393,6 +393,7 @@ async fn a_fleet_release_over_200_mini_programs_ends_every_target_right() {
 async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_resume() {
     const N: usize = 200;
     const QUOTA: i64 = 50;
+    let started = Instant::now();
     let stack = Stack::start().await;
     stack.push_ticket().await;
     stack
@@ -460,6 +461,7 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
         calls - accepted <= 25,
         "{calls} submissions tried, {accepted} accepted"
     );
+    let parked_at = started.elapsed();
     println!("quota run: {calls} submissions tried, {accepted} accepted");
 
     // The quota is raised: the scheduled run resumes the waiting targets.
@@ -490,7 +492,9 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     assert!(job(&stack, &id).await["quota_wait"].is_null());
     // The audits finish and push (in process: 200 pushes one after the other outlast the
     // control API's timeout): every target released.
+    let resumed_at = started.elapsed();
     let pushed = stack.sandbox.run_audits(true).await;
+    let pushed_at = started.elapsed();
     assert_eq!(pushed.len(), N);
     let store = stack.store.clone();
     let done = || {
@@ -506,6 +510,13 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     assert!(drive_until_idle(&stack, &worker, &counts, done).await);
     let all = targets().await;
     assert!(all.iter().all(|t| t.state == T::Released));
+    println!(
+        "quota e2e: parked after {:.1} s, resumed and submitted after {:.1} s, pushed after {:.1} s, released after {:.1} s",
+        parked_at.as_secs_f64(),
+        resumed_at.as_secs_f64(),
+        pushed_at.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     let (calls2, accepted2) = submissions();
     assert_eq!(accepted2, N as u64, "one accepted submission per target");
     assert_eq!(
