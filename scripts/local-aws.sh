@@ -11,8 +11,10 @@ case "${1:-}" in
     if [ -f "$STATE/moto.pid" ] && kill -0 "$(cat "$STATE/moto.pid")" 2>/dev/null; then
       echo "moto_server already running (pid $(cat "$STATE/moto.pid"))"; exit 0
     fi
-    # `python -m` (not the moto_server script): a copied venv keeps working.
-    "$VENV/bin/python" -m moto.server -H 127.0.0.1 -p 0 >"$STATE/moto.log" 2>&1 &
+    # The venv's python (not the moto_server script): a copied venv keeps working.
+    # scripts/moto_server.py: moto_server with two emulation costs cut and DynamoDB requests
+    # served one at a time (see its docstring).
+    "$VENV/bin/python" "$(dirname "$0")/moto_server.py" -H 127.0.0.1 -p 0 >"$STATE/moto.log" 2>&1 &
     echo $! >"$STATE/moto.pid"
     for _ in $(seq 1 200); do
       port=$(sed -n 's#.*Running on http://127.0.0.1:\([0-9]*\).*#\1#p' "$STATE/moto.log" | head -1)

@@ -214,12 +214,19 @@ pub struct ReleaseTarget {
 
 /// The mini program's audit in flight, found by appid (audit pushes carry no auditid) and by
 /// age (the scheduled run polls audits whose push is overdue).
+///
+/// Recorded before `submit_audit` is called, without an `auditid` (a placeholder), so a push
+/// that beats the worker's record of the submission finds its target and waits; the auditid is
+/// filled in when the submission is recorded (or reconciled after a worker died).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveAudit {
     pub appid: String,
     pub job_id: String,
     pub seq: u32,
-    pub auditid: i64,
+    /// `None` while the submission is in flight (WeChat has not answered, or its answer is not
+    /// recorded yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditid: Option<i64>,
     pub submitted_at: i64,
 }
 

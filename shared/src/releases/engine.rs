@@ -320,10 +320,25 @@ where
             TargetState::Committed if !t.waiting_quota || m.resume => {
                 self.submit(&job, &t, m).await
             }
-            TargetState::Approved if job.auto_release => self.release(&job, &t, m).await,
-            TargetState::Committed => Ok(()),
-            // Past its slot: a redelivered message whose worker died after recording; hand the
-            // slot on (a duplicate may hand one extra) and see whether the job is done.
+            TargetState::Approved if job.auto_release => {
+                // A slot message finding its target approved: its worker recorded the
+                // submission and died (or failed) before handing the slot on, and the audit's
+                // push approved it since. The release takes no slot; the slot is handed on
+                // after it.
+                let unslotted = StepMessage {
+                    slot: false,
+                    ..m.clone()
+                };
+                self.release(&job, &t, &unslotted).await?;
+                if m.slot {
+                    self.free_slot(&job, m).await
+                } else {
+                    Ok(())
+                }
+            }
+            // Past its slot (parked on the quota, submitted, or further): a redelivered message
+            // whose worker died after recording; hand the slot on (a duplicate may hand one
+            // extra) and see whether the job is done.
             _ if m.slot => self.free_slot(&job, m).await,
             _ => Ok(()),
         }
@@ -528,6 +543,29 @@ where
         self.busy(m).await
     }
 
+    /// Records the step's intent on a target in `from`. `None`: the message is dealt with (the
+    /// target moved on, or another worker holds the step and the message comes back after its
+    /// lease); `Some(None)`: call WeChat; `Some(Some(prev))`: an earlier attempt's intent expired
+    /// without an outcome, reconcile it first.
+    async fn begin(
+        &self,
+        t: &ReleaseTarget,
+        from: TargetState,
+        step: Step,
+        m: &StepMessage,
+    ) -> Result<Option<Option<Intent>>, EngineError> {
+        match self
+            .store
+            .begin_step(&t.job_id, t.seq, from, self.intent(step), self.now())
+            .await?
+        {
+            BeginStep::Moved => Ok(None),
+            BeginStep::Busy => self.busy(m).await.map(|()| None),
+            BeginStep::Reconcile(prev) => Ok(Some(Some(prev))),
+            BeginStep::Fresh => Ok(Some(None)),
+        }
+    }
+
     async fn commit(
         &self,
         job: &ReleaseJob,
@@ -554,20 +592,11 @@ where
         if !record.func_info.contains(&CODE_SET) {
             return self.failed(job, t, m, Failure::Skip).await;
         }
-        match self
-            .store
-            .begin_step(
-                &t.job_id,
-                t.seq,
-                TargetState::Queued,
-                self.intent(Step::Commit),
-                self.now(),
-            )
-            .await?
-        {
-            BeginStep::Moved => return Ok(()),
-            BeginStep::Busy => return self.busy(m).await,
-            BeginStep::Reconcile(prev) => match self.calls.version_info(&t.appid).await {
+        let Some(earlier) = self.begin(t, TargetState::Queued, Step::Commit, m).await? else {
+            return Ok(());
+        };
+        if let Some(prev) = earlier {
+            match self.calls.version_info(&t.appid).await {
                 Ok(v)
                     if v.exp_version.as_deref() == Some(job.user_version.as_str())
                         && v.exp_time.is_none_or(|at| {
@@ -582,8 +611,7 @@ where
                     tracing::warn!(error = %e, "getversioninfo failed; commit left unreconciled");
                     return self.reconcile_failed(m).await;
                 }
-            },
-            BeginStep::Fresh => {}
+            }
         }
         let ext = render(&job.ext_json, &t.appid, record.customer_ref.as_deref());
         self.hook.at(Step::Commit, Boundary::BeforeCall);
@@ -625,28 +653,21 @@ where
         t: &ReleaseTarget,
         m: &StepMessage,
     ) -> Result<(), EngineError> {
-        match self
-            .store
-            .begin_step(
-                &t.job_id,
-                t.seq,
-                TargetState::Committed,
-                self.intent(Step::Submit),
-                self.now(),
-            )
+        let Some(earlier) = self
+            .begin(t, TargetState::Committed, Step::Submit, m)
             .await?
-        {
-            BeginStep::Moved => return Ok(()),
-            BeginStep::Busy => return self.busy(m).await,
-            BeginStep::Reconcile(prev) => match self.landed_submission(job, t, prev.at).await {
+        else {
+            return Ok(());
+        };
+        if let Some(prev) = earlier {
+            match self.landed_submission(job, t, prev.at).await {
                 Ok(Some(auditid)) => return self.submitted(job, t, m, auditid).await,
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "get_latest_auditstatus failed; submission left unreconciled");
                     return self.reconcile_failed(m).await;
                 }
-            },
-            BeginStep::Fresh => {}
+            }
         }
         match self.calls.query_quota(&t.appid).await {
             Ok(q) if q.rest <= 0 => {
@@ -662,40 +683,78 @@ where
             Ok(_) => {}
             Err(e) => return self.failed(job, t, m, classify(&e)).await,
         }
+        // The audit in flight, before WeChat is called: a push that beats the record of the
+        // submission finds its target (and waits for the record) instead of being dropped. Not
+        // over another target's recorded audit (another job's, still in review: WeChat answers
+        // 85009, and that audit's record must survive the refusal).
+        let another = self
+            .store
+            .get_active_audit(&t.appid)
+            .await?
+            .is_some_and(|a| a.auditid.is_some() && (a.job_id != t.job_id || a.seq != t.seq));
+        if !another {
+            self.store
+                .put_active_audit(&ActiveAudit {
+                    appid: t.appid.clone(),
+                    job_id: t.job_id.clone(),
+                    seq: t.seq,
+                    auditid: None,
+                    submitted_at: self.now(),
+                })
+                .await?;
+        }
         self.hook.at(Step::Submit, Boundary::BeforeCall);
         let result = self.calls.submit_audit(&t.appid, &job.audit).await;
         self.hook.at(Step::Submit, Boundary::AfterCall);
-        match result {
-            Ok(auditid) => self.submitted(job, t, m, auditid).await,
-            Err(e) => match errcode(&e) {
-                // An audit in progress: ours if it carries this version.
-                Some(85009) => match self.landed_submission(job, t, t.updated_at).await {
-                    Ok(Some(auditid)) => self.submitted(job, t, m, auditid).await,
-                    _ => {
-                        self.failed(
-                            job,
-                            t,
-                            m,
-                            Failure::Fail {
-                                errcode: Some(85009),
-                                reason: "another audit is in progress".into(),
-                            },
-                        )
-                        .await
-                    }
-                },
-                Some(85085) => self.park(job, t, m, "audit quota used up (85085)").await,
-                // The privacy scan after a commit is still running: wait a minute.
-                Some(61039) => {
-                    self.store
-                        .clear_intent(&t.job_id, t.seq, &TargetUpdate::default())
-                        .await?;
-                    let mut again = m.clone();
-                    again.attempt += 1;
-                    self.send(&[again], 60).await
-                }
-                _ => self.failed(job, t, m, classify(&e)).await,
-            },
+        let e = match result {
+            Ok(auditid) => return self.submitted(job, t, m, auditid).await,
+            Err(e) => e,
+        };
+        // Refused, or unknown: the placeholder stays only while the submission may have landed
+        // (the next attempt reconciles it).
+        let landed = match errcode(&e) {
+            Some(85009) => self
+                .landed_submission(job, t, t.updated_at)
+                .await
+                .ok()
+                .flatten(),
+            _ => None,
+        };
+        if let Some(auditid) = landed {
+            return self.submitted(job, t, m, auditid).await;
+        }
+        if classify(&e) != (Failure::Retry { unknown: true }) {
+            self.store
+                .remove_pending_audit(&t.appid, &t.job_id, t.seq)
+                .await?;
+        }
+        match errcode(&e) {
+            // An audit in progress that is not this job's version.
+            Some(85009) => {
+                self.failed(
+                    job,
+                    t,
+                    m,
+                    Failure::Fail {
+                        errcode: Some(85009),
+                        reason: "another audit is in progress".into(),
+                    },
+                )
+                .await
+            }
+            // Refused for quota (workers in flight at once may each have read the last unit):
+            // the target waits with the others.
+            Some(85085) => self.park(job, t, m, "audit quota used up (85085)").await,
+            // The privacy scan after a commit is still running: wait a minute.
+            Some(61039) => {
+                self.store
+                    .clear_intent(&t.job_id, t.seq, &TargetUpdate::default())
+                    .await?;
+                let mut again = m.clone();
+                again.attempt += 1;
+                self.send(&[again], 60).await
+            }
+            _ => self.failed(job, t, m, classify(&e)).await,
         }
     }
 
@@ -727,7 +786,7 @@ where
                 appid: t.appid.clone(),
                 job_id: t.job_id.clone(),
                 seq: t.seq,
-                auditid,
+                auditid: Some(auditid),
                 submitted_at: self.now(),
             })
             .await?;
@@ -783,27 +842,20 @@ where
         t: &ReleaseTarget,
         m: &StepMessage,
     ) -> Result<(), EngineError> {
-        match self
-            .store
-            .begin_step(
-                &t.job_id,
-                t.seq,
-                TargetState::Approved,
-                self.intent(Step::Release),
-                self.now(),
-            )
+        let Some(earlier) = self
+            .begin(t, TargetState::Approved, Step::Release, m)
             .await?
-        {
-            BeginStep::Moved => return Ok(()),
-            BeginStep::Busy => return self.busy(m).await,
-            BeginStep::Reconcile(_) => match self.calls.version_info(&t.appid).await {
+        else {
+            return Ok(());
+        };
+        if earlier.is_some() {
+            match self.calls.version_info(&t.appid).await {
                 Ok(v) if v.release_version.as_deref() == Some(job.user_version.as_str()) => {
                     return self.released(job, t).await;
                 }
                 Ok(_) => {}
                 Err(_) => return self.reconcile_failed(m).await,
-            },
-            BeginStep::Fresh => {}
+            }
         }
         self.hook.at(Step::Release, Boundary::BeforeCall);
         let result = self.calls.release(&t.appid).await;
@@ -834,19 +886,19 @@ where
             return Ok(());
         }
         let Some(t) = self.store.get_target(&audit.job_id, audit.seq).await? else {
-            self.store
-                .remove_active_audit(&r.appid, audit.auditid)
-                .await?;
-            return Ok(());
+            return self.drop_audit(&audit).await;
         };
+        // The submission is in flight or its outcome not yet recorded (the push beat the
+        // worker): the message comes back after the visibility timeout.
         if t.state == TargetState::Committed {
             return Err(EngineError::NotYet);
         }
-        if t.state != TargetState::Submitted || t.auditid != Some(audit.auditid) {
-            self.store
-                .remove_active_audit(&r.appid, audit.auditid)
-                .await?;
-            return Ok(());
+        let Some(auditid) = audit.auditid else {
+            // A placeholder whose target moved on without recording an audit.
+            return self.drop_audit(&audit).await;
+        };
+        if t.state != TargetState::Submitted || t.auditid != Some(auditid) {
+            return self.drop_audit(&audit).await;
         }
         let (to, reason) = match r.status {
             0 => (TargetState::Approved, None),
@@ -866,9 +918,7 @@ where
             },
         )
         .await?;
-        self.store
-            .remove_active_audit(&r.appid, audit.auditid)
-            .await?;
+        self.drop_audit(&audit).await?;
         let Some(job) = self.store.get_job(&t.job_id).await? else {
             return Ok(());
         };
@@ -888,6 +938,19 @@ where
             return self.release(&job, &approved, &m).await;
         }
         self.close_if_done(&job).await
+    }
+
+    /// Forgets the mini program's audit in flight (if it is still this one).
+    async fn drop_audit(&self, audit: &ActiveAudit) -> Result<(), EngineError> {
+        match audit.auditid {
+            Some(id) => self.store.remove_active_audit(&audit.appid, id).await?,
+            None => {
+                self.store
+                    .remove_pending_audit(&audit.appid, &audit.job_id, audit.seq)
+                    .await?
+            }
+        }
+        Ok(())
     }
 
     /// A cancelled job's target: `cancelled`, its audit undone first only if the cancel asked.
@@ -935,6 +998,11 @@ where
         {
             self.store.remove_active_audit(&t.appid, a).await?;
         }
+        if t.state == TargetState::Committed {
+            self.store
+                .remove_pending_audit(&t.appid, &t.job_id, t.seq)
+                .await?;
+        }
         self.check_done(&job.id).await
     }
 
@@ -970,8 +1038,10 @@ where
         match self.store.overdue_audits(before, limit).await {
             Ok(audits) => {
                 for a in audits {
+                    // A placeholder: the submission is in flight, nothing to poll for yet.
+                    let Some(auditid) = a.auditid else { continue };
                     report.audits_polled += 1;
-                    match self.calls.audit_status(&a.appid, a.auditid).await {
+                    match self.calls.audit_status(&a.appid, auditid).await {
                         Ok(AuditStatus { status, reason }) => {
                             if matches!(status, 0 | 1 | 3) {
                                 report.audits_settled += 1;

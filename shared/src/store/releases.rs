@@ -108,7 +108,16 @@ pub trait ReleaseStore: Send + Sync {
         appid: &str,
         auditid: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Audits submitted at or before `before`, at most `limit`.
+    /// Drops the mini program's placeholder audit (no auditid) if it is still the one of this
+    /// job's target: the submission it stood for was refused or given up.
+    fn remove_pending_audit(
+        &self,
+        appid: &str,
+        job_id: &str,
+        seq: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Audits with an auditid submitted at or before `before`, at most `limit` (placeholders
+    /// are not listed: there is nothing to poll for yet).
     fn overdue_audits(
         &self,
         before: i64,

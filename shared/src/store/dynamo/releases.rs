@@ -528,6 +528,28 @@ impl ReleaseStore for DynamoStore {
         applied(result).map(|_| ())
     }
 
+    async fn remove_pending_audit(
+        &self,
+        appid: &str,
+        job_id: &str,
+        seq: u32,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(AUDITS_PK))
+            .key("sk", s(appid))
+            .condition_expression("attribute_not_exists(auditid) AND #j = :j AND #q = :q")
+            .expression_attribute_names("#j", "job_id")
+            .expression_attribute_names("#q", "seq")
+            .expression_attribute_values(":j", s(job_id))
+            .expression_attribute_values(":q", n(i64::from(seq)))
+            .send()
+            .await;
+        applied(result).map(|_| ())
+    }
+
     async fn overdue_audits(
         &self,
         before: i64,
@@ -541,7 +563,7 @@ impl ReleaseStore for DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
-                .filter_expression("submitted_at <= :b")
+                .filter_expression("submitted_at <= :b AND attribute_exists(auditid)")
                 .expression_attribute_values(":pk", s(AUDITS_PK))
                 .expression_attribute_values(":b", n(before))
                 .set_exclusive_start_key(start.take())

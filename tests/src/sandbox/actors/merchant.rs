@@ -361,6 +361,7 @@ pub fn bulk(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
         let appid = format!("wxb{:015}", i);
         let merchant = Merchant::new(&appid, kind, &subject);
         let func = merchant.func_info.clone();
+        let user_name = merchant.user_name.clone();
         st.merchants.insert(appid.clone(), merchant);
         if let Some((code, _)) = st.authorize(&appid, func.clone()) {
             st.auth_codes.remove(&code);
@@ -371,7 +372,12 @@ pub fn bulk(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
             .and_then(|m| m.authorization.as_ref())
             .map(|a| a.refresh_token.clone())
             .unwrap_or_default();
-        out.push(json!({ "appid": appid, "refresh_token": refresh, "func_info": func }));
+        out.push(json!({
+            "appid": appid,
+            "refresh_token": refresh,
+            "func_info": func,
+            "user_name": user_name,
+        }));
     }
     ok(json!(out))
 }

@@ -269,7 +269,7 @@ async fn audits_in_flight_are_found_by_appid_and_by_age() {
         appid: appid.into(),
         job_id: JOB.into(),
         seq: 0,
-        auditid,
+        auditid: Some(auditid),
         submitted_at: at,
     };
     store
@@ -309,6 +309,55 @@ async fn audits_in_flight_are_found_by_appid_and_by_age() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_placeholder_audit_is_not_polled_and_is_removed_only_by_its_target() {
+    let store = fresh_store().await;
+    let appid = "wxmp00000000000003";
+    let placeholder = ActiveAudit {
+        appid: appid.into(),
+        job_id: JOB.into(),
+        seq: 4,
+        auditid: None,
+        submitted_at: 100,
+    };
+    store.put_active_audit(&placeholder).await.unwrap();
+    assert_eq!(
+        store.get_active_audit(appid).await.unwrap(),
+        Some(placeholder.clone())
+    );
+    assert!(
+        store.overdue_audits(1_000, 10).await.unwrap().is_empty(),
+        "nothing to poll for a submission in flight"
+    );
+    store.remove_pending_audit(appid, JOB, 5).await.unwrap();
+    store
+        .remove_pending_audit(appid, "other-job", 4)
+        .await
+        .unwrap();
+    assert!(
+        store.get_active_audit(appid).await.unwrap().is_some(),
+        "another target's removal leaves it"
+    );
+    // Once the auditid is recorded, the placeholder's removal no longer applies.
+    let recorded = ActiveAudit {
+        auditid: Some(7),
+        ..placeholder.clone()
+    };
+    store.put_active_audit(&recorded).await.unwrap();
+    store.remove_pending_audit(appid, JOB, 4).await.unwrap();
+    assert_eq!(
+        store.get_active_audit(appid).await.unwrap(),
+        Some(recorded.clone())
+    );
+    assert_eq!(
+        store.overdue_audits(1_000, 10).await.unwrap(),
+        vec![recorded]
+    );
+    store.put_active_audit(&placeholder).await.unwrap();
+    store.remove_pending_audit(appid, JOB, 4).await.unwrap();
+    assert!(store.get_active_audit(appid).await.unwrap().is_none());
 }
 
 #[tokio::test]

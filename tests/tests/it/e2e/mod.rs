@@ -8,6 +8,6 @@ mod gateway;
 mod links;
 mod messages;
 mod open_account;
-mod releases;
+pub(crate) mod releases;
 mod sign_in;
 mod sign_in_page;

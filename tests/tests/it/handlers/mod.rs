@@ -2,4 +2,5 @@
 
 mod component_events;
 mod gateway_proxy;
+mod release_worker;
 mod status;
