@@ -641,6 +641,8 @@ where
             BeginStep::Reconcile(prev) => match self.landed_submission(job, t, prev.at).await {
                 Ok(Some(auditid)) => return self.submitted(job, t, m, auditid).await,
                 Ok(None) => {}
+                // 85012: the mini program has no audit at all, so the submission did not land.
+                Err(e) if errcode(&e) == Some(85012) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "get_latest_auditstatus failed; submission left unreconciled");
                     return self.reconcile_failed(m).await;

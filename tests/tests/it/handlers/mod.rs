@@ -2,4 +2,5 @@
 
 mod component_events;
 mod gateway_proxy;
+mod releases;
 mod status;
