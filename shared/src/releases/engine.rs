@@ -844,34 +844,42 @@ where
         if t.state == TargetState::Committed {
             return Err(EngineError::NotYet);
         }
-        if t.state != TargetState::Submitted || t.auditid != Some(audit.auditid) {
+        // Approved with this audit still recorded: a worker died releasing it (the audit is
+        // removed only once the release is done), so this redelivered result resumes it.
+        let resume = t.state == TargetState::Approved && t.auditid == Some(audit.auditid);
+        if !resume && (t.state != TargetState::Submitted || t.auditid != Some(audit.auditid)) {
             self.store
                 .remove_active_audit(&r.appid, audit.auditid)
                 .await?;
             return Ok(());
         }
-        let (to, reason) = match r.status {
-            0 => (TargetState::Approved, None),
-            1 => (
-                TargetState::Rejected,
-                Some(r.reason.clone().unwrap_or_default()),
-            ),
-            3 => (TargetState::Failed, Some("audit withdrawn".to_string())),
-            _ => return Ok(()),
-        };
-        self.transition(
-            &t,
-            to,
-            TargetUpdate {
-                reason,
-                ..TargetUpdate::default()
-            },
-        )
-        .await?;
-        self.store
-            .remove_active_audit(&r.appid, audit.auditid)
+        let to = if resume {
+            TargetState::Approved
+        } else {
+            let (to, reason) = match r.status {
+                0 => (TargetState::Approved, None),
+                1 => (
+                    TargetState::Rejected,
+                    Some(r.reason.clone().unwrap_or_default()),
+                ),
+                3 => (TargetState::Failed, Some("audit withdrawn".to_string())),
+                _ => return Ok(()),
+            };
+            self.transition(
+                &t,
+                to,
+                TargetUpdate {
+                    reason,
+                    ..TargetUpdate::default()
+                },
+            )
             .await?;
+            to
+        };
         let Some(job) = self.store.get_job(&t.job_id).await? else {
+            self.store
+                .remove_active_audit(&r.appid, audit.auditid)
+                .await?;
             return Ok(());
         };
         if to == TargetState::Approved && job.auto_release && job.state == JobState::Running {
@@ -887,8 +895,15 @@ where
                 resume: false,
                 sweep: false,
             };
-            return self.release(&job, &approved, &m).await;
+            self.release(&job, &approved, &m).await?;
+            self.store
+                .remove_active_audit(&r.appid, audit.auditid)
+                .await?;
+            return Ok(());
         }
+        self.store
+            .remove_active_audit(&r.appid, audit.auditid)
+            .await?;
         self.close_if_done(&job).await
     }
 
