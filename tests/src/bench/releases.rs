@@ -254,6 +254,7 @@ pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, St
         .map_err(|e| e.to_string())?
         .ok_or("job gone")?;
     let mut released = 0usize;
+    let mut finished = 0usize;
     let mut after = None;
     loop {
         let (page, next) = watch
@@ -264,7 +265,8 @@ pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, St
             .iter()
             .filter(|t| t.state == TargetState::Released)
             .count();
-        for t in page.iter().filter(|t| !job.is_final(t.state)) {
+        finished += page.iter().filter(|t| job.is_final(t.state)).count();
+        for t in page.iter().filter(|t| !job.is_final(t.state)).take(5) {
             eprintln!(
                 "   open: {t:?}, active audit {:?}, WeChat calls {:?}",
                 watch.get_active_audit(&t.appid).await,
@@ -290,7 +292,8 @@ pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, St
         *wechat.entry(c.api.clone()).or_default() += 1;
     }
     let wechat_total: u64 = wechat.values().sum();
-    let per = |x: u64| x as f64 / n as f64;
+    // Per target that reached its final state (all of them when the job is done).
+    let per = |x: u64| x as f64 / finished.max(1) as f64;
     let commits_per_target: Vec<u64> = appids
         .iter()
         .map(|a| stack.sandbox.call_count(a, "wxa/commit").calls)
@@ -302,10 +305,11 @@ pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, St
         "pollers": pollers,
         "state": job.state.as_str(),
         "released": released,
+        "finished": finished,
         "seed_seconds": seed_secs,
         "create_seconds": create_secs,
         "wall_seconds": wall,
-        "targets_per_second": n as f64 / wall,
+        "targets_per_second": finished as f64 / wall,
         "dynamodb_requests": ddb,
         "dynamodb_requests_per_target": per(ddb_total),
         "sqs_requests": {
