@@ -68,7 +68,8 @@ lint: $(STAMP)
 fmt:
 	cargo fmt --all
 
-## bench: the push path against wechatpy and wechat-crypto, the refresher at scale, binary sizes and init time.
+## bench: the push path against wechatpy and wechat-crypto, the refresher at scale, binary sizes and init time,
+##    a fleet release over 2,000 sandbox mini programs (BENCH_RELEASES=).
 bench: $(STAMP)
 	@$(WITH_MOTO) scripts/bench.sh
 

@@ -53,3 +53,13 @@ if os.path.exists(events_path):
         print(f"  {r['kind']:<28} {r['dynamodb_reads_per_push']:>14.0f} {r['dynamodb_writes_per_push']:>7.0f} {r['put_events_per_push']:>10.0f} {r['median_ms']:>7.1f}ms  {ops}")
     if latency:
         print(f"  publishing adds {latency['added_ms']:.1f} ms to a message (median {latency['median_ms_with_bus']:.1f} ms with the bus, {latency['median_ms_without_bus']:.1f} ms without; PutEvents itself {latency['event_publish_ms_median']:.0f} ms median on moto)")
+
+releases_path = os.path.join(out, "releases.json")
+if os.path.exists(releases_path):
+    r = json.load(open(releases_path))
+    print(f"\nFleet release: {r['targets']} sandbox mini programs, concurrency {r['concurrency']}, {r['pollers']} pollers (worker in process)")
+    print(f"  job {r['state']}, {r['released']} released in {r['wall_seconds']:.0f} s ({r['targets_per_second']:.2f} targets/s)")
+    print(f"  per target: DynamoDB {r['dynamodb_requests_per_target']:.1f} requests, SQS {r['sqs_requests_per_target']:.2f}, WeChat {r['wechat_calls_per_target']:.2f}")
+    print(f"  DynamoDB by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(r["dynamodb_requests"].items())))
+    print(f"  WeChat by API: " + ", ".join(f"{k} {v}" for k, v in sorted(r["wechat_calls"].items())))
+    print(f"  peak RSS (VmHWM, the whole bench process) {r['peak_rss_kib_before']} KiB before the job, {r['peak_rss_kib_after']} KiB after")

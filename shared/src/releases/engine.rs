@@ -663,6 +663,8 @@ where
             match self.landed_submission(job, t, prev.at).await {
                 Ok(Some(auditid)) => return self.submitted(job, t, m, auditid).await,
                 Ok(None) => {}
+                // 85012: the mini program has no audit at all, so the submission did not land.
+                Err(e) if errcode(&e) == Some(85012) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "get_latest_auditstatus failed; submission left unreconciled");
                     return self.reconcile_failed(m).await;
@@ -897,29 +899,37 @@ where
             // A placeholder whose target moved on without recording an audit.
             return self.drop_audit(&audit).await;
         };
-        if t.state != TargetState::Submitted || t.auditid != Some(auditid) {
+        // Approved with this audit still recorded: a worker died releasing it (the audit is
+        // removed only once the release is done), so this redelivered result resumes it.
+        let resume = t.state == TargetState::Approved && t.auditid == Some(auditid);
+        if !resume && (t.state != TargetState::Submitted || t.auditid != Some(auditid)) {
             return self.drop_audit(&audit).await;
         }
-        let (to, reason) = match r.status {
-            0 => (TargetState::Approved, None),
-            1 => (
-                TargetState::Rejected,
-                Some(r.reason.clone().unwrap_or_default()),
-            ),
-            3 => (TargetState::Failed, Some("audit withdrawn".to_string())),
-            _ => return Ok(()),
+        let to = if resume {
+            TargetState::Approved
+        } else {
+            let (to, reason) = match r.status {
+                0 => (TargetState::Approved, None),
+                1 => (
+                    TargetState::Rejected,
+                    Some(r.reason.clone().unwrap_or_default()),
+                ),
+                3 => (TargetState::Failed, Some("audit withdrawn".to_string())),
+                _ => return Ok(()),
+            };
+            self.transition(
+                &t,
+                to,
+                TargetUpdate {
+                    reason,
+                    ..TargetUpdate::default()
+                },
+            )
+            .await?;
+            to
         };
-        self.transition(
-            &t,
-            to,
-            TargetUpdate {
-                reason,
-                ..TargetUpdate::default()
-            },
-        )
-        .await?;
-        self.drop_audit(&audit).await?;
         let Some(job) = self.store.get_job(&t.job_id).await? else {
+            self.drop_audit(&audit).await?;
             return Ok(());
         };
         if to == TargetState::Approved && job.auto_release && job.state == JobState::Running {
@@ -935,8 +945,11 @@ where
                 resume: false,
                 sweep: false,
             };
-            return self.release(&job, &approved, &m).await;
+            self.release(&job, &approved, &m).await?;
+            self.drop_audit(&audit).await?;
+            return Ok(());
         }
+        self.drop_audit(&audit).await?;
         self.close_if_done(&job).await
     }
 

@@ -14,11 +14,17 @@
 //! `wxopen-bench events [n]`           DynamoDB and EventBridge calls per push for each kind
 //!                                      (counted by the proxy in front of moto), and the latency
 //!                                      publishing adds to a message.
+//! `wxopen-bench releases [targets] [concurrency] [pollers]` one fleet release over `targets`
+//!                                      sandbox mini programs on the local stack, to `done`:
+//!                                      wall time, targets/s, DynamoDB, SQS and WeChat calls per
+//!                                      target, peak memory.
 //!
 //! Prints one JSON object per measurement.
 
 #[path = "../bench/gateway.rs"]
 mod gateway;
+#[path = "../bench/releases.rs"]
+mod releases;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -812,9 +818,24 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some("releases") => {
+            let n = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(2000);
+            let concurrency = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(100);
+            let pollers = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(4);
+            match releases::run(n, concurrency, pollers).await {
+                Ok(v) => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("releases bench failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
             eprintln!(
-                "usage: wxopen-bench init <bootstrap>... | refresh <total> <due> [binary] | gateway [batches] [batch] | events [pushes per kind]"
+                "usage: wxopen-bench init <bootstrap>... | refresh <total> <due> [binary] | gateway [batches] [batch] | events [pushes per kind] | releases [targets] [concurrency] [pollers]"
             );
             ExitCode::from(2)
         }

@@ -343,7 +343,12 @@ async fn the_hook_claim_is_held_for_its_lease_then_can_be_taken_over() {
     let store = fresh_store().await;
     assert!(store.claim_hook("h1", 100, 6).await.expect("claim"));
     assert!(!store.claim_hook("h1", 101, 6).await.expect("held"));
-    assert!(!store.claim_hook("h1", 106, 6).await.expect("held to its end"));
+    assert!(
+        !store
+            .claim_hook("h1", 106, 6)
+            .await
+            .expect("held to its end")
+    );
     assert!(store.claim_hook("h2", 101, 6).await.expect("another push"));
     // The first delivery died: its lease ran out, a later retry takes the hook over.
     assert!(store.claim_hook("h1", 107, 6).await.expect("taken over"));

@@ -8,6 +8,7 @@ mod gateway;
 mod links;
 mod messages;
 mod open_account;
+mod release_kill;
 pub(crate) mod releases;
 mod sign_in;
 mod sign_in_page;

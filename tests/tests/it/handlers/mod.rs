@@ -3,4 +3,5 @@
 mod component_events;
 mod gateway_proxy;
 mod release_worker;
+mod releases;
 mod status;
