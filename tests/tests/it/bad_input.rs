@@ -2325,3 +2325,175 @@ async fn oversize_bodies_keep_the_serving_process_memory_bounded() {
         "peak RSS grew another {repeated} bytes over two more rounds"
     );
 }
+
+/// A hostile piece of a URL path, query or body.
+fn hostile_piece(rng: &mut rand::rngs::StdRng) -> String {
+    use rand::RngExt as _;
+    const PIECES: &[&str] = &[
+        "%00",
+        "%2e%2e",
+        "%2F",
+        "%FF",
+        "..",
+        "@",
+        ":",
+        "%20",
+        "wx",
+        "WX",
+        "0123456789abcdef",
+        "a",
+        "%E4%BD%A0",
+        "access_token=x",
+        "{{appid}}",
+        "&",
+        "=",
+        "%26",
+        "~",
+        "-",
+        "_",
+        ";",
+        "'",
+    ];
+    let n = rng.random_range(0..12);
+    (0..n)
+        .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+        .collect()
+}
+
+/// The edge over arbitrary requests: every route of the template (except the few whose empty,
+/// valid request calls WeChat with the component token), its path parameters, query and body
+/// drawn from hostile pieces, any method. Never a 5xx, errors in the one shape, the table
+/// unchanged and no WeChat call. Seeded (`HOSTILE_SEED`, default 21); PROPTEST_CASES requests.
+#[tokio::test]
+async fn arbitrary_requests_over_every_route_never_get_a_5xx() {
+    use rand::{RngExt as _, SeedableRng as _};
+    let stack = Stack::start().await;
+    stack.push_ticket().await;
+    stack.authorize(OA, "push_only").await;
+    let before = scan_all(&stack.store).await;
+    stack.sandbox.clear_calls();
+    let seed = std::env::var("HOSTILE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(21u64);
+    let cases: usize = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Valid empty requests to these call WeChat by design (IAM routes for the provider).
+    let calls_wechat = ["/templates", "/templates/drafts", "/component/clear-quota"];
+    let routes: Vec<_> = wxopen_tests::gateway::ROUTES
+        .iter()
+        .filter(|(_, p, _)| !calls_wechat.contains(p))
+        .collect();
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+    ];
+    let content_types = [
+        None,
+        Some("application/json"),
+        Some("text/xml"),
+        Some("text/plain"),
+        Some("application/octet-stream"),
+        Some("multipart/form-data; boundary=x"),
+    ];
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..cases {
+        let (route_method, template, _) = routes[i % routes.len()];
+        let mut path = template.to_string();
+        for param in ["{appid}", "{id}", "{code}"] {
+            let value = match rng.random_range(0..3) {
+                0 => "wx0000000000000009".to_string(),
+                1 => format!("wx{}", hostile_piece(&mut rng)),
+                _ => hostile_piece(&mut rng),
+            };
+            let value = if value.is_empty() { "x".into() } else { value };
+            path = path.replace(param, &value);
+        }
+        path = path.replace(
+            "{path+}",
+            &format!("cgi-bin/{}x", hostile_piece(&mut rng).replace('&', "%26")),
+        );
+        if rng.random_bool(0.7) {
+            path.push('?');
+            for _ in 0..rng.random_range(1..6) {
+                let k = [
+                    "scope",
+                    "return_to",
+                    "state",
+                    "code",
+                    "limit",
+                    "cursor",
+                    "x",
+                ][rng.random_range(0..7)];
+                path.push_str(&format!("{k}={}&", hostile_piece(&mut rng)));
+            }
+        }
+        let method = if rng.random_bool(0.6) && *route_method != "ANY" {
+            Method::from_bytes(route_method.as_bytes()).unwrap()
+        } else {
+            methods[rng.random_range(0..methods.len())].clone()
+        };
+        let mut req = stack
+            .http
+            .request(method.clone(), format!("{}{path}", stack.gateway.base_url));
+        if let Some(ct) = content_types[rng.random_range(0..content_types.len())] {
+            req = req.header("content-type", ct);
+        }
+        if rng.random_bool(0.6) {
+            let mut body = match rng.random_range(0..3) {
+                0 => format!(
+                    "{{\"{}\":\"{}\"}}",
+                    hostile_piece(&mut rng),
+                    hostile_piece(&mut rng)
+                )
+                .into_bytes(),
+                1 => (0..rng.random_range(0..512))
+                    .map(|_| rng.random::<u8>())
+                    .collect(),
+                _ => format!("<xml><a>{}</a></xml>", hostile_piece(&mut rng)).into_bytes(),
+            };
+            if rng.random_bool(0.1) {
+                body.extend(std::iter::repeat_n(b' ', 600 * 1024));
+            }
+            req = req.body(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let json_error = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/json"));
+        let text = resp.text().await.unwrap_or_default();
+        let what = format!("{method} {}", path.chars().take(120).collect::<String>());
+        assert!(status < 500, "{what}: {status} {text}");
+        if status >= 400 && json_error && status != 404
+            || (status == 404 && text.contains("\"error\""))
+        {
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: {text}"));
+            assert!(
+                v["error"].as_str().is_some_and(|e| !e.is_empty())
+                    && v["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{what}: {v}"
+            );
+        }
+        *statuses.entry(status).or_insert(0usize) += 1;
+    }
+    eprintln!("fuzz edge_requests: {cases} requests (seed {seed}), statuses {statuses:?}");
+    assert_eq!(
+        scan_all(&stack.store).await,
+        before,
+        "arbitrary requests changed the table"
+    );
+    assert!(
+        stack.sandbox.calls().is_empty(),
+        "arbitrary requests reached WeChat: {:?}",
+        stack.sandbox.calls()
+    );
+}
