@@ -44,6 +44,7 @@ help:
 ## demo: the whole provider story end to end on this machine; leaves nothing running.
 demo: $(STAMP)
 	cargo build -q -p wxopen-tests --bin wxopen-local
+	cargo build -q -p wxopen-cli
 	@$(WITH_MOTO) target/debug/wxopen-local demo
 
 ## dev: the local stack (moto, sandbox, gateway; PORT=8787) left running, URLs printed; Ctrl-C stops it.

@@ -277,7 +277,20 @@ impl<C: CredentialsProvider> Apps<C> {
             "open-account" => open_account::handle(&self.open_account, req).await,
             "login-session-create" => login_session_create::handle(&self.login_create, req).await,
             "login-session-status" => login_session_status::handle(&self.login_status, req).await,
-            "wechat-gateway" => wechat_gateway::handle(&self.wechat_gateway, req).await,
+            // The function's `handle` prints one EMF line per call for CloudWatch; locally the
+            // line goes to stderr only when WXOPEN_LOCAL_EMF is set (the demo's output stays
+            // readable).
+            "wechat-gateway" => {
+                let (resp, record) = wechat_gateway::process(&self.wechat_gateway, &req).await;
+                if std::env::var_os("WXOPEN_LOCAL_EMF").is_some() {
+                    use wxopen::clock::Clock;
+                    eprintln!(
+                        "{}",
+                        record.emf_line("wechat-gateway", SystemClock.now().saturating_mul(1000))
+                    );
+                }
+                Ok(resp)
+            }
             "sign-in-pages" => sign_in_pages::handle(&self.sign_in_pages, req).await,
             "identities" => identities::handle(&self.identities, req).await,
             "miniprogram-sessions" => {

@@ -42,18 +42,21 @@ async fn demo() -> ExitCode {
         "  secret   {} (filled with the demo component's credentials)\n",
         local.secret_arn
     );
+    let story_started = std::time::Instant::now();
     let results = run_story(&local, true).await;
+    let total_ms = story_started.elapsed().as_millis();
     let calls = local.sandbox.calls();
     println!("\nSummary");
-    println!("  {:<34} {:>6}  {:>8}", "step", "result", "ms");
+    println!("  {:<40} {:>6}  {:>8}", "step", "result", "ms");
     for (name, ok, ms) in &results {
         println!(
-            "  {:<34} {:>6}  {:>8}",
+            "  {:<40} {:>6}  {:>8}",
             name,
             if *ok { "ok" } else { "FAILED" },
             ms
         );
     }
+    println!("  {:<40} {:>6}  {:>8}", "total", "", total_ms);
     println!(
         "  WeChat API calls made: {}; token calls: {}",
         calls.len(),
