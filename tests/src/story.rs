@@ -140,6 +140,13 @@ async fn start_core(
     public_base: Option<String>,
     provisioned: Option<&Provisioned>,
 ) -> Result<Core, String> {
+    // Unique per local stack: a test process may start several.
+    static STACKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let suffix = format!(
+        "{}-{}",
+        std::process::id(),
+        STACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     if endpoint.is_empty() {
         return Err(
@@ -153,14 +160,14 @@ async fn start_core(
     let (table, secret_arn) = match provisioned {
         Some(p) => (p.table.clone(), p.secret_arn.clone()),
         None => {
-            let table = format!("wxopen-local-{}", std::process::id());
+            let table = format!("wxopen-local-{suffix}");
             wxopen::store::dynamo::create_table(&ddb, &table)
                 .await
                 .map_err(|e| format!("creating the table on moto failed: {e}"))?;
             // The stack creates the secret with a placeholder; the provider fills it (README).
             let secret = sm
                 .create_secret()
-                .name(format!("wxopen-local-{}", std::process::id()))
+                .name(format!("wxopen-local-{suffix}"))
                 .secret_string(r#"{"component_appid":"REPLACE_ME"}"#)
                 .send()
                 .await
@@ -177,23 +184,16 @@ async fn start_core(
         }
         _ => credentials_json.to_string(),
     };
-    let queue = format!("wxopen-local-events-{}", std::process::id());
+    let queue = format!("wxopen-local-events-{suffix}");
     let bus = match provisioned {
         Some(p) => LocalBus::attach(&aws, &p.bus_name, &queue).await,
-        None => {
-            LocalBus::create(
-                &aws,
-                &format!("wxopen-local-{}", std::process::id()),
-                &queue,
-            )
-            .await
-        }
+        None => LocalBus::create(&aws, &format!("wxopen-local-{suffix}"), &queue).await,
     }
     .map_err(|e| format!("creating the event bus and its queue on moto failed: {e}"))?;
     let releases = ReleaseQueue::create(
         &aws,
         &bus.bus_name,
-        &format!("wxopen-local-releases-{}", std::process::id()),
+        &format!("wxopen-local-releases-{suffix}"),
         30,
     )
     .await
