@@ -140,6 +140,13 @@ async fn start_core(
     public_base: Option<String>,
     provisioned: Option<&Provisioned>,
 ) -> Result<Core, String> {
+    // Unique per local stack: a test process may start several.
+    static STACKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let suffix = format!(
+        "{}-{}",
+        std::process::id(),
+        STACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     if endpoint.is_empty() {
         return Err(
@@ -153,14 +160,14 @@ async fn start_core(
     let (table, secret_arn) = match provisioned {
         Some(p) => (p.table.clone(), p.secret_arn.clone()),
         None => {
-            let table = format!("wxopen-local-{}", std::process::id());
+            let table = format!("wxopen-local-{suffix}");
             wxopen::store::dynamo::create_table(&ddb, &table)
                 .await
                 .map_err(|e| format!("creating the table on moto failed: {e}"))?;
             // The stack creates the secret with a placeholder; the provider fills it (README).
             let secret = sm
                 .create_secret()
-                .name(format!("wxopen-local-{}", std::process::id()))
+                .name(format!("wxopen-local-{suffix}"))
                 .secret_string(r#"{"component_appid":"REPLACE_ME"}"#)
                 .send()
                 .await
@@ -177,23 +184,16 @@ async fn start_core(
         }
         _ => credentials_json.to_string(),
     };
-    let queue = format!("wxopen-local-events-{}", std::process::id());
+    let queue = format!("wxopen-local-events-{suffix}");
     let bus = match provisioned {
         Some(p) => LocalBus::attach(&aws, &p.bus_name, &queue).await,
-        None => {
-            LocalBus::create(
-                &aws,
-                &format!("wxopen-local-{}", std::process::id()),
-                &queue,
-            )
-            .await
-        }
+        None => LocalBus::create(&aws, &format!("wxopen-local-{suffix}"), &queue).await,
     }
     .map_err(|e| format!("creating the event bus and its queue on moto failed: {e}"))?;
     let releases = ReleaseQueue::create(
         &aws,
         &bus.bus_name,
-        &format!("wxopen-local-releases-{}", std::process::id()),
+        &format!("wxopen-local-releases-{suffix}"),
         30,
     )
     .await
@@ -786,6 +786,45 @@ async fn gateway_with_invalidated_token(local: &Local) -> Result<String, String>
 /// the audit), the release driver running; a compact bar per poll, then the final counts.
 async fn fleet_release(local: &Local, state: &mut Value) -> Result<String, String> {
     let print = state["print"] == true;
+    let (id, rejected) = fleet_job(local, 5).await?;
+    let started = Instant::now();
+    let mut last = String::new();
+    let job = loop {
+        let (s, job) = local
+            .api(Method::GET, &format!("/releases/{id}"), None)
+            .await?;
+        expect(s == 200, format!("GET /releases/{id}: {s} {job}"))?;
+        let line = bar(&job);
+        if print && line != last {
+            println!("        {line}");
+        }
+        last = line;
+        if job["state"] != "running" && job["state"] != "cancelling" {
+            break job;
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            return Err(format!("the job did not finish in 180 s: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    };
+    let c = &job["counts"];
+    expect(
+        c["released"] == 4 && c["rejected"] == 1,
+        format!("final counts: {c}"),
+    )?;
+    state["release_id"] = id.clone().into();
+    Ok(format!(
+        "release {id} over 5 mini programs: job {}, released {}, rejected {} (the audit refused {rejected})",
+        job["state"].as_str().unwrap_or_default(),
+        c["released"],
+        c["rejected"]
+    ))
+}
+
+/// Sets up a fleet release over `n` new mini programs (the last one's audit rejected) and
+/// creates the job with `POST /releases`; the local release driver runs it. Needs the ticket
+/// (step 0). Returns the job id and the rejected appid.
+pub async fn fleet_job(local: &Local, n: usize) -> Result<(String, String), String> {
     let (s, v) = local
         .control(
             "config",
@@ -798,7 +837,7 @@ async fn fleet_release(local: &Local, state: &mut Value) -> Result<String, Strin
     let (s, list) = local
         .control(
             "merchants/bulk",
-            json!({"count": 5, "kind": "mini_program"}),
+            json!({"count": n, "kind": "mini_program"}),
         )
         .await?;
     expect(s == 200, format!("bulk: {list}"))?;
@@ -846,7 +885,7 @@ async fn fleet_release(local: &Local, state: &mut Value) -> Result<String, Strin
             now,
         });
     }
-    expect(grants.len() == 5, format!("bulk gave {}", grants.len()))?;
+    expect(grants.len() == n, format!("bulk gave {}", grants.len()))?;
     local
         .store
         .import_authorizers(&grants)
@@ -910,38 +949,7 @@ async fn fleet_release(local: &Local, state: &mut Value) -> Result<String, Strin
         .await?;
     expect(s == 201, format!("POST /releases: {s} {created}"))?;
     let id = created["id"].as_str().ok_or("no job id")?.to_string();
-    let started = Instant::now();
-    let mut last = String::new();
-    let job = loop {
-        let (s, job) = local
-            .api(Method::GET, &format!("/releases/{id}"), None)
-            .await?;
-        expect(s == 200, format!("GET /releases/{id}: {s} {job}"))?;
-        let line = bar(&job);
-        if print && line != last {
-            println!("        {line}");
-        }
-        last = line;
-        if job["state"] != "running" && job["state"] != "cancelling" {
-            break job;
-        }
-        if started.elapsed() > Duration::from_secs(180) {
-            return Err(format!("the job did not finish in 180 s: {last}"));
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    };
-    let c = &job["counts"];
-    expect(
-        c["released"] == 4 && c["rejected"] == 1,
-        format!("final counts: {c}"),
-    )?;
-    state["release_id"] = id.clone().into();
-    Ok(format!(
-        "release {id} over 5 mini programs: job {}, released {}, rejected {} (the audit refused {rejected})",
-        job["state"].as_str().unwrap_or_default(),
-        c["released"],
-        c["rejected"]
-    ))
+    Ok((id, rejected))
 }
 
 /// `[####......] 2/5 released 2, submitted 3` from a job's answer.

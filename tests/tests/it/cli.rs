@@ -317,3 +317,68 @@ async fn releases_watch_draws_a_bar_per_state_in_a_terminal_and_ends_with_the_co
         "{screen}"
     );
 }
+
+/// `wxopen releases watch` against the local stack's real `releases` routes: a job over three
+/// mini programs (one rejected by the audit), the release driver running it; the bars are drawn
+/// and the final counts printed are the job's.
+#[tokio::test]
+async fn releases_watch_follows_a_real_job_on_the_local_stack_to_its_final_counts() {
+    let local = wxopen_tests::story::start(0)
+        .await
+        .expect("the local stack");
+    let mut state = json!({});
+    wxopen_tests::story::step(&local, 0, &mut state)
+        .await
+        .expect("the ticket");
+    let (id, _rejected) = wxopen_tests::story::fleet_job(&local, 3)
+        .await
+        .expect("the job");
+    let command = format!(
+        "{} --endpoint {} releases watch {id} --interval 0.3",
+        binary(),
+        local.gateway.base_url
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("COLUMNS", "100")
+            .env("TERM", "xterm")
+            .output()
+            .expect("run script (util-linux)")
+    })
+    .await
+    .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    let job: Value = local
+        .http
+        .get(format!("{}/releases/{id}", local.gateway.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        (
+            job["counts"]["released"].as_u64(),
+            job["counts"]["rejected"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{job}"
+    );
+    for state in ["released", "rejected"] {
+        assert!(
+            screen.contains(&format!("{state:>10} [")),
+            "a bar for {state}: {screen}"
+        );
+    }
+    assert!(
+        screen
+            .trim_end()
+            .ends_with(&format!("release {id} finished: released 2, rejected 1")),
+        "{screen}"
+    );
+    local.gateway.stop();
+    local.sandbox.stop();
+}
