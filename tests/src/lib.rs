@@ -165,7 +165,7 @@ impl DynamoFaults {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        (z % 1_000_000 < rate).then_some(z % 3 != 0)
+        (z % 1_000_000 < rate).then_some(!z.is_multiple_of(3))
     }
 }
 
