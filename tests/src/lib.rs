@@ -64,7 +64,11 @@ pub fn unique(prefix: &str) -> String {
 
 /// Counts DynamoDB requests by operation name (an SDK interceptor: every real request counts).
 #[derive(Debug, Clone, Default)]
-pub struct OpCounter(std::sync::Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
+pub struct OpCounter(
+    std::sync::Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    /// Throttling and transient errors injected into this client's requests (off by default).
+    pub DynamoFaults,
+);
 
 impl OpCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
@@ -106,12 +110,130 @@ impl aws_sdk_dynamodb::config::Intercept for OpCounter {
     }
 }
 
+/// DynamoDB throttling and transient errors, injected by an SDK interceptor (issue 21).
+///
+/// A request chosen (seeded, `rate_ppm` per million) never reaches the table: in
+/// `modify_before_transmit` it is rewritten into a harmless `ListTables`, and in
+/// `modify_before_deserialization` moto's answer is replaced by a modelled DynamoDB error
+/// (`400 ProvisionedThroughputExceededException` or `500 InternalServerError`), so the SDK's
+/// retry classifier sees exactly what DynamoDB sends when it throttles: a retryable error and
+/// nothing written. Each attempt decides afresh (retries can be throttled too).
+#[derive(Debug, Clone, Default)]
+pub struct DynamoFaults(std::sync::Arc<DynamoFaultState>);
+
+#[derive(Debug, Default)]
+pub struct DynamoFaultState {
+    seed: std::sync::atomic::AtomicU64,
+    rate_ppm: std::sync::atomic::AtomicU64,
+    seq: std::sync::atomic::AtomicU64,
+    throttled: std::sync::atomic::AtomicU64,
+    internal_errors: std::sync::atomic::AtomicU64,
+}
+
+/// This attempt's injected fault, from `modify_before_transmit` to `modify_before_deserialization`.
+#[derive(Debug, Clone)]
+struct InjectedFault(Option<bool>);
+
+impl aws_smithy_types::config_bag::Storable for InjectedFault {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl DynamoFaults {
+    /// Turns `rate_ppm` of the requests from now on into throttling (two thirds) or a 500.
+    pub fn set(&self, seed: u64, rate_ppm: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.seed.store(seed, SeqCst);
+        self.0.rate_ppm.store(rate_ppm, SeqCst);
+    }
+    /// (throttled, internal errors) injected so far.
+    pub fn injected(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.0.throttled.load(SeqCst),
+            self.0.internal_errors.load(SeqCst),
+        )
+    }
+    fn draw(&self) -> Option<bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let rate = self.0.rate_ppm.load(SeqCst);
+        if rate == 0 {
+            return None;
+        }
+        let n = self.0.seq.fetch_add(1, SeqCst);
+        // splitmix64 of (seed, n): deterministic for a given order of requests.
+        let mut z = self.0.seed.load(SeqCst) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % 1_000_000 < rate).then_some(!z.is_multiple_of(3))
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for DynamoFaults {
+    fn name(&self) -> &'static str {
+        "DynamoFaults"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let fault = self.draw();
+        if fault.is_some() {
+            let request = context.request_mut();
+            request
+                .headers_mut()
+                .insert("x-amz-target", "DynamoDB_20120810.ListTables");
+            request.headers_mut().insert("content-length", "11");
+            *request.body_mut() = aws_smithy_types::body::SdkBody::from(r#"{"Limit":1}"#);
+        }
+        cfg.interceptor_state().store_put(InjectedFault(fault));
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(InjectedFault(Some(throttle))) = cfg.load::<InjectedFault>().cloned() else {
+            return Ok(());
+        };
+        let (status, kind) = if throttle {
+            self.0.throttled.fetch_add(1, SeqCst);
+            (400u16, "ProvisionedThroughputExceededException")
+        } else {
+            self.0.internal_errors.fetch_add(1, SeqCst);
+            (500u16, "InternalServerError")
+        };
+        let body = format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected by the soak"}}"#
+        );
+        let mut response = aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status)?,
+            aws_smithy_types::body::SdkBody::from(body),
+        );
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        *context.response_mut() = response;
+        Ok(())
+    }
+}
+
 /// A fresh table whose client counts every DynamoDB request.
 pub async fn fresh_counted_store() -> (DynamoStore, OpCounter) {
     let config = aws_config().await;
     let counter = OpCounter::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counter.1.clone())
             .interceptor(counter.clone())
             .build(),
     );

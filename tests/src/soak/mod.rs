@@ -61,6 +61,9 @@ pub struct SoakConfig {
     pub seed: u64,
     /// Inject faults (off: the same day, faultless, for comparison).
     pub faults: bool,
+    /// With `faults`: DynamoDB requests (per million) answered with throttling or a 500 by an
+    /// SDK interceptor ([`crate::DynamoFaults`]), nothing written.
+    pub dynamodb_fault_ppm: u64,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Peak resident memory allowed for the whole process (stack and soak), KiB.
@@ -91,6 +94,7 @@ impl SoakConfig {
             token_ttl_secs: 1200,
             seed,
             faults: true,
+            dynamodb_fault_ppm: 10_000,
             concurrency: 8,
             memory_limit_kib: 1024 * 1024,
             broken: None,
@@ -110,6 +114,7 @@ impl SoakConfig {
             token_ttl_secs: 1200,
             seed,
             faults: true,
+            dynamodb_fault_ppm: 10_000,
             concurrency: 8,
             memory_limit_kib: 2 * 1024 * 1024,
             broken: None,
@@ -134,6 +139,9 @@ impl SoakConfig {
         set(&mut self.concurrency, "SOAK_CONCURRENCY");
         if let Some(n) = num("SOAK_SEED") {
             self.seed = n;
+        }
+        if let Some(n) = num("SOAK_DYNAMODB_FAULT_PPM") {
+            self.dynamodb_fault_ppm = n;
         }
         if let Some(n) = num("SOAK_MEMORY_LIMIT_KIB") {
             self.memory_limit_kib = n;
@@ -236,6 +244,9 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
             .expect("http client"),
     };
     day.seed_merchants().await;
+    if config.faults {
+        stack.ops.1.set(config.seed, config.dynamodb_fault_ppm);
+    }
     stack.push_ticket().await;
     day.authorize_through_the_flow().await;
     let ticks = config.ticks.max(1);
@@ -255,6 +266,12 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     // The end of the day: WeChat and AWS well again, the last re-authorizations, two more
     // scheduled runs (the second picks up what the first recovered), everything read.
     day.stack.control(Method::DELETE, "faults", json!({})).await;
+    day.stack.ops.1.set(config.seed, 0);
+    let (throttled, internal_errors) = day.stack.ops.1.injected();
+    day.seen.faults.insert("dynamodb_throttled", throttled);
+    day.seen
+        .faults
+        .insert("dynamodb_internal_error", internal_errors);
     day.stack.hook.set_mode(HookMode::Echo);
     day.reauthorize().await;
     day.scheduled_run(ticks).await;
