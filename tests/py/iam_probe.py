@@ -1,6 +1,7 @@
 """What moto's IAM enforcement decides for the stack's function roles.
 
-Usage: iam_probe.py TEMPLATE STACK_NAME -> JSON on stdout: for each role, each probe's outcome.
+Usage: iam_probe.py TEMPLATE STACK_NAME -> JSON on stdout: for each role, {"allowed": the
+actions (SQS: per queue) its inline policies name, "probes": {action: "ok" | "denied" | ...}}.
 The AWS endpoint must be a moto server of its own (enforcement is switched on for the whole
 server via POST /moto-api/reset-auth, which the suite's shared moto must never see).
 
@@ -75,9 +76,6 @@ def main(template, name):
     for role in stack["roles"].values():
         for pname, doc in role["inline"].items():
             iam.put_role_policy(RoleName=role["name"], PolicyName=pname, PolicyDocument=json.dumps(versioned(doc, secret)))
-    if os.environ.get("PROBE_DUMP"):
-        json.dump(stack["roles"], sys.stderr, indent=1)
-        sys.exit(3)
     sts = boto3.client("sts")
     creds = {}
     for logical, role in stack["roles"].items():
@@ -104,7 +102,7 @@ def main(template, name):
             "events:PutEvents": lambda: ev.put_events(Entries=[{"Source": "probe", "DetailType": "probe",
                                                                 "Detail": "{}", "EventBusName": bus}]),
         }
-        for i, q in enumerate(queues):
+        for q in queues:
             probes[f"sqs:SendMessage[{q.rsplit('/', 1)[-1]}]"] = lambda q=q: sqs.send_message(QueueUrl=q, MessageBody="x")
         allowed = set()
         for d in stack["roles"][logical]["inline"].values():
