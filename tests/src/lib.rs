@@ -536,6 +536,7 @@ pub fn body_text(resp: &lambda_http::Response<Body>) -> String {
 pub mod bus;
 pub mod gateway;
 pub mod hook;
+pub mod iam;
 pub mod releases;
 pub mod sandbox;
 pub mod site;

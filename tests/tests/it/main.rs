@@ -13,6 +13,8 @@
 //!   `releases watch` in a pty).
 //! * `deployed`: template.yaml translated by the SAM translator and created in moto's
 //!   CloudFormation; the demo story on the resources that stack created.
+//! * `iam`: each function role of that stack under moto's IAM enforcement (a moto of its own):
+//!   what its policy names is allowed, the rest denied.
 //!
 //! Run one area with a filter: `cargo test -p wxopen-tests --test it -- sandbox::`.
 
@@ -23,6 +25,7 @@ mod common;
 mod deployed;
 mod e2e;
 mod handlers;
+mod iam;
 mod interop_wechatpy;
 mod local_stack_aim;
 mod no_secrets_in_logs;
