@@ -711,8 +711,92 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
         11 => gateway_with_invalidated_token(local).await,
         12 => fleet_release(local, state).await,
         13 => status_verdict(local).await,
+        14 => hosted_sign_in(local).await,
         _ => Err("no such step".into()),
     }
+}
+
+/// The hosted follow-to-log-in page: a session with `return_to`, its page served, a user scanning,
+/// the page sending the browser on with a login code, and the code redeemed for the identity.
+async fn hosted_sign_in(local: &Local) -> Result<String, String> {
+    let base = local.gateway.base_url.trim_end_matches('/').to_string();
+    let return_to = format!("{base}/signed-in");
+    let (s, session) = local
+        .api(
+            Method::POST,
+            "/login/sessions",
+            Some(json!({ "appid": OA2, "return_to": return_to, "state": "demo" })),
+        )
+        .await?;
+    expect(s == 201, format!("{s} {session}"))?;
+    let page_path = session["page_url"].as_str().unwrap_or_default().to_string();
+    expect(
+        page_path.contains("/login/"),
+        format!("no page_url: {session}"),
+    )?;
+    let page_url = if page_path.starts_with("http") {
+        page_path
+    } else {
+        format!("{base}{page_path}")
+    };
+    // A browser: no redirects followed, so the page's own answers are seen.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let page = browser
+        .get(&page_url)
+        .send()
+        .await
+        .map_err(|e| format!("{page_url}: {e}"))?;
+    let page_status = page.status().as_u16();
+    let html = page.text().await.unwrap_or_default();
+    expect(
+        page_status == 200 && html.contains("<img"),
+        format!("the page answered {page_status}"),
+    )?;
+    let qr = url::Url::parse(session["qr_url"].as_str().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    let ticket = qr
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("no ticket in qr_url")?;
+    let (s, scan) = local
+        .control("users/scan", json!({ "user": "carol", "ticket": ticket }))
+        .await?;
+    expect(s == 200, format!("scan: {scan}"))?;
+    let next = browser
+        .get(&page_url)
+        .send()
+        .await
+        .map_err(|e| format!("{page_url}: {e}"))?;
+    let location = header(next.headers(), "location");
+    expect(
+        next.status().is_redirection() && location.starts_with(&return_to),
+        format!(
+            "after the scan the page answered {} to {location:?}",
+            next.status()
+        ),
+    )?;
+    let landed = url::Url::parse(&location).map_err(|e| e.to_string())?;
+    let code = landed
+        .query_pairs()
+        .find(|(k, _)| k == "login_code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("no login_code on return_to")?;
+    let (s, who) = local
+        .api(Method::POST, &format!("/login/codes/{code}"), None)
+        .await?;
+    expect(
+        s == 200 && who["unionid"].is_string() && who["appid"] == OA2,
+        format!("{s} {who}"),
+    )?;
+    Ok(format!(
+        "page {page_url} served (open it in a browser while `make dev` runs); carol scanned, the page sent the browser to return_to with a login code, redeemed once: {} user {}",
+        who["flow"].as_str().unwrap_or_default(),
+        who["user_id"].as_str().unwrap_or_default()
+    ))
 }
 
 fn header(h: &reqwest::header::HeaderMap, name: &str) -> String {
@@ -1068,7 +1152,7 @@ async fn link(local: &Local) -> Result<String, String> {
 }
 
 /// The steps by id (what [`step`] runs); [`ORDER`] is the order they are told in.
-pub const STEPS: [&str; 14] = [
+pub const STEPS: [&str; 15] = [
     "ticket pushed and stored",
     "component token",
     "merchant authorizes",
@@ -1083,10 +1167,11 @@ pub const STEPS: [&str; 14] = [
     "gateway call, token invalidated mid-way",
     "fleet release",
     "status verdict",
+    "hosted sign-in page",
 ];
 
 /// The story's order: step ids into [`STEPS`].
-pub const ORDER: [usize; 14] = [0, 1, 2, 3, 4, 5, 11, 6, 7, 8, 9, 12, 10, 13];
+pub const ORDER: [usize; 15] = [0, 1, 2, 3, 4, 5, 11, 6, 7, 8, 14, 9, 12, 10, 13];
 
 /// Runs every step, printing progress; returns (step, ok, ms) for each.
 pub async fn run_story(local: &Local, print: bool) -> Vec<(&'static str, bool, u128)> {

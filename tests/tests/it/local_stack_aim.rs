@@ -93,11 +93,11 @@ async fn serve(vars: &[(&str, &str)]) -> (Served, Vec<String>, String) {
     let served = Served(child);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
+        // Read to the end even once nobody listens: a closed pipe would make the child's
+        // later prints fail (EPIPE) and kill it mid-test.
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut lines = Vec::new();
