@@ -2195,9 +2195,14 @@ fn proc_status_bytes(pid: u32, field: &str) -> u64 {
 /// Bounded memory for oversize bodies, measured in a process of its own: the local stack runs as
 /// a child (`wxopen-local serve`), so the test's own buffers and the other tests sharing this
 /// binary do not count. 10 MB bodies (API Gateway's limit) go to every route that reads a body,
-/// each refused with a 413, in three rounds. Peak RSS (`VmHWM`, reset through `clear_refs` once
-/// the stack is up) rises by less than 96 MB in the first round (measured: about 60 MB, the
-/// local gateway's copies of one body) and by less than 16 MB over the next two (nothing kept).
+/// each refused with a 413, in six rounds (72 requests, about 750 MB of bodies). Peak RSS
+/// (`VmHWM`, reset through `clear_refs` once the stack is up) stays under 128 MB above the
+/// baseline over all six rounds: the local gateway holds a body about six times at once (axum's
+/// buffer, the lambda_http copy, read buffers grown by doubling), and measured 57-62 MB after
+/// one round. Which round reaches the peak depends on which allocator arenas the runtime's
+/// threads happen to use (seen: +38 MB after one round, +20 MB more later, on a loaded 2-core
+/// machine), so the bound is on the whole run, not on the growth after the first round: a
+/// process keeping even one copy of every fourth body would pass 180 MB.
 #[tokio::test]
 async fn oversize_bodies_keep_the_serving_process_memory_bounded() {
     use std::io::{BufRead, BufReader};
@@ -2280,8 +2285,9 @@ async fn oversize_bodies_keep_the_serving_process_memory_bounded() {
         proc_status_bytes(pid, "VmRSS").max(proc_status_bytes(pid, "VmHWM"))
     };
     let body = json_of(TEN_MB);
+    const ROUNDS: usize = 6;
     let mut peaks = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..ROUNDS {
         for (method, path, ct) in &routes {
             let resp = http
                 .request(
@@ -2300,28 +2306,21 @@ async fn oversize_bodies_keep_the_serving_process_memory_bounded() {
         peaks.push(proc_status_bytes(pid, "VmHWM"));
     }
     let mb = |b: u64| b >> 20;
-    let first = peaks[0].saturating_sub(baseline);
-    let repeated = peaks[2].saturating_sub(peaks[0]);
+    let grown: Vec<u64> = peaks
+        .iter()
+        .map(|p| mb(p.saturating_sub(baseline)))
+        .collect();
+    let last = peaks.last().copied().unwrap_or(baseline);
     eprintln!(
-        "oversize bodies: baseline {} MB (HWM reset: {reset}); peak after one round {} MB (+{} MB), after three {} MB (+{} MB more); {} requests of {} bytes",
+        "oversize bodies: baseline {} MB (HWM reset: {reset}); peak above it after each round {grown:?} MB; {} requests of {} bytes",
         mb(baseline),
-        mb(peaks[0]),
-        mb(first),
-        mb(peaks[2]),
-        mb(repeated),
-        3 * routes.len(),
+        ROUNDS * routes.len(),
         body.len()
     );
-    // The local gateway holds a body twice (axum's buffer and the lambda_http copy) and the
-    // HTTP stack's read buffers grow by doubling: about 6x a 10 MB body at the peak.
     assert!(
-        first < 96 << 20,
-        "peak RSS grew {first} bytes over one round of 10 MB bodies"
-    );
-    // Nothing accumulates: two more rounds add (almost) nothing to the peak.
-    assert!(
-        repeated < 16 << 20,
-        "peak RSS grew another {repeated} bytes over two more rounds"
+        last.saturating_sub(baseline) < 128 << 20,
+        "peak RSS grew {} MB over {ROUNDS} rounds of 10 MB bodies (after each round: {grown:?} MB)",
+        mb(last.saturating_sub(baseline))
     );
 }
 
