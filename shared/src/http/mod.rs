@@ -218,11 +218,7 @@ pub fn json_object_within(
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
+        .is_some_and(is_json_media_type);
     if !is_json {
         return Err(ApiError::new(
             415,
@@ -243,6 +239,15 @@ pub fn json_object_within(
             "the body is not valid JSON",
         )),
     }
+}
+
+/// `application/json`, any case, with or without parameters (`; charset=utf-8`); not
+/// `application/jsonx` or `application/json-patch+json`.
+fn is_json_media_type(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// A string (or number) field of a JSON object body; other types → 400.
@@ -306,6 +311,27 @@ pub fn rejected_plaintext(e: crate::xml::XmlError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_application_json_is_json() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            " application/json ; charset=utf-8",
+            "application/json;charset=UTF-8",
+        ] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "application/jsonx",
+            "application/json-patch+json",
+            "text/json",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!is_json_media_type(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn error_shape() {

@@ -200,6 +200,12 @@ fn this_rounds_rows(site_q: &str) -> Vec<Case> {
             "multipart/form-data; boundary=x",
         ),
         ("/releases".to_string(), "application/xml"),
+        // A media type that only starts like JSON's.
+        ("/releases".to_string(), "application/jsonx"),
+        (
+            "/authorize/links".to_string(),
+            "application/json-patch+json",
+        ),
     ] {
         rows.push(raw(
             Method::POST,
