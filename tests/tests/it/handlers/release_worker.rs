@@ -13,13 +13,14 @@ use futures_util::FutureExt;
 use reqwest::Method;
 use serde_json::json;
 use wxopen::clock::{Clock, FixedClock, SystemClock};
-use wxopen::model::{JobState, Step, TargetState};
+use wxopen::model::{Step, TargetState};
 use wxopen::releases::{Boundary, StepHook};
 use wxopen::store::ReleaseStore;
-use wxopen_tests::releases::{CountedQueue, SqsCounts, drive_until};
+use wxopen_tests::releases::{
+    CountedQueue, Seed, SqsCounts, add_template, create_job, drive_until, job_body, job_done,
+    seed_mini_programs,
+};
 use wxopen_tests::stack::Stack;
-
-use crate::e2e::releases::{job_body, seed, template};
 
 /// The worker's clock, shared with the test (leases expire when the test says so).
 #[derive(Clone)]
@@ -78,13 +79,13 @@ async fn setup(step: Step, boundary: Boundary) -> Setup {
         )
         .await;
     assert_eq!(s, 200);
-    let appids = seed(&stack, 2, &[], None).await;
-    let template_id = template(&stack).await;
+    let appids = seed_mini_programs(&stack.sandbox, &stack.store, 2, Seed::default())
+        .await
+        .unwrap();
+    let template_id = add_template(&stack).await.unwrap();
     let mut body = job_body(template_id, json!({"appids": appids}));
     body["concurrency"] = json!(1);
-    let (s, created) = stack.api(Method::POST, "/releases", Some(body)).await;
-    assert_eq!(s, 201, "{created}");
-    let job = created["id"].as_str().unwrap().to_string();
+    let (job, _) = create_job(&stack, body).await.unwrap();
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
     let armed = Arc::new(AtomicBool::new(true));
     let worker = release_worker::App {
@@ -175,20 +176,12 @@ async fn target(s: &Setup, seq: u32) -> wxopen::model::ReleaseTarget {
 }
 
 async fn finish(s: &Setup) {
-    let store = s.stack.store.clone();
-    let job = s.job.clone();
     let done = drive_until(
         &s.stack.releases,
         &s.worker,
         None,
         Duration::from_secs(60),
-        || {
-            let (store, job) = (store.clone(), job.clone());
-            async move {
-                let j = store.get_job(&job).await.unwrap().unwrap();
-                j.state == JobState::Done
-            }
-        },
+        || job_done(&s.stack.store, &s.job),
     )
     .await
     .unwrap();
@@ -465,12 +458,10 @@ async fn a_refused_submission_leaves_another_jobs_audit_of_the_mini_program_reco
     );
 
     // A second job (another version) for the same mini program while its audit is in review.
-    let template_id = template(&s.stack).await;
+    let template_id = add_template(&s.stack).await.unwrap();
     let mut body = job_body(template_id, json!({"appids": [first]}));
     body["user_version"] = json!("2.0.1");
-    let (st, created) = s.stack.api(Method::POST, "/releases", Some(body)).await;
-    assert_eq!(st, 201, "{created}");
-    let second = created["id"].as_str().unwrap().to_string();
+    let (second, _) = create_job(&s.stack, body).await.unwrap();
     deliver_all(&s).await;
     let refused = s.stack.store.get_target(&second, 0).await.unwrap().unwrap();
     assert_eq!(
