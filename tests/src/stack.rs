@@ -257,6 +257,14 @@ impl Stack {
         self.send(req).await
     }
 
+    /// Changes the sandbox's settings (`POST /sandbox/config`), which must accept them.
+    pub async fn configure(&self, settings: Value) {
+        let (status, body) = self
+            .control(reqwest::Method::POST, "config", settings)
+            .await;
+        assert_eq!(status, 200, "sandbox config: {body}");
+    }
+
     /// The sandbox pushes a fresh ticket to the authorization event URL.
     pub async fn push_ticket(&self) -> Value {
         let (status, body) = self

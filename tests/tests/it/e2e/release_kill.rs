@@ -14,7 +14,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::json;
 use wxopen::model::{JobState, TargetState};
 use wxopen::store::ReleaseStore;
@@ -99,14 +98,11 @@ async fn killed_at(at: &str) {
     stack.push_ticket().await;
     // Audits finish only when the test runs them (so the release step happens in the worker
     // process, after every submission is recorded).
-    let (s, v) = stack
-        .control(
-            Method::POST,
-            "config",
+    stack
+        .configure(
             json!({"audit_delay_secs": 3600, "audit_auto_push": false, "audit_quota": 10_000}),
         )
         .await;
-    assert_eq!(s, 200, "{v}");
     let appids = seed_mini_programs(&stack.sandbox, &stack.store, TARGETS, Seed::default())
         .await
         .unwrap();

@@ -84,14 +84,9 @@ async fn a_fleet_release_over_200_mini_programs_ends_every_target_right() {
     let started = Instant::now();
     let stack = Stack::start().await;
     stack.push_ticket().await;
-    let (s, _) = stack
-        .control(
-            Method::POST,
-            "config",
-            json!({"audit_delay_secs": 0, "audit_auto_push": true, "audit_quota": 10_000}),
-        )
+    stack
+        .configure(json!({"audit_delay_secs": 0, "audit_auto_push": true, "audit_quota": 10_000}))
         .await;
-    assert_eq!(s, 200);
     let appids = seed_mini_programs(
         &stack.sandbox,
         &stack.store,
@@ -262,9 +257,7 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     let stack = Stack::start().await;
     stack.push_ticket().await;
     stack
-        .control(
-            Method::POST,
-            "config",
+        .configure(
             json!({"audit_delay_secs": 3600, "audit_auto_push": false, "audit_quota": QUOTA}),
         )
         .await;
@@ -326,10 +319,7 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     println!("quota run: {calls} submissions tried, {accepted} accepted");
 
     // The quota is raised: the scheduled run resumes the waiting targets.
-    let (s, _) = stack
-        .control(Method::POST, "config", json!({"audit_quota": 10_000}))
-        .await;
-    assert_eq!(s, 200);
+    stack.configure(json!({"audit_quota": 10_000})).await;
     let scheduled = stack.scheduled_run(Stack::release_settings());
     let report = token_refresh::releases(&scheduled).await;
     assert_eq!(
