@@ -24,6 +24,61 @@ pub const LOCAL_AWS_ENV: &str =
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Creates the SQS queue `name` (its visibility timeout set when given): its URL and ARN.
+pub(crate) async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_secs: Option<i32>,
+) -> Result<(String, String), BoxError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut create = sqs.create_queue().queue_name(name);
+    if let Some(secs) = visibility_secs {
+        create = create.attributes(QueueAttributeName::VisibilityTimeout, secs.to_string());
+    }
+    let url = create.send().await?.queue_url.ok_or("no queue url")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or("no queue arn")?;
+    Ok((url, arn))
+}
+
+/// The rule `rule` on the bus `bus_name`, sending what matches `pattern` to the target
+/// `(id, arn)`.
+pub(crate) async fn route(
+    events: &aws_sdk_eventbridge::Client,
+    bus_name: &str,
+    rule: &str,
+    pattern: &Value,
+    (target_id, arn): (&str, &str),
+) -> Result<(), BoxError> {
+    events
+        .put_rule()
+        .name(rule)
+        .event_bus_name(bus_name)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await?;
+    events
+        .put_targets()
+        .rule(rule)
+        .event_bus_name(bus_name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id(target_id)
+                .arn(arn)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
 impl LocalBus {
     /// Creates the bus `bus_name`, a queue `queue_name` and the rule between them.
     pub async fn create(
@@ -54,25 +109,7 @@ impl LocalBus {
     ) -> Result<Self, BoxError> {
         let events = aws_sdk_eventbridge::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(queue_name)
-            .send()
-            .await?
-            .queue_url
-            .ok_or("no queue url")?;
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .ok_or("no queue arn")?;
+        let (queue_url, queue_arn) = create_queue(&sqs, queue_name, None).await?;
         let bus = Self {
             events,
             sqs,
@@ -96,26 +133,14 @@ impl LocalBus {
 
     /// The rule from the bus to the queue, and its target.
     async fn wire(&self) -> Result<(), BoxError> {
-        self.events
-            .put_rule()
-            .name(&self.rule_name)
-            .event_bus_name(&self.bus_name)
-            .event_pattern(json!({"source": [SOURCE]}).to_string())
-            .send()
-            .await?;
-        self.events
-            .put_targets()
-            .rule(&self.rule_name)
-            .event_bus_name(&self.bus_name)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(&self.queue_arn)
-                    .build()?,
-            )
-            .send()
-            .await?;
-        Ok(())
+        route(
+            &self.events,
+            &self.bus_name,
+            &self.rule_name,
+            &json!({"source": [SOURCE]}),
+            ("queue", &self.queue_arn),
+        )
+        .await
     }
 
     /// Deletes the bus (and its rule): every `PutEvents` to it fails until

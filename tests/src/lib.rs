@@ -302,6 +302,20 @@ pub async fn scan_all(store: &DynamoStore) -> BTreeMap<(String, String), String>
     }
 }
 
+/// The QR ticket of a login session (`POST /login/sessions`): the `ticket` query parameter of
+/// its `qr_url`, which the sandbox's user scans.
+pub fn ticket_of(session: &serde_json::Value) -> Result<String, String> {
+    let qr = session["qr_url"]
+        .as_str()
+        .ok_or_else(|| format!("no qr_url in {session}"))?;
+    url::Url::parse(qr)
+        .map_err(|e| format!("qr_url {qr}: {e}"))?
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| format!("no ticket in qr_url {qr}"))
+}
+
 /// Builds the XML of a component push.
 pub fn ticket_xml(ticket: &str, create_time: i64) -> String {
     format!(

@@ -174,6 +174,30 @@ impl Stack {
         }
     }
 
+    /// The scheduled run (`token-refresh`, as EventBridge invokes it) on the stack's store,
+    /// sandbox, bus and release queue, on the system clock.
+    pub fn scheduled_run(
+        &self,
+        release_settings: ReleaseSettings,
+    ) -> token_refresh::App<DynamoStore, Arc<StaticCredentials>, SystemClock> {
+        self.scheduled_run_with_clock(SystemClock, release_settings)
+    }
+
+    /// [`Stack::scheduled_run`] on any clock (default refresh settings).
+    pub fn scheduled_run_with_clock<K: Clock>(
+        &self,
+        clock: K,
+        release_settings: ReleaseSettings,
+    ) -> token_refresh::App<DynamoStore, Arc<StaticCredentials>, K> {
+        token_refresh::App {
+            deps: self.deps_with_clock(clock),
+            settings: Default::default(),
+            publisher: self.publisher(),
+            release_queue: self.releases.queue(),
+            release_settings,
+        }
+    }
+
     /// In-process dependencies sharing the stack's store and sandbox, with any clock.
     pub fn deps_with_clock<K: Clock>(
         &self,
@@ -231,6 +255,14 @@ impl Stack {
             req = req.json(&b);
         }
         self.send(req).await
+    }
+
+    /// Changes the sandbox's settings (`POST /sandbox/config`), which must accept them.
+    pub async fn configure(&self, settings: Value) {
+        let (status, body) = self
+            .control(reqwest::Method::POST, "config", settings)
+            .await;
+        assert_eq!(status, 200, "sandbox config: {body}");
     }
 
     /// The sandbox pushes a fresh ticket to the authorization event URL.

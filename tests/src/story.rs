@@ -19,7 +19,7 @@ use wxopen::wechat::WeChatClient;
 use crate::bus::LocalBus;
 use crate::gateway::{self, Apps, Gateway, GatewayConfig};
 use crate::hook::HookServer;
-use crate::releases::ReleaseQueue;
+use crate::releases::{ReleaseQueue, Seed, USER_VERSION, job_body, seed_mini_programs};
 use crate::sandbox::{self, SandboxConfig, SandboxHandle};
 use crate::stack::{Aim, WeChatBases};
 
@@ -577,13 +577,7 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
                 )
                 .await?;
             expect(s == 201, format!("{s} {session}"))?;
-            let qr = url::Url::parse(session["qr_url"].as_str().unwrap_or_default())
-                .map_err(|e| e.to_string())?;
-            let ticket = qr
-                .query_pairs()
-                .find(|(k, _)| k == "ticket")
-                .map(|(_, v)| v.into_owned())
-                .ok_or("no ticket in qr_url")?;
+            let ticket = crate::ticket_of(&session)?;
             let (s, scan) = local
                 .control("users/scan", json!({ "user": "alice", "ticket": ticket }))
                 .await?;
@@ -610,13 +604,7 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
                     Some(json!({ "appid": OA2 })),
                 )
                 .await?;
-            let qr = url::Url::parse(second["qr_url"].as_str().unwrap_or_default())
-                .map_err(|e| e.to_string())?;
-            let ticket = qr
-                .query_pairs()
-                .find(|(k, _)| k == "ticket")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+            let ticket = crate::ticket_of(&second)?;
             local
                 .control("users/scan", json!({ "user": "alice", "ticket": ticket }))
                 .await?;
@@ -755,13 +743,7 @@ async fn hosted_sign_in(local: &Local) -> Result<String, String> {
         page_status == 200 && html.contains("<img"),
         format!("the page answered {page_status}"),
     )?;
-    let qr = url::Url::parse(session["qr_url"].as_str().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    let ticket = qr
-        .query_pairs()
-        .find(|(k, _)| k == "ticket")
-        .map(|(_, v)| v.into_owned())
-        .ok_or("no ticket in qr_url")?;
+    let ticket = crate::ticket_of(&session)?;
     let (s, scan) = local
         .control("users/scan", json!({ "user": "carol", "ticket": ticket }))
         .await?;
@@ -918,64 +900,7 @@ pub async fn fleet_job(local: &Local, n: usize) -> Result<(String, String), Stri
     expect(s == 200, format!("config: {v}"))?;
     // Five mini programs the provider already serves, imported as authorized (the migration
     // path: `import_authorizers`), their tokens expired so the worker refreshes them.
-    let (s, list) = local
-        .control(
-            "merchants/bulk",
-            json!({"count": n, "kind": "mini_program"}),
-        )
-        .await?;
-    expect(s == 200, format!("bulk: {list}"))?;
-    let now = SystemClock.now();
-    let sandbox_state = local.sandbox.state();
-    let user_name = |appid: &str| {
-        sandbox_state["merchants"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["appid"] == appid)
-            .and_then(|m| m["user_name"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut grants = Vec::new();
-    for (i, m) in list.as_array().into_iter().flatten().enumerate() {
-        let func_info: Vec<u32> =
-            serde_json::from_value(m["func_info"].clone()).map_err(|e| e.to_string())?;
-        let appid = m["appid"].as_str().unwrap_or_default().to_string();
-        grants.push(wxopen::model::AuthorizationGrant {
-            appid: appid.clone(),
-            event_time: Some(now),
-            func_info,
-            token: wxopen::model::NewToken {
-                access_token: "expired".to_string().into(),
-                expires_at: now - 1,
-                refresh_token: Some(
-                    m["refresh_token"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                        .into(),
-                ),
-            },
-            profile: Some(wxopen::model::AuthorizerProfileRecord {
-                kind: wxopen::model::AccountKind::MiniProgram,
-                nick_name: format!("shop {i}"),
-                user_name: user_name(&appid),
-                principal_name: None,
-                service_type: 0,
-                verify_type: 0,
-                head_img: None,
-            }),
-            now,
-        });
-    }
-    expect(grants.len() == n, format!("bulk gave {}", grants.len()))?;
-    local
-        .store
-        .import_authorizers(&grants)
-        .await
-        .map_err(|e| format!("import: {e}"))?;
-    let appids: Vec<String> = grants.iter().map(|g| g.appid.clone()).collect();
+    let appids = seed_mini_programs(&local.sandbox, &local.store, n, Seed::default()).await?;
     let rejected = appids.last().cloned().unwrap_or_default();
     let (s, v) = local
         .control(
@@ -989,7 +914,7 @@ pub async fn fleet_job(local: &Local, n: usize) -> Result<(String, String), Stri
     let (s, draft) = local
         .control(
             "code/drafts",
-            json!({"user_version": "2.0.0", "user_desc": "demo"}),
+            json!({"user_version": USER_VERSION, "user_desc": "demo"}),
         )
         .await?;
     expect(s == 200, format!("draft: {draft}"))?;
@@ -1016,54 +941,31 @@ pub async fn fleet_job(local: &Local, n: usize) -> Result<(String, String), Stri
         .find(|t| t["draft_id"] == draft_id)
         .and_then(|t| t["template_id"].as_i64())
         .ok_or(format!("template not listed: {v}"))?;
-    let (s, created) = local
-        .api(
-            Method::POST,
-            "/releases",
-            Some(json!({
-                "template_id": template_id,
-                "user_version": "2.0.0",
-                "user_desc": "demo release",
-                "ext_json": {"extAppid": "{{appid}}"},
-                "item_list": [{"address": "pages/index/index", "tag": "tools", "first_class": "工具", "second_class": "效率", "first_id": 287, "second_id": 616, "title": "home"}],
-                "targets": {"appids": appids},
-                "concurrency": 5,
-            })),
-        )
-        .await?;
+    let mut body = job_body(template_id, json!({"appids": appids}));
+    body["concurrency"] = json!(5);
+    let (s, created) = local.api(Method::POST, "/releases", Some(body)).await?;
     expect(s == 201, format!("POST /releases: {s} {created}"))?;
     let id = created["id"].as_str().ok_or("no job id")?.to_string();
     Ok((id, rejected))
 }
 
-/// `[####......] 2/5 released 2, submitted 3` from a job's answer.
+/// `[####......] 2/5 released 2, submitted 3` from a job's answer: the bar fills with the
+/// targets in a terminal state; the states with targets follow, in `TargetState::ALL` order.
 fn bar(job: &Value) -> String {
+    use wxopen::model::TargetState;
     const WIDTH: u64 = 20;
     let total = job["total"].as_u64().unwrap_or(0);
-    let states = [
-        "queued",
-        "committed",
-        "submitted",
-        "approved",
-        "released",
-        "rejected",
-        "failed",
-        "skipped",
-        "cancelled",
-    ];
-    let done: u64 = ["released", "rejected", "failed", "skipped", "cancelled"]
-        .iter()
-        .map(|s| job["counts"][*s].as_u64().unwrap_or(0))
+    let count = |s: TargetState| job["counts"][s.as_str()].as_u64().unwrap_or(0);
+    let done: u64 = TargetState::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(count)
         .sum();
     let filled = (done * WIDTH).checked_div(total).unwrap_or(0).min(WIDTH);
-    let parts: Vec<String> = states
-        .iter()
-        .filter_map(|s| {
-            job["counts"][*s]
-                .as_u64()
-                .filter(|n| *n > 0)
-                .map(|n| format!("{s} {n}"))
-        })
+    let parts: Vec<String> = TargetState::ALL
+        .into_iter()
+        .filter(|s| count(*s) > 0)
+        .map(|s| format!("{} {}", s.as_str(), count(s)))
         .collect();
     format!(
         "[{}{}] {done}/{total} {}",

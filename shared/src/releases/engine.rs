@@ -138,6 +138,17 @@ pub trait StepHook: Send + Sync {
 pub struct NoHook;
 impl StepHook for NoHook {}
 
+/// What an audit's result did to its target, as `apply_audit` acts on it.
+enum Settled {
+    /// Nothing yet (a status that is not a result): the audit stays recorded.
+    Keep,
+    /// Settled, or not this audit's business any more: the audit is forgotten.
+    Drop,
+    /// Settled in a job that may now be done: the audit is forgotten, then the job closed if
+    /// nothing is left open.
+    DropThenClose(Box<ReleaseJob>),
+}
+
 /// What a failed WeChat call means for the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Failure {
@@ -877,7 +888,8 @@ where
         self.check_done(&job.id).await
     }
 
-    /// An audit's result (push or poll) for the mini program's audit in flight.
+    /// An audit's result (push or poll) for the mini program's audit in flight. Once the result
+    /// is settled the audit is forgotten, then the job closed if that was its last open target.
     pub async fn apply_audit(&self, r: &AuditResult) -> Result<(), EngineError> {
         let Some(audit) = self.store.get_active_audit(&r.appid).await? else {
             return Ok(());
@@ -887,8 +899,27 @@ where
         {
             return Ok(());
         }
+        let close = match self.settle_audit(r, &audit).await? {
+            Settled::Keep => return Ok(()),
+            Settled::Drop => None,
+            Settled::DropThenClose(job) => Some(job),
+        };
+        self.drop_audit(&audit).await?;
+        match close {
+            Some(job) => self.close_if_done(&job).await,
+            None => Ok(()),
+        }
+    }
+
+    /// What `r` does to the audit's target: nothing yet (the audit stays), or its new state
+    /// recorded (and its release made, when the job releases approved targets itself).
+    async fn settle_audit(
+        &self,
+        r: &AuditResult,
+        audit: &ActiveAudit,
+    ) -> Result<Settled, EngineError> {
         let Some(t) = self.store.get_target(&audit.job_id, audit.seq).await? else {
-            return self.drop_audit(&audit).await;
+            return Ok(Settled::Drop);
         };
         // The submission is in flight or its outcome not yet recorded (the push beat the
         // worker): the message comes back after the visibility timeout.
@@ -897,13 +928,13 @@ where
         }
         let Some(auditid) = audit.auditid else {
             // A placeholder whose target moved on without recording an audit.
-            return self.drop_audit(&audit).await;
+            return Ok(Settled::Drop);
         };
         // Approved with this audit still recorded: a worker died releasing it (the audit is
         // removed only once the release is done), so this redelivered result resumes it.
         let resume = t.state == TargetState::Approved && t.auditid == Some(auditid);
         if !resume && (t.state != TargetState::Submitted || t.auditid != Some(auditid)) {
-            return self.drop_audit(&audit).await;
+            return Ok(Settled::Drop);
         }
         let to = if resume {
             TargetState::Approved
@@ -915,7 +946,7 @@ where
                     Some(r.reason.clone().unwrap_or_default()),
                 ),
                 3 => (TargetState::Failed, Some("audit withdrawn".to_string())),
-                _ => return Ok(()),
+                _ => return Ok(Settled::Keep),
             };
             self.transition(
                 &t,
@@ -929,8 +960,7 @@ where
             to
         };
         let Some(job) = self.store.get_job(&t.job_id).await? else {
-            self.drop_audit(&audit).await?;
-            return Ok(());
+            return Ok(Settled::Drop);
         };
         if to == TargetState::Approved && job.auto_release && job.state == JobState::Running {
             let approved = ReleaseTarget {
@@ -946,11 +976,9 @@ where
                 sweep: false,
             };
             self.release(&job, &approved, &m).await?;
-            self.drop_audit(&audit).await?;
-            return Ok(());
+            return Ok(Settled::Drop);
         }
-        self.drop_audit(&audit).await?;
-        self.close_if_done(&job).await
+        Ok(Settled::DropThenClose(Box::new(job)))
     }
 
     /// Forgets the mini program's audit in flight (if it is still this one).

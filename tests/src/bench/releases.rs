@@ -21,13 +21,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use wxopen::clock::{Clock, SystemClock};
-use wxopen::model::{
-    AccountKind, AuthorizationGrant, AuthorizerProfileRecord, JobState, NewToken, TargetState,
-};
+use wxopen::model::{JobState, TargetState};
 use wxopen::releases::NoHook;
 use wxopen::store::{DynamoStore, ReleaseStore};
-use wxopen_tests::releases::{SqsCounts, poll_once};
+use wxopen_tests::releases::{
+    Seed, SqsCounts, add_template, create_job, job_body, poll_once, seed_mini_programs,
+};
 use wxopen_tests::sandbox::{DailyQuota, SandboxConfig};
 use wxopen_tests::stack::Stack;
 
@@ -37,102 +36,6 @@ fn vm_hwm_kib() -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-async fn seed(stack: &Stack, n: usize) -> Result<Vec<String>, String> {
-    let (s, list) = stack
-        .control(
-            Method::POST,
-            "merchants/bulk",
-            json!({"count": n, "kind": "mini_program"}),
-        )
-        .await;
-    if s != 200 {
-        return Err(format!("merchants/bulk: {s} {list}"));
-    }
-    let state = stack.sandbox.state();
-    let names: std::collections::HashMap<String, String> = state["merchants"]
-        .as_array()
-        .ok_or("sandbox state")?
-        .iter()
-        .filter_map(|m| {
-            Some((
-                m["appid"].as_str()?.to_string(),
-                m["user_name"].as_str()?.to_string(),
-            ))
-        })
-        .collect();
-    let now = SystemClock.now();
-    let grants: Vec<AuthorizationGrant> = list
-        .as_array()
-        .ok_or("bulk answer")?
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let appid = m["appid"].as_str().unwrap_or_default().to_string();
-            AuthorizationGrant {
-                event_time: Some(now),
-                func_info: serde_json::from_value(m["func_info"].clone()).unwrap_or_default(),
-                token: NewToken {
-                    access_token: "seeded-expired".to_string().into(),
-                    expires_at: now - 1,
-                    refresh_token: Some(
-                        m["refresh_token"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string()
-                            .into(),
-                    ),
-                },
-                profile: Some(AuthorizerProfileRecord {
-                    kind: AccountKind::MiniProgram,
-                    nick_name: format!("shop {i}"),
-                    user_name: names.get(&appid).cloned().unwrap_or_default(),
-                    principal_name: None,
-                    service_type: 0,
-                    verify_type: 0,
-                    head_img: None,
-                }),
-                appid,
-                now,
-            }
-        })
-        .collect();
-    for chunk in grants.chunks(500) {
-        stack
-            .store
-            .import_authorizers(chunk)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(grants.into_iter().map(|g| g.appid).collect())
-}
-
-async fn template(stack: &Stack) -> Result<i64, String> {
-    let (s, draft) = stack
-        .control(
-            Method::POST,
-            "code/drafts",
-            json!({"user_version": "3.0.0", "user_desc": "bench"}),
-        )
-        .await;
-    let draft_id = draft["draft_id"]
-        .as_i64()
-        .ok_or(format!("draft: {s} {draft}"))?;
-    let deps = stack.deps();
-    deps.tokens()
-        .with_component_token(|t| {
-            let w = deps.wechat.clone();
-            async move { w.add_to_template(&t, draft_id, 0).await }
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let (_, code) = stack.control(Method::GET, "code", json!({})).await;
-    code["templates"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["draft_id"] == draft_id))
-        .and_then(|t| t["template_id"].as_i64())
-        .ok_or_else(|| "no template".to_string())
 }
 
 pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, String> {
@@ -156,8 +59,8 @@ pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, St
         return Err(format!("sandbox config: {v}"));
     }
     let seed_started = Instant::now();
-    let appids = seed(&stack, n).await?;
-    let template_id = template(&stack).await?;
+    let appids = seed_mini_programs(&stack.sandbox, &stack.store, n, Seed::default()).await?;
+    let template_id = add_template(&stack).await?;
     let seed_secs = seed_started.elapsed().as_secs_f64();
     // The job's progress is watched through a store that is not counted.
     let watch = DynamoStore::new(
@@ -169,37 +72,15 @@ pub async fn run(n: usize, concurrency: u32, pollers: usize) -> Result<Value, St
     let ops_before = stack.ops.snapshot();
 
     let started = Instant::now();
-    let (s, created) = stack
-        .api(
-            Method::POST,
-            "/releases",
-            Some(json!({
-                "template_id": template_id,
-                "user_version": "3.0.0",
-                "user_desc": "bench",
-                "ext_json": {"extAppid": "{{appid}}", "ext": {"shop": "{{customer_ref}}"}},
-                "item_list": [{"address": "pages/index/index", "tag": "tools", "first_class": "工具", "second_class": "效率", "first_id": 287, "second_id": 616, "title": "home"}],
-                "targets": {"all": true},
-                "concurrency": concurrency,
-            })),
-        )
-        .await;
-    if s != 201 {
-        return Err(format!("POST /releases: {s} {created}"));
-    }
-    let id = created["id"].as_str().ok_or("job id")?.to_string();
+    let mut body = job_body(template_id, json!({"all": true}));
+    body["concurrency"] = json!(concurrency);
+    let (id, _) = create_job(&stack, body).await?;
     let create_secs = started.elapsed().as_secs_f64();
 
     let counts = Arc::new(SqsCounts::default());
     let settings = Stack::release_settings();
     let worker = stack.release_worker(settings.clone(), NoHook, counts.clone());
-    let mut scheduled = token_refresh::App {
-        deps: stack.deps(),
-        settings: Default::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: settings,
-    };
+    let mut scheduled = stack.scheduled_run(settings);
     scheduled.release_settings.audit_poll_after_secs = 30;
     let done = AtomicBool::new(false);
     let deadline = Instant::now()

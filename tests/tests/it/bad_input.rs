@@ -2176,17 +2176,6 @@ fn identities_app(
     }
 }
 
-/// A `wxopen-local serve 0` child (the local stack as `make dev` runs it), killed by its own
-/// handle when dropped.
-struct Served(std::process::Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A field of `/proc/<pid>/status` in bytes (`VmHWM`, `VmRSS`; the kernel reports kB).
 fn proc_status_bytes(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -2211,45 +2200,10 @@ fn proc_status_bytes(pid: u32, field: &str) -> u64 {
 /// process keeping even one copy of every fourth body would pass 180 MB.
 #[tokio::test]
 async fn oversize_bodies_keep_the_serving_process_memory_bounded() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxopen-local"));
-    cmd.args(["serve", "0"]);
-    for k in wxopen_tests::stack::AIM_VARIABLES
-        .iter()
-        .chain(&["PUBLIC_BASE_URL"])
-    {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("wxopen-local starts");
-    let pid = child.id();
-    let stdout = child.stdout.take().expect("stdout piped");
-    let _served = Served(child);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        // Read to the end even once nobody listens (a closed pipe would kill the child).
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let gateway = tokio::time::timeout(std::time::Duration::from_secs(120), async {
-        while let Some(line) = rx.recv().await {
-            if let Some(rest) = line.trim().strip_prefix("authorization event URL") {
-                return rest
-                    .trim()
-                    .trim_end_matches("/wechat/component")
-                    .to_string();
-            }
-        }
-        panic!("wxopen-local exited before printing its URLs");
-    })
-    .await
-    .expect("wxopen-local printed its URLs in time");
+    let mut cmd = crate::common::local_stack_command(&[]);
+    cmd.stderr(std::process::Stdio::null());
+    let (served, _, gateway) = crate::common::serve_local(cmd).await;
+    let pid = served.pid();
     let http = reqwest::Client::new();
     let routes: Vec<(&str, String, &str)> = vec![
         ("POST", "/authorize/links".into(), "application/json"),

@@ -247,17 +247,7 @@ async fn releases_stub() -> String {
                 // The job as `GET /releases/{id}` answers it: `state`, `total`, and `counts`
                 // with every target state (zeros included).
                 let mut counts = serde_json::Map::new();
-                for s in [
-                    "queued",
-                    "committed",
-                    "submitted",
-                    "approved",
-                    "released",
-                    "rejected",
-                    "failed",
-                    "skipped",
-                    "cancelled",
-                ] {
+                for s in wxopen::model::TargetState::ALL.map(|s| s.as_str()) {
                     counts.insert(s.into(), json!(targets.iter().filter(|t| **t == s).count()));
                 }
                 axum::Json(json!({
@@ -275,15 +265,10 @@ async fn releases_stub() -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test]
-async fn releases_watch_draws_a_bar_per_state_in_a_terminal_and_ends_with_the_counts() {
-    let base = releases_stub().await;
-    let command = format!(
-        "{} --endpoint {base} releases watch rel-1 --interval 0.1",
-        binary()
-    );
-    // `script` gives the command a pseudo-terminal, so the bars are drawn as for an operator.
-    let out = tokio::task::spawn_blocking(move || {
+/// Runs a shell command in a pseudo-terminal (`script`, util-linux), so bars are drawn as for
+/// an operator; everything it wrote is in `stdout`.
+async fn in_terminal(command: String) -> Output {
+    tokio::task::spawn_blocking(move || {
         std::process::Command::new("script")
             .args(["-qefc", &command, "/dev/null"])
             .env("COLUMNS", "100")
@@ -292,7 +277,17 @@ async fn releases_watch_draws_a_bar_per_state_in_a_terminal_and_ends_with_the_co
             .expect("run script (util-linux)")
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn releases_watch_draws_a_bar_per_state_in_a_terminal_and_ends_with_the_counts() {
+    let base = releases_stub().await;
+    let command = format!(
+        "{} --endpoint {base} releases watch rel-1 --interval 0.1",
+        binary()
+    );
+    let out = in_terminal(command).await;
     let screen = String::from_utf8_lossy(&out.stdout);
     // Failed targets make the exit code 1.
     assert_eq!(out.status.code(), Some(1), "{screen}");
@@ -338,16 +333,7 @@ async fn releases_watch_follows_a_real_job_on_the_local_stack_to_its_final_count
         binary(),
         local.gateway.base_url
     );
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("script")
-            .args(["-qefc", &command, "/dev/null"])
-            .env("COLUMNS", "100")
-            .env("TERM", "xterm")
-            .output()
-            .expect("run script (util-linux)")
-    })
-    .await
-    .unwrap();
+    let out = in_terminal(command).await;
     let screen = String::from_utf8_lossy(&out.stdout);
     let job: Value = local
         .http

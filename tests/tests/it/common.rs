@@ -1,4 +1,5 @@
-//! What the test modules share: the sandbox's default accounts and a ready stack.
+//! What the test modules share: the sandbox's default accounts, a ready stack, and the local
+//! stack (`wxopen-local serve`) as a child process.
 
 use wxopen_tests::stack::Stack;
 
@@ -52,4 +53,73 @@ async fn age_item(stack: &Stack, pk: &str, sk: &str, secs: i64) {
         .send()
         .await
         .expect("age the token");
+}
+
+/// A `wxopen-local serve 0` child (the local stack as `make dev` runs it); killed, by its own
+/// handle, and reaped when dropped.
+pub struct Served(std::process::Child);
+
+impl Served {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `wxopen-local serve 0` with the aim variables (and `PUBLIC_BASE_URL`) cleared, then `vars`
+/// set.
+pub fn local_stack_command(vars: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wxopen-local"));
+    cmd.args(["serve", "0"]);
+    for k in wxopen_tests::stack::AIM_VARIABLES
+        .iter()
+        .chain(&["PUBLIC_BASE_URL"])
+    {
+        cmd.env_remove(k);
+    }
+    cmd.envs(vars.iter().copied());
+    cmd
+}
+
+/// Starts `cmd` (a [`local_stack_command`]; its stderr as the caller set it) with stdout piped
+/// and read to the end on a thread of its own, even once nobody listens: a closed pipe would
+/// make the child's later prints fail (EPIPE) and kill it mid-test. Answers the child, every
+/// stdout line up to the gateway's URL, and that URL (waited for up to 120 s).
+pub async fn serve_local(mut cmd: std::process::Command) -> (Served, Vec<String>, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wxopen-local starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let served = Served(child);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(line) = rx.recv().await {
+            lines.push(line.clone());
+            if let Some(rest) = line.trim().strip_prefix("authorization event URL") {
+                return rest
+                    .trim()
+                    .trim_end_matches("/wechat/component")
+                    .to_string();
+            }
+        }
+        panic!("wxopen-local exited before printing its URLs: {lines:#?}");
+    })
+    .await
+    .expect("wxopen-local printed its URLs in time");
+    (served, lines, url)
 }

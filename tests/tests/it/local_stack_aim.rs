@@ -4,16 +4,16 @@
 //!
 //! Runs the real binary (the one `make dev` runs) against moto, as `make test` provides it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::Uri;
 use serde_json::{Value, json};
 use wxopen::crypto::{self, AesKey};
+
+use crate::common::{local_stack_command, serve_local};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wxopen-local");
 const STANDIN_APPID: &str = "wxstandin000000001";
@@ -56,66 +56,6 @@ async fn stand_in() -> (String, Seen) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, seen)
-}
-
-/// A `wxopen-local serve 0` child; killed (by its own handle) when dropped.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `wxopen-local serve 0` with the aim variables cleared, then `vars` set.
-fn local_stack(vars: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "0"]);
-    for k in wxopen_tests::stack::AIM_VARIABLES
-        .iter()
-        .chain(&["PUBLIC_BASE_URL"])
-    {
-        cmd.env_remove(k);
-    }
-    cmd.envs(vars.iter().copied());
-    cmd
-}
-
-/// Starts the child and returns it with every stdout line up to the gateway's URL, and the URL.
-async fn serve(vars: &[(&str, &str)]) -> (Served, Vec<String>, String) {
-    let mut child = local_stack(vars)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("wxopen-local starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let served = Served(child);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        // Read to the end even once nobody listens: a closed pipe would make the child's
-        // later prints fail (EPIPE) and kill it mid-test.
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    let url = tokio::time::timeout(Duration::from_secs(90), async {
-        while let Some(line) = rx.recv().await {
-            lines.push(line.clone());
-            if let Some(rest) = line.trim().strip_prefix("authorization event URL") {
-                return rest
-                    .trim()
-                    .trim_end_matches("/wechat/component")
-                    .to_string();
-            }
-        }
-        panic!("wxopen-local exited before printing its URLs: {lines:#?}");
-    })
-    .await
-    .expect("wxopen-local printed its URLs in time");
-    (served, lines, url)
 }
 
 /// A `component_verify_ticket` push sealed with `token`/`key` for `appid`, as WeChat sends it.
@@ -172,13 +112,14 @@ async fn aimed_local_stack_talks_to_the_stand_in_with_its_credentials() {
     )
     .unwrap();
     let creds_path = creds.to_string_lossy().to_string();
-    let (_served, lines, gateway) = serve(&[
+    let mut cmd = local_stack_command(&[
         ("WECHAT_API_BASE", &api_base),
         ("WECHAT_MP_BASE", MP_BASE),
         ("WECHAT_OPEN_BASE", OPEN_BASE),
         ("WXOPEN_CREDENTIALS_FILE", &creds_path),
-    ])
-    .await;
+    ]);
+    cmd.stderr(Stdio::inherit());
+    let (_served, lines, gateway) = serve_local(cmd).await;
     std::fs::remove_file(&creds).unwrap();
     let banner = lines.join("\n");
     assert!(banner.contains("not the sandbox"), "{banner}");
@@ -284,7 +225,7 @@ async fn aimed_local_stack_talks_to_the_stand_in_with_its_credentials() {
 /// Runs `wxopen-local serve 0` with `vars` to its end (it must exit on its own).
 fn serve_fails(vars: &[(&str, &str)]) -> (Option<i32>, String) {
     // Without moto a value wrongly accepted ends the child at once too (status 1), never hangs.
-    let out = local_stack(vars)
+    let out = local_stack_command(vars)
         .env_remove("AWS_ENDPOINT_URL")
         .stdin(Stdio::null())
         .output()

@@ -593,13 +593,7 @@ async fn a_profile_missing_at_authorization_is_filled_by_the_refresher() {
         "no WeChat call before the kind is known"
     );
 
-    let refresher = token_refresh::App {
-        deps: stack.deps(),
-        settings: wxopen::refresher::RefreshSettings::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Default::default(),
-    };
+    let refresher = stack.scheduled_run(Default::default());
     let report = token_refresh::run(&refresher).await;
     assert_eq!(report.profiles_filled, 1, "{report:?}");
     let record = stack.store.get_authorizer(MP).await.unwrap().unwrap();
@@ -627,13 +621,10 @@ async fn the_refresher_starts_no_refresh_it_cannot_finish_before_its_deadline() 
         .await
         .unwrap()
         .unwrap();
-    let refresher = token_refresh::App {
-        deps: stack.deps_with_clock(wxopen::clock::FixedClock::new(due.expires_at)),
-        settings: wxopen::refresher::RefreshSettings::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Default::default(),
-    };
+    let refresher = stack.scheduled_run_with_clock(
+        wxopen::clock::FixedClock::new(due.expires_at),
+        Default::default(),
+    );
     let calls = stack.calls_to("api_authorizer_token");
     let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
     let report = token_refresh::run_with(&refresher, &refresher.settings.until(soon)).await;

@@ -299,13 +299,7 @@ async fn eventbridge_down_for_a_batch_every_push_answered_in_time_and_delivered_
         );
     }
     assert!(stack.bus.drain_all().await.unwrap().is_empty());
-    let app = token_refresh::App {
-        deps: stack.deps(),
-        settings: Default::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Default::default(),
-    };
+    let app = stack.scheduled_run(Default::default());
     let still_down = token_refresh::sweep(&app).await;
     assert_eq!(
         (still_down.republished, still_down.failed),
@@ -678,13 +672,7 @@ async fn the_redirects_change_refused_by_eventbridge_is_delivered_by_the_sweep()
     stack.authorize(OA1, "redirect_only").await;
     stack.bus.bring_up().await.unwrap();
     assert!(authorized_changes(&stack, OA1).await.is_empty());
-    let app = token_refresh::App {
-        deps: stack.deps(),
-        settings: Default::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Default::default(),
-    };
+    let app = stack.scheduled_run(Default::default());
     let swept = token_refresh::sweep(&app).await;
     assert_eq!((swept.republished, swept.failed), (1, 0), "{swept:?}");
     let changes = authorized_changes(&stack, OA1).await;
@@ -713,13 +701,10 @@ async fn the_push_and_the_redirect_of_one_authorization_are_one_change() {
 /// The scheduled run as the schedule makes it (refresh, publish, sweep), `secs` in the future.
 async fn scheduled_run(stack: &Stack, secs: i64) -> wxopen::refresher::RefreshReport {
     use wxopen::clock::{Clock, FixedClock};
-    let app = token_refresh::App {
-        deps: stack.deps_with_clock(FixedClock::new(SystemClock.now() + secs)),
-        settings: Default::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Default::default(),
-    };
+    let app = stack.scheduled_run_with_clock(
+        FixedClock::new(SystemClock.now() + secs),
+        Default::default(),
+    );
     token_refresh::run_and_publish(&app, &app.settings).await.0
 }
 

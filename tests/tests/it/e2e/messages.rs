@@ -21,21 +21,12 @@ pub(crate) async fn new_session(stack: &Stack, appid: &str) -> Value {
     body
 }
 
-fn qr_ticket(session: &Value) -> String {
-    let url = url::Url::parse(session["qr_url"].as_str().unwrap()).unwrap();
-    url.query_pairs()
-        .find(|(k, _)| k == "ticket")
-        .unwrap()
-        .1
-        .into_owned()
-}
-
 pub(crate) async fn scan(stack: &Stack, user: &str, session: &Value) -> (u16, Value) {
     stack
         .control(
             Method::POST,
             "users/scan",
-            json!({ "user": user, "ticket": qr_ticket(session) }),
+            json!({ "user": user, "ticket": wxopen_tests::ticket_of(session).unwrap() }),
         )
         .await
 }

@@ -14,16 +14,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::json;
-use wxopen::clock::{Clock, SystemClock};
-use wxopen::model::{
-    AccountKind, AuthorizationGrant, AuthorizerProfileRecord, JobState, NewToken, TargetState,
-};
+use wxopen::model::{JobState, TargetState};
 use wxopen::store::ReleaseStore;
+use wxopen_tests::releases::{Seed, add_template, create_job, job_body, seed_mini_programs};
 use wxopen_tests::stack::Stack;
-
-use super::releases::{job_body, template};
 
 const BIN: &str = env!("CARGO_BIN_EXE_release-worker-proc");
 /// Targets per job, and the job's concurrency (below it, so slots are handed on).
@@ -61,64 +56,6 @@ fn worker(stack: &Stack, abort_at: Option<&str>) -> Worker {
         }
     }
     Worker(cmd.spawn().expect("release-worker-proc starts"))
-}
-
-/// `n` sandbox mini programs imported as authorized (tokens expired: the first call refreshes
-/// through the sandbox), each with the sandbox's own `gh_` user name, which the message URL
-/// checks audit pushes against.
-pub async fn seed(stack: &Stack, n: usize) -> Vec<String> {
-    let (s, list) = stack
-        .control(
-            Method::POST,
-            "merchants/bulk",
-            json!({"count": n, "kind": "mini_program"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{list}");
-    let state = stack.sandbox.state();
-    let user_name = |appid: &str| {
-        state["merchants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["appid"] == appid)
-            .unwrap()["user_name"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let now = SystemClock.now();
-    let grants: Vec<AuthorizationGrant> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let appid = m["appid"].as_str().unwrap().to_string();
-            AuthorizationGrant {
-                event_time: Some(now),
-                func_info: serde_json::from_value(m["func_info"].clone()).unwrap(),
-                token: NewToken {
-                    access_token: "seeded-expired".to_string().into(),
-                    expires_at: now - 1,
-                    refresh_token: Some(m["refresh_token"].as_str().unwrap().to_string().into()),
-                },
-                profile: Some(AuthorizerProfileRecord {
-                    kind: AccountKind::MiniProgram,
-                    nick_name: format!("shop {i}"),
-                    user_name: user_name(&appid),
-                    principal_name: None,
-                    service_type: 0,
-                    verify_type: 0,
-                    head_img: None,
-                }),
-                appid,
-                now,
-            }
-        })
-        .collect();
-    stack.store.import_authorizers(&grants).await.unwrap();
-    grants.into_iter().map(|g| g.appid).collect()
 }
 
 /// Where the job is: every target's state.
@@ -161,22 +98,19 @@ async fn killed_at(at: &str) {
     stack.push_ticket().await;
     // Audits finish only when the test runs them (so the release step happens in the worker
     // process, after every submission is recorded).
-    let (s, v) = stack
-        .control(
-            Method::POST,
-            "config",
+    stack
+        .configure(
             json!({"audit_delay_secs": 3600, "audit_auto_push": false, "audit_quota": 10_000}),
         )
         .await;
-    assert_eq!(s, 200, "{v}");
-    let appids = seed(&stack, TARGETS).await;
-    let template_id = template(&stack).await;
+    let appids = seed_mini_programs(&stack.sandbox, &stack.store, TARGETS, Seed::default())
+        .await
+        .unwrap();
+    let template_id = add_template(&stack).await.unwrap();
     stack.sandbox.clear_calls();
     let mut body = job_body(template_id, json!({"appids": appids}));
     body["concurrency"] = json!(CONCURRENCY);
-    let (s, created) = stack.api(Method::POST, "/releases", Some(body)).await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
+    let (id, _) = create_job(&stack, body).await.unwrap();
 
     // The first worker runs until it aborts at the boundary.
     let mut first = worker(&stack, Some(at));

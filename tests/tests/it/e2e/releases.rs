@@ -9,137 +9,14 @@ use std::time::Instant;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use wxopen::clock::{Clock, SystemClock};
-use wxopen::model::{AccountKind, AuthorizationGrant, AuthorizerProfileRecord, NewToken};
 use wxopen::releases::NoHook;
 use wxopen::store::ReleaseStore;
-use wxopen_tests::releases::{SqsCounts, poll_once};
+use wxopen_tests::releases::{
+    Seed, SqsCounts, add_template, create_job, job_body, job_done, poll_once, seed_mini_programs,
+};
 use wxopen_tests::stack::{Stack, TestWorker};
 
-/// Creates `n` sandbox mini programs and imports them as authorized (their tokens expired, so
-/// the first call refreshes through the sandbox); `without_18` of them lack set 18 in the record.
-pub async fn seed(
-    stack: &Stack,
-    n: usize,
-    without_18: &[usize],
-    customer: Option<&str>,
-) -> Vec<String> {
-    let (s, list) = stack
-        .control(
-            Method::POST,
-            "merchants/bulk",
-            json!({"count": n, "kind": "mini_program"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{list}");
-    let now = SystemClock.now();
-    let grants: Vec<AuthorizationGrant> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut func: Vec<u32> = serde_json::from_value(m["func_info"].clone()).unwrap();
-            if without_18.contains(&i) {
-                func.retain(|f| *f != 18);
-            }
-            AuthorizationGrant {
-                appid: m["appid"].as_str().unwrap().to_string(),
-                event_time: Some(now),
-                func_info: func,
-                token: NewToken {
-                    access_token: "seeded-expired".to_string().into(),
-                    expires_at: now - 1,
-                    refresh_token: Some(m["refresh_token"].as_str().unwrap().to_string().into()),
-                },
-                profile: Some(AuthorizerProfileRecord {
-                    kind: AccountKind::MiniProgram,
-                    nick_name: format!("shop {i}"),
-                    // The sandbox's own: pushes are addressed to it (`ToUserName`), and the
-                    // message URL refuses one for another account.
-                    user_name: m["user_name"].as_str().unwrap().to_string(),
-                    principal_name: None,
-                    service_type: 0,
-                    verify_type: 0,
-                    head_img: None,
-                }),
-                now,
-            }
-        })
-        .collect();
-    stack.store.import_authorizers(&grants).await.unwrap();
-    let appids: Vec<String> = grants.iter().map(|g| g.appid.clone()).collect();
-    if let Some(c) = customer {
-        for a in &appids {
-            stack
-                .store
-                .client()
-                .update_item()
-                .table_name(stack.store.table())
-                .key(
-                    "pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(format!("AUTHORIZER#{a}")),
-                )
-                .key(
-                    "sk",
-                    aws_sdk_dynamodb::types::AttributeValue::S("AUTHORIZER".into()),
-                )
-                .update_expression("SET customer_ref = :c")
-                .expression_attribute_values(
-                    ":c",
-                    aws_sdk_dynamodb::types::AttributeValue::S(c.into()),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    appids
-}
-
-/// A template in the sandbox's library (a draft, then `addtotemplate` with the component token).
-pub async fn template(stack: &Stack) -> i64 {
-    let (s, draft) = stack
-        .control(
-            Method::POST,
-            "code/drafts",
-            json!({"user_version": "2.0.0", "user_desc": "d"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{draft}");
-    let draft_id = draft["draft_id"].as_i64().unwrap();
-    let deps = stack.deps();
-    deps.tokens()
-        .with_component_token(|t| {
-            let w = deps.wechat.clone();
-            async move { w.add_to_template(&t, draft_id, 0).await }
-        })
-        .await
-        .unwrap();
-    let (_, code) = stack.control(Method::GET, "code", json!({})).await;
-    code["templates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["draft_id"] == draft_id)
-        .unwrap()["template_id"]
-        .as_i64()
-        .unwrap()
-}
-
-pub fn job_body(template_id: i64, targets: Value) -> Value {
-    json!({
-        "template_id": template_id,
-        "user_version": "2.0.0",
-        "user_desc": "spring",
-        "ext_json": {"extAppid": "{{appid}}", "ext": {"shop": "{{customer_ref}}"}},
-        "item_list": [{"address": "pages/index/index", "tag": "tools", "first_class": "工具", "second_class": "效率", "first_id": 287, "second_id": 616, "title": "home"}],
-        "targets": targets,
-        "concurrency": 25,
-    })
-}
-
-pub async fn job(stack: &Stack, id: &str) -> Value {
+async fn job(stack: &Stack, id: &str) -> Value {
     let (s, v) = stack
         .api(Method::GET, &format!("/releases/{id}?limit=100"), None)
         .await;
@@ -148,7 +25,7 @@ pub async fn job(stack: &Stack, id: &str) -> Value {
 }
 
 /// Every target's final state, by appid.
-pub async fn final_states(stack: &Stack, id: &str) -> BTreeMap<String, (String, Value)> {
+async fn final_states(stack: &Stack, id: &str) -> BTreeMap<String, (String, Value)> {
     let mut out = BTreeMap::new();
     let mut after = None;
     loop {
@@ -207,16 +84,21 @@ async fn a_fleet_release_over_200_mini_programs_ends_every_target_right() {
     let started = Instant::now();
     let stack = Stack::start().await;
     stack.push_ticket().await;
-    let (s, _) = stack
-        .control(
-            Method::POST,
-            "config",
-            json!({"audit_delay_secs": 0, "audit_auto_push": true, "audit_quota": 10_000}),
-        )
+    stack
+        .configure(json!({"audit_delay_secs": 0, "audit_auto_push": true, "audit_quota": 10_000}))
         .await;
-    assert_eq!(s, 200);
-    let appids = seed(&stack, N, &WITHOUT_18, Some("chain-1")).await;
-    let template_id = template(&stack).await;
+    let appids = seed_mini_programs(
+        &stack.sandbox,
+        &stack.store,
+        N,
+        Seed {
+            without_18: &WITHOUT_18,
+            customer: Some("chain-1"),
+        },
+    )
+    .await
+    .unwrap();
+    let template_id = add_template(&stack).await.unwrap();
     let rejected: Vec<&String> = appids.iter().skip(120).step_by(7).take(10).collect();
     let (delayed, lost) = (&appids[150], &appids[185]);
     let (s, v) = stack
@@ -253,43 +135,21 @@ async fn a_fleet_release_over_200_mini_programs_ends_every_target_right() {
     stack.sandbox.clear_calls();
     let seeded = started.elapsed();
 
-    let (s, created) = stack
-        .api(
-            Method::POST,
-            "/releases",
-            Some(job_body(
-                template_id,
-                json!({"all": true, "customer_ref": "chain-1"}),
-            )),
-        )
-        .await;
-    assert_eq!(s, 201, "{created}");
+    let (id, created) = create_job(
+        &stack,
+        job_body(template_id, json!({"all": true, "customer_ref": "chain-1"})),
+    )
+    .await
+    .unwrap();
     assert_eq!(created["targets"], N);
-    let id = created["id"].as_str().unwrap().to_string();
 
     let counts = Arc::new(SqsCounts::default());
     let worker = stack.release_worker(Stack::release_settings(), NoHook, counts.clone());
-    let mut scheduled = token_refresh::App {
-        deps: stack.deps(),
-        settings: Default::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Stack::release_settings(),
-    };
+    let mut scheduled = stack.scheduled_run(Stack::release_settings());
     // The scheduled run below comes only once the queue is empty: every audit still out then
     // is overdue (its push, if any, has been handled).
     scheduled.release_settings.audit_poll_after_secs = 0;
-    let store = stack.store.clone();
-    let done = || {
-        let (store, id) = (store.clone(), id.clone());
-        async move {
-            store
-                .get_job(&id)
-                .await
-                .unwrap()
-                .is_some_and(|j| j.state == wxopen::model::JobState::Done)
-        }
-    };
+    let done = || job_done(&stack.store, &id);
     let mut finished = false;
     let mut polled = 0;
     for round in 0..6 {
@@ -397,23 +257,17 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     let stack = Stack::start().await;
     stack.push_ticket().await;
     stack
-        .control(
-            Method::POST,
-            "config",
+        .configure(
             json!({"audit_delay_secs": 3600, "audit_auto_push": false, "audit_quota": QUOTA}),
         )
         .await;
-    let appids = seed(&stack, N, &[], None).await;
-    let template_id = template(&stack).await;
-    let (s, created) = stack
-        .api(
-            Method::POST,
-            "/releases",
-            Some(job_body(template_id, json!({"appids": appids}))),
-        )
-        .await;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
+    let appids = seed_mini_programs(&stack.sandbox, &stack.store, N, Seed::default())
+        .await
+        .unwrap();
+    let template_id = add_template(&stack).await.unwrap();
+    let (id, _) = create_job(&stack, job_body(template_id, json!({"appids": appids})))
+        .await
+        .unwrap();
     let counts = Arc::new(SqsCounts::default());
     let worker = stack.release_worker(Stack::release_settings(), NoHook, counts.clone());
     let targets = || async {
@@ -465,17 +319,8 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     println!("quota run: {calls} submissions tried, {accepted} accepted");
 
     // The quota is raised: the scheduled run resumes the waiting targets.
-    let (s, _) = stack
-        .control(Method::POST, "config", json!({"audit_quota": 10_000}))
-        .await;
-    assert_eq!(s, 200);
-    let scheduled = token_refresh::App {
-        deps: stack.deps(),
-        settings: Default::default(),
-        publisher: stack.publisher(),
-        release_queue: stack.releases.queue(),
-        release_settings: Stack::release_settings(),
-    };
+    stack.configure(json!({"audit_quota": 10_000})).await;
+    let scheduled = stack.scheduled_run(Stack::release_settings());
     let report = token_refresh::releases(&scheduled).await;
     assert_eq!(
         (report.jobs_resumed, report.targets_resumed),
@@ -496,17 +341,7 @@ async fn with_quota_for_50_audits_a_200_target_job_submits_50_the_rest_wait_and_
     let pushed = stack.sandbox.run_audits(true).await;
     let pushed_at = started.elapsed();
     assert_eq!(pushed.len(), N);
-    let store = stack.store.clone();
-    let done = || {
-        let (store, id) = (store.clone(), id.clone());
-        async move {
-            store
-                .get_job(&id)
-                .await
-                .unwrap()
-                .is_some_and(|j| j.state == wxopen::model::JobState::Done)
-        }
-    };
+    let done = || job_done(&stack.store, &id);
     assert!(drive_until_idle(&stack, &worker, &counts, done).await);
     let all = targets().await;
     assert!(all.iter().all(|t| t.state == T::Released));

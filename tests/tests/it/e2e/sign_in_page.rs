@@ -269,15 +269,6 @@ async fn new_page_session(stack: &Stack, state: &str) -> Value {
     body
 }
 
-fn ticket(session: &Value) -> String {
-    let url = url::Url::parse(session["qr_url"].as_str().unwrap()).unwrap();
-    url.query_pairs()
-        .find(|(k, _)| k == "ticket")
-        .unwrap()
-        .1
-        .into_owned()
-}
-
 /// Moves a session's expiry (the gateway runs on the system clock).
 async fn set_expiry(stack: &Stack, session: &Value, expires_at: i64) {
     stack
@@ -347,7 +338,7 @@ async fn the_page_shows_the_sandbox_qr_follows_a_scan_and_lands_on_return_to_wit
         .control(
             Method::POST,
             "users/scan",
-            json!({ "user": "alice", "ticket": ticket(&session) }),
+            json!({ "user": "alice", "ticket": wxopen_tests::ticket_of(&session).unwrap() }),
         )
         .await;
     assert_eq!(s, 200, "{scanned}");

@@ -13,13 +13,14 @@ use futures_util::FutureExt;
 use reqwest::Method;
 use serde_json::json;
 use wxopen::clock::{Clock, FixedClock, SystemClock};
-use wxopen::model::{JobState, Step, TargetState};
+use wxopen::model::{Step, TargetState};
 use wxopen::releases::{Boundary, StepHook};
 use wxopen::store::ReleaseStore;
-use wxopen_tests::releases::{CountedQueue, SqsCounts, drive_until};
+use wxopen_tests::releases::{
+    CountedQueue, Seed, SqsCounts, add_template, create_job, drive_until, job_body, job_done,
+    seed_mini_programs,
+};
 use wxopen_tests::stack::Stack;
-
-use crate::e2e::releases::{job_body, seed, template};
 
 /// The worker's clock, shared with the test (leases expire when the test says so).
 #[derive(Clone)]
@@ -70,21 +71,16 @@ struct Setup {
 async fn setup(step: Step, boundary: Boundary) -> Setup {
     let stack = Stack::start().await;
     stack.push_ticket().await;
-    let (s, _) = stack
-        .control(
-            Method::POST,
-            "config",
-            json!({"audit_delay_secs": 0, "audit_auto_push": false, "audit_quota": 100}),
-        )
+    stack
+        .configure(json!({"audit_delay_secs": 0, "audit_auto_push": false, "audit_quota": 100}))
         .await;
-    assert_eq!(s, 200);
-    let appids = seed(&stack, 2, &[], None).await;
-    let template_id = template(&stack).await;
+    let appids = seed_mini_programs(&stack.sandbox, &stack.store, 2, Seed::default())
+        .await
+        .unwrap();
+    let template_id = add_template(&stack).await.unwrap();
     let mut body = job_body(template_id, json!({"appids": appids}));
     body["concurrency"] = json!(1);
-    let (s, created) = stack.api(Method::POST, "/releases", Some(body)).await;
-    assert_eq!(s, 201, "{created}");
-    let job = created["id"].as_str().unwrap().to_string();
+    let (job, _) = create_job(&stack, body).await.unwrap();
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
     let armed = Arc::new(AtomicBool::new(true));
     let worker = release_worker::App {
@@ -111,32 +107,41 @@ async fn setup(step: Step, boundary: Boundary) -> Setup {
     }
 }
 
-/// The next message on the release queue (deleted: the test delivers it again itself when a
-/// redelivery is what it shows).
-async fn next_message(stack: &Stack) -> (String, String) {
+/// Up to `max` messages from the release queue (a long poll of 1 s), taken off it (deleted:
+/// the test delivers one again itself when a redelivery is what it shows): (id, body) pairs.
+async fn take(stack: &Stack, max: i32) -> Vec<(String, String)> {
     let q = &stack.releases;
-    for _ in 0..20 {
-        let got = q
-            .sqs
-            .receive_message()
+    let got = q
+        .sqs
+        .receive_message()
+        .queue_url(&q.url)
+        .max_number_of_messages(max)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for m in got.messages.unwrap_or_default() {
+        q.sqs
+            .delete_message()
             .queue_url(&q.url)
-            .max_number_of_messages(1)
-            .wait_time_seconds(1)
+            .receipt_handle(m.receipt_handle().unwrap())
             .send()
             .await
             .unwrap();
-        if let Some(m) = got.messages.unwrap_or_default().into_iter().next() {
-            q.sqs
-                .delete_message()
-                .queue_url(&q.url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-            return (
-                m.message_id().unwrap().to_string(),
-                m.body().unwrap().to_string(),
-            );
+        out.push((
+            m.message_id().unwrap().to_string(),
+            m.body().unwrap().to_string(),
+        ));
+    }
+    out
+}
+
+/// The next message on the release queue ([`take`]n off it).
+async fn next_message(stack: &Stack) -> (String, String) {
+    for _ in 0..20 {
+        if let Some(m) = take(stack, 1).await.into_iter().next() {
+            return m;
         }
     }
     panic!("no message on the release queue");
@@ -175,20 +180,12 @@ async fn target(s: &Setup, seq: u32) -> wxopen::model::ReleaseTarget {
 }
 
 async fn finish(s: &Setup) {
-    let store = s.stack.store.clone();
-    let job = s.job.clone();
     let done = drive_until(
         &s.stack.releases,
         &s.worker,
         None,
         Duration::from_secs(60),
-        || {
-            let (store, job) = (store.clone(), job.clone());
-            async move {
-                let j = store.get_job(&job).await.unwrap().unwrap();
-                j.state == JobState::Done
-            }
-        },
+        || job_done(&s.stack.store, &s.job),
     )
     .await
     .unwrap();
@@ -281,11 +278,7 @@ async fn an_audit_push_that_beats_the_recorded_submission_waits_and_then_settles
     assert_eq!(count("wxa/release").calls, 1);
 
     // The second target goes through on its own (its push sent as WeChat does, by itself).
-    let (st, _) = s
-        .stack
-        .control(Method::POST, "config", json!({"audit_auto_push": true}))
-        .await;
-    assert_eq!(st, 200);
+    s.stack.configure(json!({"audit_auto_push": true})).await;
     finish(&s).await;
     assert_eq!(target(&s, 1).await.state, TargetState::Released);
 }
@@ -341,11 +334,7 @@ async fn a_slot_message_delivered_again_after_a_push_approved_its_target_hands_t
         2,
         "the second target was handed the slot"
     );
-    let (st, _) = s
-        .stack
-        .control(Method::POST, "config", json!({"audit_auto_push": true}))
-        .await;
-    assert_eq!(st, 200);
+    s.stack.configure(json!({"audit_auto_push": true})).await;
     finish(&s).await;
     assert_eq!(target(&s, 1).await.state, TargetState::Released);
     let count = |api: &str| s.stack.sandbox.call_count(first, api);
@@ -409,33 +398,12 @@ async fn a_submission_refused_for_quota_after_the_quota_read_waits_instead_of_fa
 /// Delivers every message on the release queue until it is empty.
 async fn deliver_all(s: &Setup) {
     loop {
-        let q = &s.stack.releases;
-        let got = q
-            .sqs
-            .receive_message()
-            .queue_url(&q.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let messages = got.messages.unwrap_or_default();
-        if messages.is_empty() && q.depth().await.unwrap() == 0 {
+        let messages = take(&s.stack, 10).await;
+        if messages.is_empty() && s.stack.releases.depth().await.unwrap() == 0 {
             return;
         }
-        for m in messages {
-            let pair = (
-                m.message_id().unwrap().to_string(),
-                m.body().unwrap().to_string(),
-            );
+        for pair in messages {
             assert_eq!(deliver(&s.worker, &pair).await, Some(vec![]), "{}", pair.1);
-            q.sqs
-                .delete_message()
-                .queue_url(&q.url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
         }
     }
 }
@@ -444,11 +412,7 @@ async fn deliver_all(s: &Setup) {
 async fn a_refused_submission_leaves_another_jobs_audit_of_the_mini_program_recorded() {
     let s = setup(Step::Undo, Boundary::BeforeCall).await;
     let first = s.appids[0].clone();
-    let (st, _) = s
-        .stack
-        .control(Method::POST, "config", json!({"audit_delay_secs": 3600}))
-        .await;
-    assert_eq!(st, 200);
+    s.stack.configure(json!({"audit_delay_secs": 3600})).await;
     deliver_all(&s).await;
     let t = target(&s, 0).await;
     assert_eq!(t.state, TargetState::Submitted);
@@ -465,12 +429,10 @@ async fn a_refused_submission_leaves_another_jobs_audit_of_the_mini_program_reco
     );
 
     // A second job (another version) for the same mini program while its audit is in review.
-    let template_id = template(&s.stack).await;
+    let template_id = add_template(&s.stack).await.unwrap();
     let mut body = job_body(template_id, json!({"appids": [first]}));
     body["user_version"] = json!("2.0.1");
-    let (st, created) = s.stack.api(Method::POST, "/releases", Some(body)).await;
-    assert_eq!(st, 201, "{created}");
-    let second = created["id"].as_str().unwrap().to_string();
+    let (second, _) = create_job(&s.stack, body).await.unwrap();
     deliver_all(&s).await;
     let refused = s.stack.store.get_target(&second, 0).await.unwrap().unwrap();
     assert_eq!(

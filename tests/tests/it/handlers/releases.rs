@@ -14,6 +14,7 @@ use wxopen::model::{
 };
 use wxopen::queue::SqsQueue;
 use wxopen::store::{AuthorizerStore, DynamoStore, ReleaseStore};
+use wxopen_tests::releases::set_customer_ref;
 use wxopen_tests::stack::Stack;
 use wxopen_tests::{body_text, scan_all};
 
@@ -68,29 +69,9 @@ async fn seed(stack: &Stack) {
     ];
     stack.store.import_authorizers(&grants).await.unwrap();
     stack.store.mark_unauthorized(GONE, now, now).await.unwrap();
-    for a in [MP1, MP2, MP3] {
-        stack
-            .store
-            .client()
-            .update_item()
-            .table_name(stack.store.table())
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("AUTHORIZER#{a}")),
-            )
-            .key(
-                "sk",
-                aws_sdk_dynamodb::types::AttributeValue::S("AUTHORIZER".into()),
-            )
-            .update_expression("SET customer_ref = :c")
-            .expression_attribute_values(
-                ":c",
-                aws_sdk_dynamodb::types::AttributeValue::S(CUSTOMER.into()),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
+    set_customer_ref(&stack.store, &[MP1, MP2, MP3], CUSTOMER)
+        .await
+        .unwrap();
 }
 
 /// A request as API Gateway hands it over: `id` as the path parameter when the path has one.
