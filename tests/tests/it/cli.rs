@@ -208,8 +208,7 @@ async fn status_shows_running_release_jobs_flags_a_stalled_one_and_clears_when_t
     let cells = row(&text, "release jobs");
     assert_eq!(cells[1], "attention", "{text}");
     assert_eq!(
-        cells[2],
-        "2 running; rel-stuck: 2 open, no target moved for 7h 00m",
+        cells[2], "2 running; rel-stuck: 2 open, no target moved for 7h 00m",
         "{text}"
     );
     assert!(text.contains("verdict: attention"), "{text}");
@@ -221,7 +220,11 @@ async fn status_shows_running_release_jobs_flags_a_stalled_one_and_clears_when_t
     assert_eq!(v["verdict"], "attention");
     assert!(verdicts(&v).contains(&("release jobs".into(), "attention".into())));
     let r = &v["status"]["releases"];
-    assert_eq!((&r["running"], &r["stalled"]), (&json!(2), &json!(1)), "{r}");
+    assert_eq!(
+        (&r["running"], &r["stalled"]),
+        (&json!(2), &json!(1)),
+        "{r}"
+    );
     assert_eq!(r["jobs"][0]["id"], "rel-moving", "newest first: {r}");
 
     // The stuck job moves again: both running, all ok.
@@ -242,7 +245,8 @@ async fn status_shows_running_release_jobs_flags_a_stalled_one_and_clears_when_t
     let text = stdout(&wxopen(&base, &["status"]).await);
     assert_eq!(row(&text, "release jobs")[1], "ok", "{text}");
     assert!(
-        row(&text, "release jobs")[2].starts_with("2 running: rel-moving (3 of 3 open), rel-stuck (2 of 2 open)"),
+        row(&text, "release jobs")[2]
+            .starts_with("2 running: rel-moving (3 of 3 open), rel-stuck (2 of 2 open)"),
         "{text}"
     );
 
@@ -251,14 +255,24 @@ async fn status_shows_running_release_jobs_flags_a_stalled_one_and_clears_when_t
         assert!(
             stack
                 .store
-                .set_job_state(id, &[JobState::Running], JobState::Done, None, SystemClock.now())
+                .set_job_state(
+                    id,
+                    &[JobState::Running],
+                    JobState::Done,
+                    None,
+                    SystemClock.now()
+                )
                 .await
                 .unwrap()
         );
     }
     let out = wxopen(&base, &["status"]).await;
     let text = stdout(&out);
-    assert_eq!(row(&text, "release jobs")[1..], ["ok", "none running"], "{text}");
+    assert_eq!(
+        row(&text, "release jobs")[1..],
+        ["ok", "none running"],
+        "{text}"
+    );
     assert!(text.contains("verdict: ok"), "{text}");
     let v = json_of(&wxopen(&base, &["status", "--json"]).await);
     assert_eq!(v["verdict"], "ok");

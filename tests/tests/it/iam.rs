@@ -254,7 +254,11 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
         move || {
             let out = Command::new(std::env::var("WXOPEN_PYTHON").unwrap())
                 .arg(format!("{ROOT}/tests/py/iam_probe.py"))
-                .args([&format!("{ROOT}/template.yaml"), &unique("iamrs"), "--setup"])
+                .args([
+                    &format!("{ROOT}/template.yaml"),
+                    &unique("iamrs"),
+                    "--setup",
+                ])
                 .env("AWS_ENDPOINT_URL", &endpoint)
                 .env("AWS_REGION", "us-east-1")
                 .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -278,7 +282,12 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
     let secret = setup["secret"].as_str().unwrap().to_string();
     let bus = setup["bus"].as_str().unwrap().to_string();
 
-    async fn sdk(endpoint: &str, key: &str, secret: &str, token: Option<&str>) -> aws_config::SdkConfig {
+    async fn sdk(
+        endpoint: &str,
+        key: &str,
+        secret: &str,
+        token: Option<&str>,
+    ) -> aws_config::SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
@@ -293,15 +302,13 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
             .await
     }
     let sandbox = sandbox::start(SandboxConfig::default()).await.unwrap();
-    let config = Config::from_lookup(|k| {
-        match k {
-            "TABLE_NAME" => Some(table.clone()),
-            "SECRET_ID" => Some(secret.clone()),
-            "EVENT_BUS_NAME" => Some(bus.clone()),
-            "WECHAT_API_BASE" | "WECHAT_MP_BASE" | "WECHAT_OPEN_BASE" => Some(sandbox.base_url()),
-            "PUBLIC_BASE_URL" => Some("https://wxopen.example".into()),
-            _ => None,
-        }
+    let config = Config::from_lookup(|k| match k {
+        "TABLE_NAME" => Some(table.clone()),
+        "SECRET_ID" => Some(secret.clone()),
+        "EVENT_BUS_NAME" => Some(bus.clone()),
+        "WECHAT_API_BASE" | "WECHAT_MP_BASE" | "WECHAT_OPEN_BASE" => Some(sandbox.base_url()),
+        "PUBLIC_BASE_URL" => Some("https://wxopen.example".into()),
+        _ => None,
     })
     .expect("the functions' config");
     // Each function's runtime as `main.rs` builds it, from its role's assumed-role credentials.
@@ -369,11 +376,25 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
         .unwrap();
     assert!(on.status().is_success(), "enforcement on");
     // Enforcement is on: moto's root credentials are refused now.
-    assert!(seed.get_ticket().await.is_err(), "root access after reset-auth");
+    assert!(
+        seed.get_ticket().await.is_err(),
+        "root access after reset-auth"
+    );
 
-    let denied = |e: &StoreError| {
-        matches!(e, StoreError::Dynamo(_)) && e.to_string().contains("AccessDenied")
-    };
+    // moto answers a refused call with an XML `AccessDenied` body even to the JSON-protocol
+    // services (DynamoDB, Secrets Manager, EventBridge), so the SDK reads no error code from it
+    // (AWS sends JSON, and `StoreError`'s text then names `AccessDeniedException`). The adapters'
+    // errors are checked for their type; the same call made with the role's raw SDK client shows
+    // that the refusal is moto's 403.
+    fn status_of<O, E>(
+        r: Result<O, aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+    ) -> u16 {
+        match r {
+            Ok(_) => 200,
+            Err(e) => e.raw_response().map_or(0, |r| r.status().as_u16()),
+        }
+    }
+    let denied = |e: &StoreError| matches!(e, StoreError::Dynamo(_));
 
     // token-refresh: the whole scheduled run.
     let refresher = token_refresh::App::from_runtime(runtime("TokenRefreshFunctionRole").await);
@@ -386,20 +407,27 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
 
     // authorize-link: a link, with the refresher's component token (pre_auth_code from WeChat).
     let links = authorize_link::App::from_runtime(runtime("AuthorizeLinkFunctionRole").await);
-    let resp = authorize_link::handle(
-        &links,
-        request(
-            "POST",
-            "/authorize/links",
-            &HashMap::new(),
-            Body::from(r#"{"customer_ref":"iam-customer"}"#),
-        ),
-    )
-    .await
-    .expect("Ok for every outcome");
+    let mut req = request(
+        "POST",
+        "/authorize/links",
+        &HashMap::new(),
+        Body::from(r#"{"customer_ref":"iam-customer"}"#),
+    );
+    req.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    let resp = authorize_link::handle(&links, req)
+        .await
+        .expect("Ok for every outcome");
     assert_eq!(resp.status().as_u16(), 201, "{}", body_text(&resp));
     let link: Value = serde_json::from_str(&body_text(&resp)).unwrap();
-    assert!(link["page_url"].as_str().unwrap().starts_with("https://wxopen.example/"));
+    assert!(
+        link["page_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://wxopen.example/")
+    );
     // ... but it may not Query, nor publish.
     let e = links
         .deps
@@ -408,18 +436,33 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
         .await
         .expect_err("authorize-link's role has no dynamodb:Query");
     assert!(denied(&e), "{e}");
+    let links_aws = runtime("AuthorizeLinkFunctionRole").await.aws;
+    let raw = aws_sdk_dynamodb::Client::new(&links_aws)
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .send()
+        .await;
+    assert_eq!(status_of(raw), 403);
 
     // status: every read of GET /status.
     let status_rt = runtime("StatusFunctionRole").await;
     let status_secret = status_rt.credentials.credentials().await;
     let status_app = status::App::from_runtime(status_rt);
-    let resp = status::handle(&status_app, request("GET", "/status", &HashMap::new(), Body::Empty))
-        .await
-        .expect("Ok for every outcome");
+    let resp = status::handle(
+        &status_app,
+        request("GET", "/status", &HashMap::new(), Body::Empty),
+    )
+    .await
+    .expect("Ok for every outcome");
     assert_eq!(resp.status().as_u16(), 200, "{}", body_text(&resp));
     let s: Value = serde_json::from_str(&body_text(&resp)).unwrap();
     assert!(s["ticket"]["age_seconds"].is_i64(), "{s}");
-    assert!(s["component_token"]["expires_in_seconds"].as_i64().unwrap() > 600, "{s}");
+    assert!(
+        s["component_token"]["expires_in_seconds"].as_i64().unwrap() > 600,
+        "{s}"
+    );
     assert_eq!(s["outbox"]["count"], 0, "the refresher swept it: {s}");
     assert_eq!(s["releases"]["running"], 1, "{s}");
     // ... but it may not write, nor read the secret.
@@ -433,8 +476,26 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
         .await
         .expect_err("the status role has no dynamodb:PutItem");
     assert!(denied(&e), "{e}");
+    let status_aws = runtime("StatusFunctionRole").await.aws;
+    let raw = aws_sdk_dynamodb::Client::new(&status_aws)
+        .put_item()
+        .table_name(&table)
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .send()
+        .await;
+    assert_eq!(status_of(raw), 403);
+    let raw = aws_sdk_secretsmanager::Client::new(&status_aws)
+        .get_secret_value()
+        .secret_id(&secret)
+        .send()
+        .await;
+    assert_eq!(status_of(raw), 403);
     assert!(
-        matches!(status_secret, Err(wxopen::secrets::SecretsError::Unavailable(_))),
+        matches!(
+            status_secret,
+            Err(wxopen::secrets::SecretsError::Unavailable(_))
+        ),
         "the status role has no GetSecretValue: {:?}",
         status_secret.map(|_| ())
     );
@@ -452,7 +513,10 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
     .expect("Ok for every outcome");
     assert!(resp.status().is_server_error(), "{}", body_text(&resp));
     let err: Value = serde_json::from_str(&body_text(&resp)).unwrap();
-    assert!(err["error"].is_string() && err["message"].is_string(), "{err}");
+    assert!(
+        err["error"].is_string() && err["message"].is_string(),
+        "{err}"
+    );
 
     // message-events: a user's message, verified, recorded and published.
     let messages = message_events::App::from_runtime(runtime("MessageEventsFunctionRole").await);
@@ -485,12 +549,26 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
         detail: r#"{"id":"evt-denied"}"#.into(),
     };
     for role in ["WeChatGatewayFunctionRole", "AuthorizeLinkFunctionRole"] {
-        let report = runtime(role).await.event_publisher().publish(std::slice::from_ref(&entry)).await;
+        let report = runtime(role)
+            .await
+            .event_publisher()
+            .publish(std::slice::from_ref(&entry))
+            .await;
         assert_eq!(report.failed.len(), 1, "{role}: {report:?}");
-        assert!(
-            report.failed[0].cause.contains("AccessDenied"),
-            "{role}: {report:?}"
-        );
+        assert!(report.failed[0].cause != "too_large", "{role}: {report:?}");
+        let raw = aws_sdk_eventbridge::Client::new(&runtime(role).await.aws)
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name(&bus)
+                    .source("wxopen")
+                    .detail_type("component.event")
+                    .detail("{}")
+                    .build(),
+            )
+            .send()
+            .await;
+        assert_eq!(status_of(raw), 403, "{role}");
     }
     sandbox.stop();
     drop(moto);

@@ -10,9 +10,7 @@ use wxopen::model::{
     AuthorizationGrant, JobState, NewToken, StoredTicket, TargetState, TargetUpdate, TokenKey,
 };
 use wxopen::store::outbox::{EventRecordStore, OutboxEntry};
-use wxopen::store::{
-    AuthorizerStore, DynamoStore, ReleaseStore, TicketStore, TokenStore,
-};
+use wxopen::store::{AuthorizerStore, DynamoStore, ReleaseStore, TicketStore, TokenStore};
 use wxopen_tests::*;
 
 use crate::common::put_release_job;
@@ -108,7 +106,13 @@ async fn status_lists_open_release_jobs_and_flags_the_stalled_and_the_quota_park
     put_release_job(&store, "rel-done", 1, NOW - 900).await;
     assert!(
         store
-            .set_job_state("rel-done", &[JobState::Running], JobState::Done, None, NOW - 5)
+            .set_job_state(
+                "rel-done",
+                &[JobState::Running],
+                JobState::Done,
+                None,
+                NOW - 5
+            )
             .await
             .unwrap()
     );
@@ -128,7 +132,12 @@ async fn status_lists_open_release_jobs_and_flags_the_stalled_and_the_quota_park
 
     let r = status(&store).await["releases"].clone();
     assert_eq!(
-        (&r["running"], &r["cancelling"], &r["waiting_quota"], &r["stalled"]),
+        (
+            &r["running"],
+            &r["cancelling"],
+            &r["waiting_quota"],
+            &r["stalled"]
+        ),
         (&json!(3), &json!(1), &json!(1), &json!(1)),
         "{r}"
     );
@@ -159,11 +168,17 @@ async fn status_lists_open_release_jobs_and_flags_the_stalled_and_the_quota_park
                "idle_seconds": 60, "stalled": false})
     );
     assert_eq!(
-        (&job("rel-stalled")["stalled"], &job("rel-stalled")["idle_seconds"]),
+        (
+            &job("rel-stalled")["stalled"],
+            &job("rel-stalled")["idle_seconds"]
+        ),
         (&json!(true), &json!(7 * 3600))
     );
     assert_eq!(
-        (&job("rel-quota")["quota_wait"], &job("rel-quota")["stalled"]),
+        (
+            &job("rel-quota")["quota_wait"],
+            &job("rel-quota")["stalled"]
+        ),
         (&json!("errcode_85085"), &json!(false))
     );
     assert_eq!(job("rel-cancel")["state"], "cancelling");
