@@ -82,27 +82,30 @@ pub async fn put_release_job(
         undo_audits: false,
         updated_at: at,
     };
-    let targets: Vec<ReleaseTarget> = (0..n)
-        .map(|seq| ReleaseTarget {
-            job_id: id.into(),
-            seq,
-            appid: format!("wxmp{seq:014}"),
-            state: TargetState::Queued,
-            auditid: None,
-            reason: None,
-            errcode: None,
-            attempts: 0,
-            intent: None,
-            waiting_quota: false,
-            created_at: at,
-            updated_at: at,
-            committed_at: None,
-            submitted_at: None,
-            finished_at: None,
-        })
-        .collect();
+    let targets: Vec<ReleaseTarget> = (0..n).map(|seq| queued_target(id, seq, at)).collect();
     wxopen::store::ReleaseStore::create_job(store, &job, &targets)
         .await
         .expect("job written");
     job
+}
+
+/// Target `seq` of job `job_id`: `wxmp…seq`, `queued` since `at`.
+pub fn queued_target(job_id: &str, seq: u32, at: i64) -> wxopen::model::ReleaseTarget {
+    wxopen::model::ReleaseTarget {
+        job_id: job_id.into(),
+        seq,
+        appid: format!("wxmp{seq:014}"),
+        state: wxopen::model::TargetState::Queued,
+        auditid: None,
+        reason: None,
+        errcode: None,
+        attempts: 0,
+        intent: None,
+        waiting_quota: false,
+        created_at: at,
+        updated_at: at,
+        committed_at: None,
+        submitted_at: None,
+        finished_at: None,
+    }
 }

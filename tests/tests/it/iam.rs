@@ -41,26 +41,32 @@ fn probe() -> &'static Value {
     static PROBE: OnceLock<Value> = OnceLock::new();
     PROBE.get_or_init(|| {
         let moto = IamMoto::start();
-        let python = std::env::var("WXOPEN_PYTHON").unwrap();
-        let out = Command::new(python)
-            .arg(format!("{ROOT}/tests/py/iam_probe.py"))
-            .args([&format!("{ROOT}/template.yaml"), &unique("iam")])
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("run iam_probe.py");
-        assert!(
-            out.status.success(),
-            "iam_probe.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("probe JSON")
+        run_probe(&moto.endpoint, &unique("iam"), &[])
     })
+}
+
+/// `iam_probe.py` against the moto at `endpoint` (with moto's root credentials); its JSON.
+fn run_probe(endpoint: &str, stack: &str, extra: &[&str]) -> Value {
+    let python = std::env::var("WXOPEN_PYTHON").unwrap();
+    let out = Command::new(python)
+        .arg(format!("{ROOT}/tests/py/iam_probe.py"))
+        .args([&format!("{ROOT}/template.yaml"), stack])
+        .args(extra)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run iam_probe.py");
+    assert!(
+        out.status.success(),
+        "iam_probe.py {extra:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("probe JSON")
 }
 
 fn outcome(role: &str, action: &str) -> String {
@@ -251,30 +257,7 @@ async fn the_functions_own_code_runs_under_its_role_and_is_refused_the_rest() {
     let endpoint = moto.endpoint.clone();
     let setup: Value = tokio::task::spawn_blocking({
         let endpoint = endpoint.clone();
-        move || {
-            let out = Command::new(std::env::var("WXOPEN_PYTHON").unwrap())
-                .arg(format!("{ROOT}/tests/py/iam_probe.py"))
-                .args([
-                    &format!("{ROOT}/template.yaml"),
-                    &unique("iamrs"),
-                    "--setup",
-                ])
-                .env("AWS_ENDPOINT_URL", &endpoint)
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_DEFAULT_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env_remove("AWS_SESSION_TOKEN")
-                .env_remove("AWS_PROFILE")
-                .output()
-                .expect("run iam_probe.py --setup");
-            assert!(
-                out.status.success(),
-                "iam_probe.py --setup failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice(&out.stdout).expect("setup JSON")
-        }
+        move || run_probe(&endpoint, &unique("iamrs"), &["--setup"])
     })
     .await
     .unwrap();
