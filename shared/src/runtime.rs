@@ -38,6 +38,15 @@ impl Runtime {
     pub async fn load() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let config = Config::from_env()?;
         let aws = aws_config::load_from_env().await;
+        Self::from_parts(config, aws)
+    }
+
+    /// The clients [`Runtime::load`] builds, from a config and an AWS configuration already
+    /// read (the IAM tests run the functions' wiring under each role's credentials with it).
+    pub fn from_parts(
+        config: Config,
+        aws: aws_config::SdkConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
             credentials: CachedCredentials::new(

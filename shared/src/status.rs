@@ -1,12 +1,15 @@
 //! The platform at a glance, for the operator (`GET /status`, `wxopen status` / `doctor`): the
 //! ticket's age, the component token's expiry (and why its refresh fails, e.g. 61004), the
-//! authorizers by state, the tokens whose refreshes fail, and the event outbox. Read-only; never
-//! a token or a ticket, only times, counts, appids and failure labels.
+//! authorizers by state, the tokens whose refreshes fail, the event outbox and the fleet-release
+//! jobs not yet finished. Read-only; never a token or a ticket, only times, counts, appids and
+//! failure labels.
+
+use std::collections::BTreeMap;
 
 use crate::clock::Clock;
-use crate::model::{AuthorizerState, TokenKey};
+use crate::model::{AuthorizerState, JobState, TargetState, TokenKey};
 use crate::store::outbox::EventRecordStore;
-use crate::store::{AuthorizerStore, StoreError, TicketStore, TokenStore};
+use crate::store::{AuthorizerStore, ReleaseStore, StoreError, TicketStore, TokenStore};
 
 /// At most this many authorizers are read for the counts (in pages of [`PAGE`]); beyond it the
 /// counts say `truncated`.
@@ -15,6 +18,11 @@ pub const MAX_AUTHORIZERS: usize = 2000;
 pub const MAX_OUTBOX: usize = 1000;
 /// At most this many failing tokens are listed (all are counted).
 pub const MAX_FAILING_LISTED: usize = 20;
+/// At most this many open release jobs are read (one item each, from the open-jobs list the
+/// scheduled run keeps); beyond it the counts say `truncated`.
+pub const MAX_RELEASE_JOBS: usize = 100;
+/// At most this many of them are listed (all read are counted), newest first.
+pub const MAX_JOBS_LISTED: usize = 20;
 const PAGE: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,42 @@ pub struct OutboxStatus {
     pub truncated: bool,
 }
 
+/// One release job not yet finished (`running` or `cancelling`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenJob {
+    pub id: String,
+    pub state: JobState,
+    pub created_at: i64,
+    pub total: u32,
+    /// Targets not yet in a final state.
+    pub open_targets: i64,
+    /// Targets per state (non-zero ones).
+    pub counts: BTreeMap<TargetState, i64>,
+    /// Why its submissions wait (WeChat's audit quota is used up), while they do.
+    pub quota_wait: Option<String>,
+    /// Since the last change of any of its targets (or of the job).
+    pub idle_secs: i64,
+    /// Open targets, and none moved for longer than the stall window.
+    pub stalled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleasesStatus {
+    /// Jobs `running` (cancelling ones are counted apart).
+    pub running: u64,
+    pub cancelling: u64,
+    /// Jobs whose submissions wait on the audit quota.
+    pub waiting_quota: u64,
+    /// Jobs with open targets of which none moved within [`ReleasesStatus::stall_after_secs`].
+    pub stalled: u64,
+    /// The window: the engine's audit-poll delay (an audit without a push is polled after it).
+    pub stall_after_secs: i64,
+    /// The first [`MAX_JOBS_LISTED`], newest first.
+    pub jobs: Vec<OpenJob>,
+    /// More than [`MAX_RELEASE_JOBS`] are open: the counts cover the first ones only.
+    pub truncated: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformStatus {
     pub now: i64,
@@ -67,12 +111,19 @@ pub struct PlatformStatus {
     /// The first [`MAX_FAILING_LISTED`] of them, oldest failure first.
     pub failing: Vec<FailingToken>,
     pub outbox: OutboxStatus,
+    pub releases: ReleasesStatus,
 }
 
-/// Reads the status: a ticket read, a token read, the authorizers index in pages, the outbox.
-pub async fn platform_status<S, K>(store: &S, clock: &K) -> Result<PlatformStatus, StoreError>
+/// Reads the status: a ticket read, a token read, the authorizers index in pages, the outbox,
+/// the open release jobs (one Query of their list, one read per job). A release job with open
+/// targets none of which moved for `stall_after_secs` is `stalled`.
+pub async fn platform_status<S, K>(
+    store: &S,
+    clock: &K,
+    stall_after_secs: i64,
+) -> Result<PlatformStatus, StoreError>
 where
-    S: TicketStore + TokenStore + AuthorizerStore + EventRecordStore,
+    S: TicketStore + TokenStore + AuthorizerStore + EventRecordStore + ReleaseStore,
     K: Clock,
 {
     let now = clock.now();
@@ -141,6 +192,7 @@ where
             .map(|t| (now - t).max(0)),
         truncated: entries.len() > MAX_OUTBOX,
     };
+    let releases = releases_status(store, now, stall_after_secs).await?;
     Ok(PlatformStatus {
         now,
         ticket,
@@ -149,5 +201,51 @@ where
         failing_count,
         failing,
         outbox,
+        releases,
     })
+}
+
+async fn releases_status<S: ReleaseStore>(
+    store: &S,
+    now: i64,
+    stall_after_secs: i64,
+) -> Result<ReleasesStatus, StoreError> {
+    let ids = store.open_jobs().await?;
+    let mut out = ReleasesStatus {
+        stall_after_secs,
+        truncated: ids.len() > MAX_RELEASE_JOBS,
+        ..ReleasesStatus::default()
+    };
+    let mut jobs = Vec::new();
+    for id in ids.iter().take(MAX_RELEASE_JOBS) {
+        // The list entry outlives its job only between the job's end and the entry's removal.
+        let Some(job) = store.get_job(id).await? else {
+            continue;
+        };
+        match job.state {
+            JobState::Running => out.running += 1,
+            JobState::Cancelling => out.cancelling += 1,
+            JobState::Done | JobState::Cancelled => continue,
+        }
+        let open_targets = job.open_targets();
+        let idle_secs = (now - job.updated_at.max(job.created_at)).max(0);
+        let stalled = open_targets > 0 && idle_secs > stall_after_secs;
+        out.stalled += u64::from(stalled);
+        out.waiting_quota += u64::from(job.quota_wait.is_some());
+        jobs.push(OpenJob {
+            open_targets,
+            idle_secs,
+            stalled,
+            id: job.id,
+            state: job.state,
+            created_at: job.created_at,
+            total: job.total,
+            counts: job.counts.into_iter().filter(|(_, n)| *n != 0).collect(),
+            quota_wait: job.quota_wait,
+        });
+    }
+    jobs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    jobs.truncate(MAX_JOBS_LISTED);
+    out.jobs = jobs;
+    Ok(out)
 }

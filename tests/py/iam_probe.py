@@ -1,7 +1,11 @@
 """What moto's IAM enforcement decides for the stack's function roles.
 
-Usage: iam_probe.py TEMPLATE STACK_NAME -> JSON on stdout: for each role, {"allowed": the
-actions (SQS: per queue) its inline policies name, "probes": {action: "ok" | "denied" | ...}}.
+Usage: iam_probe.py TEMPLATE STACK_NAME [--setup] -> JSON on stdout: for each role, {"allowed":
+the actions (SQS: per queue) its inline policies name, "probes": {action: "ok" | "denied" | ...}}.
+With --setup: no probe and enforcement left off; the stack's resources and every role's
+assumed-role credentials instead ({"table", "secret", "bus", "queues": {logical: url},
+"credentials": {role: {AccessKeyId, SecretAccessKey, SessionToken}}}), for a caller that seeds
+the stack, switches enforcement on itself and runs the functions' own code under each role.
 The AWS endpoint must be a moto server of its own (enforcement is switched on for the whole
 server via POST /moto-api/reset-auth, which the suite's shared moto must never see).
 
@@ -58,7 +62,7 @@ def versioned(doc, secret):
     return {"Version": "2012-10-17", **doc, "Statement": statements}
 
 
-def main(template, name):
+def main(template, name, setup=False):
     buf = io.StringIO()
     with redirect_stdout(buf):
         deployed_stack.create(template, name)
@@ -82,6 +86,16 @@ def main(template, name):
         arn = boto3.client("iam").get_role(RoleName=role["name"])["Role"]["Arn"]
         c = sts.assume_role(RoleArn=arn, RoleSessionName="probe")["Credentials"]
         creds[logical] = c
+    if setup:
+        json.dump({
+            "table": table,
+            "secret": secret,
+            "bus": bus,
+            "queues": {k: v["physical_id"] for k, v in stack["resources"].items() if v["type"] == "AWS::SQS::Queue"},
+            "credentials": {k: {f: c[f] for f in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+                            for k, c in creds.items()},
+        }, sys.stdout)
+        return
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
                                                   headers={"Content-Type": "text/plain"}))
@@ -121,4 +135,4 @@ def main(template, name):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], setup="--setup" in sys.argv[3:])

@@ -394,11 +394,12 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
             ))
         }
         2 => {
+            const CUSTOMER: &str = "demo-customer";
             let (s, created) = local
                 .api(
                     Method::POST,
                     "/authorize/links",
-                    Some(json!({"customer_ref": "demo-customer"})),
+                    Some(json!({"customer_ref": CUSTOMER})),
                 )
                 .await?;
             expect(s == 201, format!("{s} {created}"))?;
@@ -430,8 +431,36 @@ pub async fn step(local: &Local, n: usize, state: &mut Value) -> Result<String, 
                 body["redirect"]["status"] == 200,
                 format!("redirect page: {}", body["redirect"]),
             )?;
+            // The authorization lands on the link's customer: the authorizer carries its
+            // customer_ref and the link names the authorizer.
+            let (s, authorizer) = local
+                .api(Method::GET, &format!("/authorizers/{OA}"), None)
+                .await?;
+            expect(
+                s == 200 && authorizer["customer_ref"] == CUSTOMER,
+                format!(
+                    "authorizer {OA} should carry the link's customer_ref {CUSTOMER}: {s} {authorizer}"
+                ),
+            )?;
+            let (s, outcome) = local
+                .api(
+                    Method::GET,
+                    &format!(
+                        "/authorize/links/{}",
+                        created["id"].as_str().unwrap_or_default()
+                    ),
+                    None,
+                )
+                .await?;
+            expect(
+                s == 200
+                    && outcome["status"] == "authorized"
+                    && outcome["authorizer_appid"] == OA
+                    && outcome["customer_ref"] == CUSTOMER,
+                format!("the link's outcome should be authorized by {OA}: {s} {outcome}"),
+            )?;
             Ok(format!(
-                "merchant {OA} clicked the button on its link's page (/authorize?link=…); push and redirect arrived together, one code exchange ({} api_query_auth call)",
+                "merchant {OA} clicked the button on its link's page (/authorize?link=…) and is now customer {CUSTOMER}'s; push and redirect arrived together, one code exchange ({} api_query_auth call)",
                 local
                     .sandbox
                     .calls()

@@ -219,6 +219,96 @@ pub fn outbox(status: &Value) -> Check {
     }
 }
 
+/// `releases` of `GET /status`: the jobs not yet finished, attention when one waits on the
+/// audit quota or has open targets none of which moved within the stall window. A stack whose
+/// status has no such section (older than this command) is `unknown`.
+pub fn release_jobs(status: &Value) -> Check {
+    let r = &status["releases"];
+    if !r.is_object() {
+        return Check::new(
+            "release jobs",
+            Verdict::Unknown,
+            "not in this stack's GET /status: follow one with `wxopen releases watch ID`",
+        );
+    }
+    let n = |k: &str| int(r, &[k]).unwrap_or(0);
+    let (running, cancelling) = (n("running"), n("cancelling"));
+    let (quota, stalled) = (n("waiting_quota"), n("stalled"));
+    let window = int(r, &["stall_after_seconds"]).unwrap_or(0);
+    let more = if r["truncated"].as_bool() == Some(true) {
+        " (first 100 counted)"
+    } else {
+        ""
+    };
+    if running + cancelling == 0 {
+        return Check::new("release jobs", Verdict::Ok, "none running");
+    }
+    let jobs = r["jobs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut detail = format!("{running} running");
+    if cancelling > 0 {
+        detail.push_str(&format!(", {cancelling} cancelling"));
+    }
+    detail.push_str(more);
+    let flagged: Vec<String> = jobs
+        .iter()
+        .filter(|j| j["stalled"].as_bool() == Some(true) || !j["quota_wait"].is_null())
+        .take(3)
+        .map(|j| {
+            let id = text(j, &["id"]).unwrap_or("?");
+            let open = int(j, &["open_targets"]).unwrap_or(0);
+            let mut why = Vec::new();
+            if !j["quota_wait"].is_null() {
+                why.push("waiting on the audit quota".to_string());
+            }
+            if j["stalled"].as_bool() == Some(true) {
+                let idle = int(j, &["idle_seconds"]).unwrap_or(0);
+                why.push(format!("no target moved for {}", age(idle)));
+            }
+            format!("{id}: {open} open, {}", why.join(", "))
+        })
+        .collect();
+    if quota + stalled == 0 {
+        let list: Vec<String> = jobs
+            .iter()
+            .take(3)
+            .map(|j| {
+                format!(
+                    "{} ({} of {} open)",
+                    text(j, &["id"]).unwrap_or("?"),
+                    int(j, &["open_targets"]).unwrap_or(0),
+                    int(j, &["total"]).unwrap_or(0)
+                )
+            })
+            .collect();
+        if !list.is_empty() {
+            detail.push_str(&format!(": {}", list.join(", ")));
+        }
+        return Check::new("release jobs", Verdict::Ok, detail);
+    }
+    let mut actions = Vec::new();
+    if quota > 0 {
+        actions.push(
+            "WeChat's audit quota is used up: the scheduled run resumes the parked submissions when \
+             `queryquota` shows some left (follow with `wxopen releases watch ID`)"
+                .to_string(),
+        );
+    }
+    if stalled > 0 {
+        actions.push(format!(
+            "no progress for over {}: `wxopen releases watch ID` shows where the targets stand; \
+             `submitted` ones wait on WeChat's review (polled by the scheduled run), others should \
+             move within minutes: check the release-worker logs and its queue's dead letters",
+            age(window)
+        ));
+    }
+    Check::new(
+        "release jobs",
+        Verdict::Attention,
+        format!("{detail}; {}", flagged.join("; ")),
+    )
+    .todo(actions.join("; "))
+}
+
 /// What to do about a refresh failure label (`errcode_61004`, `timeout`, …).
 pub fn errcode_action(label: &str) -> String {
     match label {
@@ -234,7 +324,7 @@ pub fn errcode_action(label: &str) -> String {
     }
 }
 
-/// Every `status` check from `GET /status` (release jobs are added by the caller).
+/// Every `status` check from `GET /status`.
 pub fn status_checks(status: &Value) -> Vec<Check> {
     vec![
         ticket(status),
@@ -242,6 +332,7 @@ pub fn status_checks(status: &Value) -> Vec<Check> {
         authorizers(status),
         failing_tokens(status),
         outbox(status),
+        release_jobs(status),
     ]
 }
 
@@ -257,7 +348,47 @@ mod tests {
             "authorizers": {"authorized": 3, "unauthorized": 1, "needs_reauth": 0, "truncated": false},
             "tokens_failing": {"count": 0, "authorizers": []},
             "outbox": {"count": 0, "oldest_age_seconds": null, "truncated": false},
+            "releases": {"running": 0, "cancelling": 0, "waiting_quota": 0, "stalled": 0,
+                         "stall_after_seconds": 21600, "truncated": false, "jobs": []},
         })
+    }
+
+    fn job(id: &str, open: i64, quota: Option<&str>, idle: i64, stalled: bool) -> Value {
+        json!({"id": id, "state": "running", "total": 3, "open_targets": open,
+               "quota_wait": quota, "idle_seconds": idle, "stalled": stalled})
+    }
+
+    #[test]
+    fn release_jobs_are_ok_while_they_move_and_need_attention_when_stuck() {
+        let mut s = healthy();
+        assert_eq!(
+            (release_jobs(&s).verdict, release_jobs(&s).detail.as_str()),
+            (Verdict::Ok, "none running")
+        );
+        s["releases"]["running"] = json!(1);
+        s["releases"]["jobs"] = json!([job("rel-a", 2, None, 60, false)]);
+        let c = release_jobs(&s);
+        assert_eq!(
+            (c.verdict, c.detail.as_str()),
+            (Verdict::Ok, "1 running: rel-a (2 of 3 open)")
+        );
+        s["releases"]["running"] = json!(2);
+        s["releases"]["stalled"] = json!(1);
+        s["releases"]["waiting_quota"] = json!(1);
+        s["releases"]["jobs"] = json!([
+            job("rel-b", 3, Some("45009 audit quota"), 60, false),
+            job("rel-a", 2, None, 7 * 3600, true),
+        ]);
+        let c = release_jobs(&s);
+        assert_eq!(c.verdict, Verdict::Attention);
+        assert_eq!(
+            c.detail,
+            "2 running; rel-b: 3 open, waiting on the audit quota; rel-a: 2 open, no target moved for 7h 00m"
+        );
+        assert!(c.action.contains("audit quota is used up"), "{c:?}");
+        assert!(c.action.contains("no progress for over 6h 00m"), "{c:?}");
+        s.as_object_mut().unwrap().remove("releases");
+        assert_eq!(release_jobs(&s).verdict, Verdict::Unknown);
     }
 
     #[test]

@@ -258,6 +258,25 @@ pub fn status_json(s: &crate::status::PlatformStatus) -> serde_json::Value {
             "oldest_age_seconds": s.outbox.oldest_age_secs,
             "truncated": s.outbox.truncated,
         },
+        "releases": {
+            "running": s.releases.running,
+            "cancelling": s.releases.cancelling,
+            "waiting_quota": s.releases.waiting_quota,
+            "stalled": s.releases.stalled,
+            "stall_after_seconds": s.releases.stall_after_secs,
+            "truncated": s.releases.truncated,
+            "jobs": s.releases.jobs.iter().map(|j| serde_json::json!({
+                "id": j.id,
+                "state": j.state.as_str(),
+                "created_at": j.created_at,
+                "total": j.total,
+                "open_targets": j.open_targets,
+                "counts": j.counts.iter().map(|(k, v)| (k.as_str().to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+                "quota_wait": j.quota_wait,
+                "idle_seconds": j.idle_secs,
+                "stalled": j.stalled,
+            })).collect::<Vec<_>>(),
+        },
     })
 }
 

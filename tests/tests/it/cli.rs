@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 use wxopen_tests::stack::Stack;
 
-use crate::common::{MP1, OA1, stack_with};
+use crate::common::{MP1, OA1, put_release_job, stack_with};
 
 /// The built `wxopen` binary: built once per test run (`cargo build -p wxopen-cli`, a no-op when
 /// it is up to date; `make test` builds it first).
@@ -105,7 +105,7 @@ async fn status_doctor_and_authorizers_on_a_working_stack() {
     );
     assert_eq!(row(&text, "tokens failing")[1..], ["ok", "none"]);
     assert_eq!(row(&text, "event outbox")[1..], ["ok", "empty"]);
-    assert_eq!(row(&text, "release jobs")[1], "n/a");
+    assert_eq!(row(&text, "release jobs")[1..], ["ok", "none running"]);
     assert!(text.contains("verdict: ok"), "{text}");
     assert!(!text.contains("what to do"), "{text}");
 
@@ -119,7 +119,7 @@ async fn status_doctor_and_authorizers_on_a_working_stack() {
             ("authorizers", "ok"),
             ("tokens failing", "ok"),
             ("event outbox", "ok"),
-            ("release jobs", "unknown"),
+            ("release jobs", "ok"),
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
@@ -187,6 +187,97 @@ async fn status_doctor_and_authorizers_on_a_working_stack() {
     assert!(out.status.success(), "{text}");
     assert_eq!(row(&text, "token health")[1], "ok", "{text}");
     assert!(text.contains("permission sets"), "{text}");
+}
+
+/// `wxopen status` with release jobs: one moving, one stalled (nothing moved for 7 h, past the
+/// engine's 6 h audit-poll window), then both finished.
+#[tokio::test]
+async fn status_shows_running_release_jobs_flags_a_stalled_one_and_clears_when_they_finish() {
+    use wxopen::clock::{Clock, SystemClock};
+    use wxopen::model::{JobState, TargetState, TargetUpdate};
+    use wxopen::store::ReleaseStore;
+    let stack = stack_with(&[MP1]).await;
+    let base = stack.gateway.base_url.clone();
+    let now = SystemClock.now();
+    put_release_job(&stack.store, "rel-moving", 3, now - 120).await;
+    put_release_job(&stack.store, "rel-stuck", 2, now - 7 * 3600).await;
+
+    let out = wxopen(&base, &["status"]).await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "attention is not a failure: {text}");
+    let cells = row(&text, "release jobs");
+    assert_eq!(cells[1], "attention", "{text}");
+    assert_eq!(
+        cells[2], "2 running; rel-stuck: 2 open, no target moved for 7h 00m",
+        "{text}"
+    );
+    assert!(text.contains("verdict: attention"), "{text}");
+    assert!(
+        text.contains("- release jobs: no progress for over 6h 00m"),
+        "{text}"
+    );
+    let v = json_of(&wxopen(&base, &["status", "--json"]).await);
+    assert_eq!(v["verdict"], "attention");
+    assert!(verdicts(&v).contains(&("release jobs".into(), "attention".into())));
+    let r = &v["status"]["releases"];
+    assert_eq!(
+        (&r["running"], &r["stalled"]),
+        (&json!(2), &json!(1)),
+        "{r}"
+    );
+    assert_eq!(r["jobs"][0]["id"], "rel-moving", "newest first: {r}");
+
+    // The stuck job moves again: both running, all ok.
+    assert!(
+        stack
+            .store
+            .transition(
+                "rel-stuck",
+                0,
+                TargetState::Queued,
+                TargetState::Committed,
+                &TargetUpdate::default(),
+                SystemClock.now(),
+            )
+            .await
+            .unwrap()
+    );
+    let text = stdout(&wxopen(&base, &["status"]).await);
+    assert_eq!(row(&text, "release jobs")[1], "ok", "{text}");
+    assert!(
+        row(&text, "release jobs")[2]
+            .starts_with("2 running: rel-moving (3 of 3 open), rel-stuck (2 of 2 open)"),
+        "{text}"
+    );
+
+    // Both finish: nothing running.
+    for id in ["rel-moving", "rel-stuck"] {
+        assert!(
+            stack
+                .store
+                .set_job_state(
+                    id,
+                    &[JobState::Running],
+                    JobState::Done,
+                    None,
+                    SystemClock.now()
+                )
+                .await
+                .unwrap()
+        );
+    }
+    let out = wxopen(&base, &["status"]).await;
+    let text = stdout(&out);
+    assert_eq!(
+        row(&text, "release jobs")[1..],
+        ["ok", "none running"],
+        "{text}"
+    );
+    assert!(text.contains("verdict: ok"), "{text}");
+    let v = json_of(&wxopen(&base, &["status", "--json"]).await);
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["status"]["releases"]["running"], 0);
+    assert_eq!(v["status"]["releases"]["jobs"], json!([]));
 }
 
 #[tokio::test]
@@ -335,15 +426,24 @@ async fn releases_watch_follows_a_real_job_on_the_local_stack_to_its_final_count
     );
     let out = in_terminal(command).await;
     let screen = String::from_utf8_lossy(&out.stdout);
-    let job: Value = local
-        .http
-        .get(format!("{}/releases/{id}", local.gateway.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The watch ends when every target is final; the job's own `done` follows from the release
+    // driver's next step (on a loaded machine a moment later): read it until it says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let job = loop {
+        let job: Value = local
+            .http
+            .get(format!("{}/releases/{id}", local.gateway.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "done" || std::time::Instant::now() > deadline {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(
         (

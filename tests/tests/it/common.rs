@@ -123,3 +123,59 @@ pub async fn serve_local(mut cmd: std::process::Command) -> (Served, Vec<String>
     .expect("wxopen-local printed its URLs in time");
     (served, lines, url)
 }
+
+/// A fleet-release job `id` written straight to the store (no WeChat, no queue): `n` mini
+/// programs, all `queued`, created and last moved at `at`.
+pub async fn put_release_job(
+    store: &wxopen::store::DynamoStore,
+    id: &str,
+    n: u32,
+    at: i64,
+) -> wxopen::model::ReleaseJob {
+    use wxopen::model::{JobState, ReleaseJob, ReleaseTarget, TargetSpec, TargetState};
+    let job = ReleaseJob {
+        id: id.into(),
+        template_id: 1,
+        user_version: "1.0.0".into(),
+        user_desc: "status".into(),
+        ext_json: serde_json::Map::new(),
+        audit: serde_json::Map::new(),
+        targets: TargetSpec::All { customer_ref: None },
+        auto_release: true,
+        concurrency: 5,
+        created_at: at,
+        state: JobState::Running,
+        total: n,
+        dispatched: 0,
+        counts: [(TargetState::Queued, i64::from(n))].into(),
+        quota_wait: None,
+        undo_audits: false,
+        updated_at: at,
+    };
+    let targets: Vec<ReleaseTarget> = (0..n).map(|seq| queued_target(id, seq, at)).collect();
+    wxopen::store::ReleaseStore::create_job(store, &job, &targets)
+        .await
+        .expect("job written");
+    job
+}
+
+/// Target `seq` of job `job_id`: `wxmp…seq`, `queued` since `at`.
+pub fn queued_target(job_id: &str, seq: u32, at: i64) -> wxopen::model::ReleaseTarget {
+    wxopen::model::ReleaseTarget {
+        job_id: job_id.into(),
+        seq,
+        appid: format!("wxmp{seq:014}"),
+        state: wxopen::model::TargetState::Queued,
+        auditid: None,
+        reason: None,
+        errcode: None,
+        attempts: 0,
+        intent: None,
+        waiting_quota: false,
+        created_at: at,
+        updated_at: at,
+        committed_at: None,
+        submitted_at: None,
+        finished_at: None,
+    }
+}

@@ -7,12 +7,11 @@ use serde_json::Value;
 use crate::error::CliError;
 use crate::render;
 use crate::target::Target;
-use crate::verdict::{self, Check, Verdict};
+use crate::verdict;
 
 pub async fn run(target: &Target, json: bool) -> Result<ExitCode, CliError> {
     let status = target.api.get("/status").await?;
-    let mut checks = verdict::status_checks(&status);
-    checks.push(release_jobs());
+    let checks = verdict::status_checks(&status);
     if json {
         render::print_json(&render::checks_json(
             &target.label(),
@@ -26,15 +25,6 @@ pub async fn run(target: &Target, json: bool) -> Result<ExitCode, CliError> {
         );
     }
     Ok(render::exit_code(&checks))
-}
-
-/// No route lists release jobs (the contract has `GET /releases/{id}` only).
-fn release_jobs() -> Check {
-    Check::new(
-        "release jobs",
-        Verdict::Unknown,
-        "not listed by the API: follow one with `wxopen releases watch ID`",
-    )
 }
 
 /// The status, for `doctor`.

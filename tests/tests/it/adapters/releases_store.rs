@@ -36,23 +36,7 @@ fn job(total: u32) -> ReleaseJob {
 }
 
 fn target(seq: u32) -> ReleaseTarget {
-    ReleaseTarget {
-        job_id: JOB.into(),
-        seq,
-        appid: format!("wxmp{seq:014}"),
-        state: TargetState::Queued,
-        auditid: None,
-        reason: None,
-        errcode: None,
-        attempts: 0,
-        intent: None,
-        waiting_quota: false,
-        created_at: 100,
-        updated_at: 100,
-        committed_at: None,
-        submitted_at: None,
-        finished_at: None,
-    }
+    crate::common::queued_target(JOB, seq, 100)
 }
 
 fn intent(step: Step, at: i64) -> Intent {

@@ -4,19 +4,26 @@ use std::collections::HashMap;
 
 use lambda_http::Body;
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wxopen::clock::FixedClock;
-use wxopen::model::{AuthorizationGrant, NewToken, StoredTicket, TokenKey};
+use wxopen::model::{
+    AuthorizationGrant, JobState, NewToken, StoredTicket, TargetState, TargetUpdate, TokenKey,
+};
 use wxopen::store::outbox::{EventRecordStore, OutboxEntry};
-use wxopen::store::{AuthorizerStore, DynamoStore, TicketStore, TokenStore};
+use wxopen::store::{AuthorizerStore, DynamoStore, ReleaseStore, TicketStore, TokenStore};
 use wxopen_tests::*;
 
+use crate::common::put_release_job;
+
 const NOW: i64 = 1_763_856_000;
+/// The stall window the handler is given (the engine's audit-poll delay, 6 h by default).
+const STALL: i64 = 21_600;
 
 async fn call(store: &DynamoStore, method: &str) -> lambda_http::Response<Body> {
     let app = status::App {
         store: store.clone(),
         clock: FixedClock::new(NOW),
+        stall_after_secs: STALL,
     };
     status::handle(
         &app,
@@ -62,6 +69,119 @@ async fn an_empty_platform_has_no_ticket_no_token_and_nothing_waiting() {
     );
     assert_eq!(s["tokens_failing"]["count"], 0);
     assert_eq!(s["outbox"]["oldest_age_seconds"], Value::Null);
+    assert_eq!(
+        s["releases"],
+        serde_json::json!({"running": 0, "cancelling": 0, "waiting_quota": 0, "stalled": 0,
+                           "stall_after_seconds": STALL, "truncated": false, "jobs": []})
+    );
+}
+
+#[tokio::test]
+async fn status_lists_open_release_jobs_and_flags_the_stalled_and_the_quota_parked() {
+    let store = fresh_store().await;
+    // Moving: a target committed a minute ago.
+    put_release_job(&store, "rel-moving", 3, NOW - 3600).await;
+    assert!(
+        store
+            .transition(
+                "rel-moving",
+                0,
+                TargetState::Queued,
+                TargetState::Committed,
+                &TargetUpdate::default(),
+                NOW - 60,
+            )
+            .await
+            .unwrap()
+    );
+    // Stalled: nothing moved for 7 h (past the 6 h window).
+    put_release_job(&store, "rel-stalled", 2, NOW - 7 * 3600).await;
+    // Parked on the audit quota (recorded 10 minutes ago: not stalled).
+    put_release_job(&store, "rel-quota", 1, NOW - 1800).await;
+    store
+        .set_quota_wait("rel-quota", Some("errcode_85085"), NOW - 600)
+        .await
+        .unwrap();
+    // Finished and cancelling jobs.
+    put_release_job(&store, "rel-done", 1, NOW - 900).await;
+    assert!(
+        store
+            .set_job_state(
+                "rel-done",
+                &[JobState::Running],
+                JobState::Done,
+                None,
+                NOW - 5
+            )
+            .await
+            .unwrap()
+    );
+    put_release_job(&store, "rel-cancel", 1, NOW - 300).await;
+    assert!(
+        store
+            .set_job_state(
+                "rel-cancel",
+                &[JobState::Running],
+                JobState::Cancelling,
+                Some(false),
+                NOW - 5,
+            )
+            .await
+            .unwrap()
+    );
+
+    let r = status(&store).await["releases"].clone();
+    assert_eq!(
+        (
+            &r["running"],
+            &r["cancelling"],
+            &r["waiting_quota"],
+            &r["stalled"]
+        ),
+        (&json!(3), &json!(1), &json!(1), &json!(1)),
+        "{r}"
+    );
+    let ids: Vec<&str> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["rel-cancel", "rel-quota", "rel-moving", "rel-stalled"],
+        "open jobs only, newest first"
+    );
+    let job = |id: &str| {
+        r["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        job("rel-moving"),
+        json!({"id": "rel-moving", "state": "running", "created_at": NOW - 3600, "total": 3,
+               "open_targets": 3, "counts": {"queued": 2, "committed": 1}, "quota_wait": null,
+               "idle_seconds": 60, "stalled": false})
+    );
+    assert_eq!(
+        (
+            &job("rel-stalled")["stalled"],
+            &job("rel-stalled")["idle_seconds"]
+        ),
+        (&json!(true), &json!(7 * 3600))
+    );
+    assert_eq!(
+        (
+            &job("rel-quota")["quota_wait"],
+            &job("rel-quota")["stalled"]
+        ),
+        (&json!("errcode_85085"), &json!(false))
+    );
+    assert_eq!(job("rel-cancel")["state"], "cancelling");
 }
 
 #[tokio::test]
