@@ -281,3 +281,35 @@ where
         }
     })
 }
+
+/// A template in the sandbox's library for a fleet release: a draft uploaded by the developer
+/// tool (`user_version`), added with `addtotemplate` and the component token; its template id.
+pub async fn library_template(
+    stack: &crate::stack::Stack,
+    user_version: &str,
+) -> Result<i64, String> {
+    let (s, draft) = stack
+        .control(
+            reqwest::Method::POST,
+            "code/drafts",
+            json!({"user_version": user_version, "user_desc": "fleet"}),
+        )
+        .await;
+    let draft_id = draft["draft_id"]
+        .as_i64()
+        .ok_or(format!("draft: {s} {draft}"))?;
+    let deps = stack.deps();
+    deps.tokens()
+        .with_component_token(|t| {
+            let w = deps.wechat.clone();
+            async move { w.add_to_template(&t, draft_id, 0).await }
+        })
+        .await
+        .map_err(|e| format!("addtotemplate: {e}"))?;
+    let (_, code) = stack.control(reqwest::Method::GET, "code", json!({})).await;
+    code["templates"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["draft_id"] == draft_id))
+        .and_then(|t| t["template_id"].as_i64())
+        .ok_or_else(|| format!("no template for draft {draft_id}"))
+}
