@@ -648,10 +648,12 @@ impl Day<'_> {
         let (troubled, rest) = (troubled.to_vec(), rest.to_vec());
         if self.config.faults {
             // Lambda timeouts: some invocations dropped at a seeded wait, mid-way.
-            let k = self.config.handler_aborts / self.config.ticks.max(1)
-                + usize::from(self.rng.random_bool(0.5) && self.config.handler_aborts > 0);
+            // Those not yet done (a planned one the invocation outran is planned again).
+            let total = u64::try_from(self.config.handler_aborts).unwrap_or_default();
+            let left = total.saturating_sub(stack.gateway.aborts.fired());
+            let k = left.min(total.div_ceil(u64::try_from(self.config.ticks.max(1)).unwrap_or(1)));
             for _ in 0..k {
-                let after = self.rng.random_range(1..8);
+                let after = self.rng.random_range(1..5);
                 stack.gateway.aborts.plan("message-events", after);
             }
         }
