@@ -437,11 +437,82 @@ impl HandlerTimings {
     }
 }
 
+/// Handler invocations to cut short, as a Lambda timeout would: a planned abort for a function
+/// lets its next invocation run until it has waited `after` times (each a store, WeChat, hook
+/// or bus call in flight), then drops it there, mid-way, and answers what API Gateway answers
+/// for a timed-out function (503). The soak plans them; nothing else does.
+#[derive(Debug, Clone, Default)]
+pub struct HandlerAborts(Arc<std::sync::Mutex<Aborts>>);
+
+/// Planned aborts (function, waits before the cut) and how many happened.
+type Aborts = (Vec<(&'static str, u32)>, u64);
+
+impl HandlerAborts {
+    /// The next invocation of `function` is dropped at its `after`-th wait (at least the first).
+    pub fn plan(&self, function: &'static str, after: u32) {
+        if let Ok(mut g) = self.0.lock() {
+            g.0.push((function, after.max(1)));
+        }
+    }
+
+    /// Forgets the planned aborts that have not happened.
+    pub fn clear(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            g.0.clear();
+        }
+    }
+
+    /// Invocations dropped so far.
+    pub fn fired(&self) -> u64 {
+        self.0.lock().map(|g| g.1).unwrap_or_default()
+    }
+
+    fn take(&self, function: &str) -> Option<u32> {
+        let mut g = self.0.lock().ok()?;
+        let i = g.0.iter().position(|(f, _)| *f == function)?;
+        Some(g.0.remove(i).1)
+    }
+
+    fn count(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            g.1 += 1;
+        }
+    }
+}
+
+/// `fut` polled until it completes or has been pending `after` times; `None` when cut short
+/// (the future is dropped where it waited).
+async fn cut_short<F: std::future::Future>(after: u32, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut waits = 0u32;
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+        std::task::Poll::Pending => {
+            waits += 1;
+            if waits >= after {
+                std::task::Poll::Ready(None)
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// What API Gateway answers when the function timed out.
+fn timed_out() -> lambda_http::Response<Body> {
+    let mut r = lambda_http::Response::new(Body::from(r#"{"message":"Service Unavailable"}"#));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub base_url: String,
     /// Every handler call's duration.
     pub timings: HandlerTimings,
+    /// Invocations to cut short (a Lambda timeout).
+    pub aborts: HandlerAborts,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -467,9 +538,11 @@ pub async fn start<C: CredentialsProvider + 'static>(
     let base_url = format!("http://{}", listener.local_addr()?);
     let apps = Arc::new(make(&base_url));
     let timings = HandlerTimings::default();
+    let aborts = HandlerAborts::default();
     let mut router = axum::Router::new();
     for &(method, path, function) in ROUTES {
         let timings = timings.clone();
+        let aborts = aborts.clone();
         let handler = move |State(apps): State<Arc<Apps<C>>>,
                             method: Method,
                             uri: Uri,
@@ -477,9 +550,16 @@ pub async fn start<C: CredentialsProvider + 'static>(
                             Path(path): Path<HashMap<String, String>>,
                             RawQuery(query): RawQuery,
                             body: Bytes| {
-            let timings = timings.clone();
+            let (timings, aborts) = (timings.clone(), aborts.clone());
             async move {
                 let req = to_lambda(method, &uri, headers, query, path, body);
+                if let Some(after) = aborts.take(function) {
+                    let resp = cut_short(after, apps.dispatch(function, req)).await;
+                    return to_axum(resp.unwrap_or_else(|| {
+                        aborts.count();
+                        timed_out()
+                    }));
+                }
                 let started = std::time::Instant::now();
                 let resp = apps.dispatch(function, req).await;
                 timings.record(function, started.elapsed());
@@ -521,6 +601,7 @@ pub async fn start<C: CredentialsProvider + 'static>(
     Ok(Gateway {
         base_url,
         timings,
+        aborts,
         task,
     })
 }

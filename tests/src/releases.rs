@@ -385,11 +385,17 @@ pub const USER_VERSION: &str = "2.0.0";
 /// A template in the sandbox's library: a draft of [`USER_VERSION`], then `addtotemplate` with
 /// the component token; its `template_id`.
 pub async fn add_template(stack: &Stack) -> Result<i64, String> {
+    library_template(stack, USER_VERSION).await
+}
+
+/// A template in the sandbox's library for a fleet release: a draft uploaded by the developer
+/// tool (`user_version`), added with `addtotemplate` and the component token; its template id.
+pub async fn library_template(stack: &Stack, user_version: &str) -> Result<i64, String> {
     let (s, draft) = stack
         .control(
             Method::POST,
             "code/drafts",
-            json!({"user_version": USER_VERSION, "user_desc": "d"}),
+            json!({"user_version": user_version, "user_desc": "d"}),
         )
         .await;
     let draft_id = draft["draft_id"]

@@ -10,16 +10,18 @@
 //!
 //! A day is `ticks` stretches. Each stretch: a ticket, the scheduled run (refresh + outbox
 //! sweep), a share of the messages (WeChat's retries included), of the gateway calls, of the
-//! sign-ins, and the cancellations / re-authorizations scheduled for it. Actors are functions of
-//! this module (`messages`, `gateway_calls`, `sign_ins`, `cancellations`); each counts its own
+//! sign-ins (three flows: [`sign_in`]), a stretch of the fleet release ([`fleet`]), and the
+//! cancellations / re-authorizations scheduled for it. Actors are functions of this module
+//! (`messages`, `gateway_calls`, `sign_ins`, `release`, `cancellations`); each counts its own
 //! DynamoDB and WeChat calls into [`Work`].
 //!
-//! TODO(issue 19, fleet releases): a release over N mini programs is one more actor: a
-//! `releases(stack, plan, tick)` stretch called from [`run`]'s loop next to `sign_ins`, counting
-//! into `Work::releases`, and one more invariant in `report::check` ("every release target in a
-//! final state that matches the sandbox", commits and audit submissions not doubled).
+//! Aborted invocations: release worker invocations killed at a step boundary ([`fleet`]), and
+//! message-events invocations dropped mid-way ([`crate::gateway::HandlerAborts`]: API Gateway
+//! answers 503, WeChat retries), both seeded.
 
+pub mod fleet;
 pub mod report;
+pub mod sign_in;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -50,8 +52,17 @@ pub struct SoakConfig {
     pub messages: usize,
     /// Calls through the WeChat API gateway.
     pub gateway_calls: usize,
-    /// Mini program sign-ins (`wx.login` → `POST /authorizers/{appid}/miniprogram/sessions`).
+    /// Sign-ins, each in one of the three flows (drawn from the seed): mini program login, web
+    /// OAuth, follow-to-log-in with the hosted page.
     pub sign_ins: usize,
+    /// Mini programs in the fleet release (at most the day's mini programs), and the job's
+    /// concurrency.
+    pub release_targets: usize,
+    pub release_concurrency: u32,
+    /// With `faults`: release worker invocations killed at a step boundary.
+    pub worker_kills: usize,
+    /// With `faults`: message-events invocations dropped mid-way (a Lambda timeout).
+    pub handler_aborts: usize,
     /// Merchants that cancel during the run and re-authorize at the next tick.
     pub cancellations: usize,
     /// Stretches of the day (one scheduled run and one ticket each).
@@ -78,6 +89,9 @@ pub enum Broken {
     /// The scheduled run never sweeps the outbox: events recorded while EventBridge was down
     /// are never published (breaks `events_delivered_once_per_message`).
     NoOutboxSweep,
+    /// The scheduled run never polls overdue audits: a release target whose audit push was lost
+    /// stays `submitted` (breaks `every_release_target_final_and_matching_the_sandbox`).
+    NoAuditPoll,
 }
 
 impl SoakConfig {
@@ -88,7 +102,11 @@ impl SoakConfig {
             authorizations: 6,
             messages: 60,
             gateway_calls: 24,
-            sign_ins: 8,
+            sign_ins: 12,
+            release_targets: 6,
+            release_concurrency: 2,
+            worker_kills: 2,
+            handler_aborts: 2,
             cancellations: 2,
             ticks: 3,
             token_ttl_secs: 1200,
@@ -109,6 +127,10 @@ impl SoakConfig {
             messages: 5000,
             gateway_calls: 2000,
             sign_ins: 500,
+            release_targets: 300,
+            release_concurrency: 50,
+            worker_kills: 12,
+            handler_aborts: 20,
             cancellations: 20,
             ticks: 6,
             token_ttl_secs: 1200,
@@ -137,6 +159,12 @@ impl SoakConfig {
         set(&mut self.cancellations, "SOAK_CANCELLATIONS");
         set(&mut self.ticks, "SOAK_TICKS");
         set(&mut self.concurrency, "SOAK_CONCURRENCY");
+        set(&mut self.release_targets, "SOAK_RELEASE_TARGETS");
+        set(&mut self.worker_kills, "SOAK_WORKER_KILLS");
+        set(&mut self.handler_aborts, "SOAK_HANDLER_ABORTS");
+        if let Some(n) = num("SOAK_RELEASE_CONCURRENCY").and_then(|n| u32::try_from(n).ok()) {
+            self.release_concurrency = n;
+        }
         if let Some(n) = num("SOAK_SEED") {
             self.seed = n;
         }
@@ -162,6 +190,14 @@ pub struct Work {
     pub secs: f64,
 }
 
+/// Sign-ins of one flow.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct FlowCount {
+    pub attempted: u64,
+    pub completed: u64,
+    pub reported_failed: u64,
+}
+
 /// What the run did and saw, for [`report::check`].
 #[derive(Debug, Default)]
 pub struct Observed {
@@ -179,15 +215,18 @@ pub struct Observed {
     pub gateway_statuses: BTreeMap<u16, u64>,
     /// Gateway answers that were not 200 and not the JSON error shape.
     pub gateway_malformed: u64,
-    pub sign_ins_attempted: u64,
-    pub sign_ins_completed: u64,
-    pub sign_ins_reported_failed: u64,
-    /// Reported failures by `error` code.
+    /// Sign-ins by flow.
+    pub sign_ins: BTreeMap<&'static str, FlowCount>,
+    /// Reported failures by flow and code.
     pub sign_in_errors: BTreeMap<String, u64>,
+    /// Sign-ins neither completed nor reported failed: what happened (a sample).
+    pub sign_ins_neither: Vec<String>,
+    /// The fleet release's end (none when no release ran).
+    pub fleet: Option<fleet::FleetSeen>,
     /// Message pushes WeChat saw answered with something other than 200.
     pub pushes_not_answered: u64,
-    /// Messages WeChat delivered again because an attempt outlived its 5 s deadline (the
-    /// first still running): their hook may be asked twice.
+    /// Messages WeChat delivered again because an attempt failed or outlived its 5 s deadline
+    /// (the first perhaps still running).
     pub past_wechats_deadline: BTreeSet<String>,
     pub faults: BTreeMap<&'static str, u64>,
     pub work: BTreeMap<&'static str, Work>,
@@ -211,6 +250,10 @@ struct Day<'a> {
     /// Cancelled, to re-authorize at the next tick.
     cancelled: Vec<String>,
     message_seq: usize,
+    sign_in_seq: usize,
+    /// The fleet release under way, and its targets (never cancelled during the job).
+    fleet: Option<fleet::Fleet>,
+    protected: BTreeSet<String>,
     /// For the sandbox's user actor, whose answers wait for WeChat's retries.
     http: reqwest::Client,
 }
@@ -238,6 +281,9 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
         mps: Vec::new(),
         cancelled: Vec::new(),
         message_seq: 0,
+        sign_in_seq: 0,
+        fleet: None,
+        protected: BTreeSet::new(),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(180))
             .build()
@@ -260,6 +306,7 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
             .await;
         day.gateway_calls(share(config.gateway_calls)).await;
         day.sign_ins(share(config.sign_ins)).await;
+        day.release(tick).await;
         day.cancellations(share(config.cancellations)).await;
         day.collect().await;
     }
@@ -276,7 +323,15 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     day.reauthorize().await;
     day.scheduled_run(ticks).await;
     day.scheduled_run(ticks + 1).await;
+    day.finish_release().await;
+    day.seen.faults.insert(
+        "message_handler_killed_mid_way",
+        stack.gateway.aborts.fired(),
+    );
     day.collect().await;
+    if let Some(f) = &day.fleet {
+        day.seen.fleet = Some(f.seen(&stack).await);
+    }
     let tokens = report::tokens_held(&stack).await;
     let elapsed = started.elapsed();
     let mut seen = day.seen;
@@ -591,6 +646,17 @@ impl Day<'_> {
         };
         let units = u64::try_from(n).unwrap_or_default();
         let (troubled, rest) = (troubled.to_vec(), rest.to_vec());
+        if self.config.faults {
+            // Lambda timeouts: some invocations dropped at a seeded wait, mid-way.
+            // Those not yet done (a planned one the invocation outran is planned again).
+            let total = u64::try_from(self.config.handler_aborts).unwrap_or_default();
+            let left = total.saturating_sub(stack.gateway.aborts.fired());
+            let k = left.min(total.div_ceil(u64::try_from(self.config.ticks.max(1)).unwrap_or(1)));
+            for _ in 0..k {
+                let after = self.rng.random_range(1..5);
+                stack.gateway.aborts.plan("message-events", after);
+            }
+        }
         let mut answers = Vec::new();
         if let Some((name, mode)) = hook_fault {
             self.fault_count(name);
@@ -599,6 +665,7 @@ impl Day<'_> {
             stack.hook.set_mode(HookMode::Echo);
         }
         answers.extend(self.measured("message", units, send(rest)).await);
+        stack.gateway.aborts.clear();
         for (content, not_answered, in_flight) in answers {
             self.seen.pushes_not_answered += u64::from(not_answered);
             if in_flight {
@@ -682,71 +749,145 @@ impl Day<'_> {
         }
     }
 
+    /// `n` sign-ins, each in a flow drawn from the seed (web OAuth and follow-to-log-in at
+    /// official accounts, mini program login at mini programs), a WeChat `-1` on one
+    /// flow's exchange first in some stretches.
     async fn sign_ins(&mut self, n: usize) {
-        if n == 0 || self.mps.is_empty() {
+        if n == 0 || self.mps.is_empty() || self.oas.is_empty() {
             return;
         }
         if self.config.faults && self.rng.random_bool(0.5) {
-            self.fault(
-                "wechat_-1_on_sign_in",
-                json!({"api": "sns/component/jscode2session", "count": 1, "errcode": -1}),
-            )
-            .await;
-        }
-        let who: Vec<(String, String)> = (0..n)
-            .map(|_| {
+            let (name, api) = [
                 (
-                    self.mps[self.rng.random_range(0..self.mps.len())].clone(),
+                    "wechat_-1_on_miniprogram_sign_in",
+                    "sns/component/jscode2session",
+                ),
+                (
+                    "wechat_-1_on_oauth_sign_in",
+                    "sns/oauth2/component/access_token",
+                ),
+                ("wechat_-1_on_follow_sign_in", "qrcode/create"),
+            ][self.rng.random_range(0..3)];
+            self.fault(name, json!({"api": api, "count": 1, "errcode": -1}))
+                .await;
+        }
+        let who: Vec<(usize, String, String, usize)> = (0..n)
+            .map(|_| {
+                self.sign_in_seq += 1;
+                let flow = self.rng.random_range(0..sign_in::FLOWS.len());
+                let list = if flow == 0 { &self.mps } else { &self.oas };
+                (
+                    flow,
+                    list[self.rng.random_range(0..list.len())].clone(),
                     format!("user{}", self.rng.random_range(0..500)),
+                    self.sign_in_seq,
                 )
             })
             .collect();
         let (stack, c) = (self.stack, self.config.concurrency);
-        let outcomes: Vec<Option<Result<(), String>>> = self
+        let outcomes: Vec<(usize, sign_in::Outcome)> = self
             .measured(
                 "sign_in",
                 u64::try_from(n).unwrap_or_default(),
                 stream::iter(who)
-                    .map(|(appid, user)| async move {
-                        let (s, login) = stack
-                            .control(
-                                Method::POST,
-                                "users/login",
-                                json!({"appid": appid, "user": user}),
-                            )
-                            .await;
-                        assert_eq!(s, 200, "wx.login: {login}");
-                        let (s, body) = stack
-                            .api(
-                                Method::POST,
-                                &format!("/authorizers/{appid}/miniprogram/sessions"),
-                                Some(json!({"js_code": login["js_code"]})),
-                            )
-                            .await;
-                        // Completed, reported failed, or neither.
-                        match s {
-                            200 => Some(Ok(())),
-                            _ if report::error_shaped(s, &body) => {
-                                Some(Err(body["error"].as_str().unwrap_or_default().to_string()))
-                            }
-                            _ => None,
-                        }
+                    .map(|(flow, appid, user, seq)| async move {
+                        let outcome = match flow {
+                            0 => sign_in::miniprogram(stack, &appid, &user).await,
+                            1 => sign_in::oauth(stack, &appid, &user, seq).await,
+                            _ => sign_in::follow(stack, &appid, &user, seq).await,
+                        };
+                        (flow, outcome)
                     })
                     .buffer_unordered(c)
                     .collect(),
             )
             .await;
-        for o in outcomes {
-            self.seen.sign_ins_attempted += 1;
+        for (flow, o) in outcomes {
+            let name = sign_in::FLOWS[flow];
+            let count = self.seen.sign_ins.entry(name).or_default();
+            count.attempted += 1;
             match o {
-                Some(Ok(())) => self.seen.sign_ins_completed += 1,
-                Some(Err(code)) => {
-                    self.seen.sign_ins_reported_failed += 1;
-                    *self.seen.sign_in_errors.entry(code).or_default() += 1;
+                sign_in::Outcome::Completed => count.completed += 1,
+                sign_in::Outcome::Failed(code) => {
+                    count.reported_failed += 1;
+                    *self
+                        .seen
+                        .sign_in_errors
+                        .entry(format!("{name}:{code}"))
+                        .or_default() += 1;
                 }
-                None => {}
+                sign_in::Outcome::Neither(what) => {
+                    if self.seen.sign_ins_neither.len() < 20 {
+                        self.seen.sign_ins_neither.push(format!("{name}: {what}"));
+                    }
+                }
             }
         }
+    }
+
+    /// The fleet release's stretch at `tick`: created at the first (over mini programs of the
+    /// day, kept from cancelling while it runs), then advanced.
+    async fn release(&mut self, tick: usize) {
+        if tick == 0 && self.config.release_targets > 0 {
+            let mut pool = self.mps.clone();
+            let mut targets = Vec::new();
+            while targets.len() < self.config.release_targets && !pool.is_empty() {
+                targets.push(pool.swap_remove(self.rng.random_range(0..pool.len())));
+            }
+            let plan = fleet::FleetPlan {
+                targets: targets.clone(),
+                concurrency: self.config.release_concurrency.max(1),
+                kills: if self.config.faults {
+                    self.config.worker_kills
+                } else {
+                    0
+                },
+                faults: self.config.faults,
+                seed: self.config.seed,
+            };
+            let stack = self.stack;
+            let f = self
+                .measured("release", 0, fleet::Fleet::start(stack, &plan))
+                .await
+                .expect("the fleet release starts");
+            if f.burst > 0 {
+                self.fault_count("45009_burst_on_commit");
+            }
+            self.protected.extend(targets);
+            self.fleet = Some(f);
+        }
+        let audit_poll = self.config.broken != Some(Broken::NoAuditPoll);
+        if let Some(mut f) = self.fleet.take() {
+            let stack = self.stack;
+            self.measured("release", 0, f.stretch(stack, audit_poll))
+                .await;
+            self.fleet = Some(f);
+        }
+    }
+
+    /// The end of the day for the fleet release: driven until done (or stuck), its faults
+    /// counted, its targets counted as units of work.
+    async fn finish_release(&mut self) {
+        let audit_poll = self.config.broken != Some(Broken::NoAuditPoll);
+        let Some(mut f) = self.fleet.take() else {
+            return;
+        };
+        let stack = self.stack;
+        let units = u64::try_from(f.targets.len()).unwrap_or_default();
+        self.measured("release", units, f.finish(stack, audit_poll))
+            .await;
+        for (name, n) in [
+            ("release_worker_killed_at_a_step", f.killed.len()),
+            ("audit_push_lost", f.lost.len()),
+        ] {
+            *self.seen.faults.entry(name).or_default() += u64::try_from(n).unwrap_or_default();
+        }
+        *self
+            .seen
+            .faults
+            .entry("commits_answered_45009")
+            .or_default() += f.burst;
+        self.fleet = Some(f);
     }
 
     /// `n` merchants cancel (WeChat pushes `unauthorized`); they re-authorize at the next tick.
@@ -754,10 +895,13 @@ impl Day<'_> {
         for _ in 0..n {
             let mp = self.rng.random_bool(0.5) && !self.mps.is_empty() || self.oas.len() < 2;
             let list = if mp { &mut self.mps } else { &mut self.oas };
-            if list.len() < 2 {
+            let open: Vec<usize> = (0..list.len())
+                .filter(|i| !self.protected.contains(&list[*i]))
+                .collect();
+            if list.len() < 2 || open.is_empty() {
                 continue;
             }
-            let appid = list.swap_remove(self.rng.random_range(0..list.len()));
+            let appid = list.swap_remove(open[self.rng.random_range(0..open.len())]);
             let stack = self.stack;
             let (s, v) = self
                 .measured(
@@ -820,6 +964,9 @@ impl Day<'_> {
                 .count(),
         )
         .unwrap_or_default();
+        if let Some(f) = self.fleet.as_mut() {
+            f.tally(self.stack);
+        }
         self.seen.secrets.extend(
             crate::credential_values(&self.stack.store, &self.stack.sandbox)
                 .await

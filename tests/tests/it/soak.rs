@@ -27,10 +27,32 @@ async fn a_short_day_under_faults_holds_every_invariant() {
         f["callback_handler_ms"]["samples"].as_u64() > Some(50),
         "{f}"
     );
-    for name in ["no_refresh_token_lost", "events_delivered_at_least_once"] {
+    for name in [
+        "no_refresh_token_lost",
+        "events_delivered_at_least_once",
+        "every_release_target_final_and_matching_the_sandbox",
+        "no_commit_or_audit_submission_doubled",
+        "every_sign_in_completed_or_reported_failed",
+    ] {
         let i = report.invariant(name).unwrap();
         assert!(i.count > 0, "{name} checked something: {i:?}");
     }
+    // Every target of the release checked, each sign-in flow tried, invocations killed.
+    assert_eq!(f["release"]["targets"], config.release_targets, "{f}");
+    for flow in ["miniprogram", "oauth", "follow"] {
+        assert!(
+            f["sign_ins_by_flow"][flow]["attempted"].as_u64() > Some(0),
+            "{flow}: {f}"
+        );
+    }
+    assert!(
+        f["faults_injected"]["release_worker_killed_at_a_step"].as_u64() > Some(0),
+        "{f}"
+    );
+    assert!(
+        f["faults_injected"]["message_handler_killed_mid_way"].as_u64() > Some(0),
+        "{f}"
+    );
 }
 
 /// A deployment whose scheduled run never sweeps the outbox loses the events recorded while
@@ -50,4 +72,27 @@ async fn a_deployment_without_the_outbox_sweep_breaks_event_delivery_by_name() {
     );
     let i = report.invariant("events_delivered_at_least_once").unwrap();
     assert!(i.broken > 0 && i.broken < i.count, "{i:?}");
+}
+
+/// A deployment whose scheduled run never polls overdue audits leaves the release targets whose
+/// audit push WeChat lost in `submitted`: the soak names the release invariant and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_without_the_audit_poll_breaks_the_release_by_name() {
+    let config = SoakConfig {
+        broken: Some(Broken::NoAuditPoll),
+        ..SoakConfig::small(21)
+    };
+    let report = soak::run(&config).await;
+    assert_eq!(
+        report.broken(),
+        vec!["every_release_target_final_and_matching_the_sandbox"],
+        "{}",
+        report.render()
+    );
+    let i = report
+        .invariant("every_release_target_final_and_matching_the_sandbox")
+        .unwrap();
+    // The lost pushes' targets, and the job left open.
+    assert!(i.broken >= 2 && i.broken <= i.count, "{i:?}");
+    assert!(i.detail.contains("not final"), "{i:?}");
 }
