@@ -62,6 +62,6 @@ echo "== events out: calls per push on the wire, added latency (moto) =="
 target/debug/wxopen-bench events "${BENCH_EVENTS:-50}" >"$OUT/events.jsonl"
 
 echo "== fleet release at scale (moto + sandbox; BENCH_RELEASES=targets, default 2000) =="
-target/debug/wxopen-bench releases "${BENCH_RELEASES:-2000}" "${BENCH_RELEASES_CONCURRENCY:-100}" "${BENCH_RELEASES_POLLERS:-8}" >"$OUT/releases.json"
+WXOPEN_TEST_HTTP_TIMEOUT_SECS=${WXOPEN_TEST_HTTP_TIMEOUT_SECS:-300} target/debug/wxopen-bench releases "${BENCH_RELEASES:-2000}" "${BENCH_RELEASES_CONCURRENCY:-100}" "${BENCH_RELEASES_POLLERS:-8}" >"$OUT/releases.json"
 
 .venv/bin/python scripts/bench/report.py "$OUT"
