@@ -56,11 +56,15 @@ dev: $(STAMP)
 
 ## test: the full suite (unit, moto-backed adapter and handler tests, sandbox e2e, wechatpy interop,
 ##    the sign-in page in headless Chromium).
-##    The heavy runs (the shortened soak days, the 200-target fleet releases) go second, on their
-##    own, so their load on the shared moto never starves the latency-checked tests.
+##    Three phases on the shared moto: everything else; the token-lifecycle tests (their refresh
+##    leases are seconds long, so a moto slowed by other tests breaks them); the heavy runs (the
+##    shortened soak days, the 200-target fleet releases).
+TIMED_TESTS := tokens::
 HEAVY_TESTS := soak:: e2e::releases::
 test: $(STAMP) browser
-	@$(WITH_MOTO) cargo test --workspace --locked -- --test-threads=$(TEST_THREADS) $(foreach t,$(HEAVY_TESTS),--skip $(t)) && \
+	@$(WITH_MOTO) cargo test --workspace --locked -- --test-threads=$(TEST_THREADS) $(foreach t,$(TIMED_TESTS) $(HEAVY_TESTS),--skip $(t)) && \
+	  echo "== the token-lifecycle tests: $(TIMED_TESTS)" && \
+	  cargo test --locked -p wxopen-tests --test it -- --test-threads=2 $(TIMED_TESTS) && \
 	  echo "== the heavy runs: $(HEAVY_TESTS)" && \
 	  cargo test --locked -p wxopen-tests -- --test-threads=2 $(HEAVY_TESTS)
 
