@@ -64,7 +64,7 @@ HEAVY_TESTS := soak:: e2e::releases::
 test: $(STAMP) browser
 	@$(WITH_MOTO) cargo test --workspace --locked -- --test-threads=$(TEST_THREADS) $(foreach t,$(TIMED_TESTS) $(HEAVY_TESTS),--skip $(t)) && \
 	  echo "== the token-lifecycle tests: $(TIMED_TESTS)" && \
-	  cargo test --locked -p wxopen-tests --test it -- --test-threads=2 $(TIMED_TESTS) && \
+	  cargo test --workspace --locked -- --test-threads=2 $(TIMED_TESTS) && \
 	  echo "== the heavy runs: $(HEAVY_TESTS)" && \
 	  cargo test --locked -p wxopen-tests -- --test-threads=2 $(HEAVY_TESTS)
 
