@@ -212,6 +212,29 @@ pub struct ReleaseTarget {
     pub finished_at: Option<i64>,
 }
 
+impl ReleaseTarget {
+    /// Target `seq` of job `job_id` for `appid`, `queued` since `at`: how a job's targets start.
+    pub fn queued(job_id: &str, seq: u32, appid: String, at: i64) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            seq,
+            appid,
+            state: TargetState::Queued,
+            auditid: None,
+            reason: None,
+            errcode: None,
+            attempts: 0,
+            intent: None,
+            waiting_quota: false,
+            created_at: at,
+            updated_at: at,
+            committed_at: None,
+            submitted_at: None,
+            finished_at: None,
+        }
+    }
+}
+
 /// The mini program's audit in flight, found by appid (audit pushes carry no auditid) and by
 /// age (the scheduled run polls audits whose push is overdue).
 ///

@@ -477,22 +477,8 @@ where
     let targets: Vec<ReleaseTarget> = appids
         .into_iter()
         .enumerate()
-        .map(|(i, appid)| ReleaseTarget {
-            job_id: id.clone(),
-            seq: u32::try_from(i).unwrap_or(u32::MAX),
-            appid,
-            state: TargetState::Queued,
-            auditid: None,
-            reason: None,
-            errcode: None,
-            attempts: 0,
-            intent: None,
-            waiting_quota: false,
-            created_at: now,
-            updated_at: now,
-            committed_at: None,
-            submitted_at: None,
-            finished_at: None,
+        .map(|(i, appid)| {
+            ReleaseTarget::queued(&id, u32::try_from(i).unwrap_or(u32::MAX), appid, now)
         })
         .collect();
     store.create_job(&job, &targets).await?;

@@ -161,21 +161,5 @@ pub async fn put_release_job(
 
 /// Target `seq` of job `job_id`: `wxmp…seq`, `queued` since `at`.
 pub fn queued_target(job_id: &str, seq: u32, at: i64) -> wxopen::model::ReleaseTarget {
-    wxopen::model::ReleaseTarget {
-        job_id: job_id.into(),
-        seq,
-        appid: format!("wxmp{seq:014}"),
-        state: wxopen::model::TargetState::Queued,
-        auditid: None,
-        reason: None,
-        errcode: None,
-        attempts: 0,
-        intent: None,
-        waiting_quota: false,
-        created_at: at,
-        updated_at: at,
-        committed_at: None,
-        submitted_at: None,
-        finished_at: None,
-    }
+    wxopen::model::ReleaseTarget::queued(job_id, seq, format!("wxmp{seq:014}"), at)
 }
