@@ -216,12 +216,17 @@ async fn releases_status<S: ReleaseStore>(
         truncated: ids.len() > MAX_RELEASE_JOBS,
         ..ReleasesStatus::default()
     };
+    // The jobs' items, read 16 at a time concurrently (as `resolve_targets` reads authorizers).
+    let mut read = Vec::new();
+    let listed: Vec<&String> = ids.iter().take(MAX_RELEASE_JOBS).collect();
+    for chunk in listed.chunks(16) {
+        for r in futures_util::future::join_all(chunk.iter().map(|id| store.get_job(id))).await {
+            read.push(r?);
+        }
+    }
     let mut jobs = Vec::new();
-    for id in ids.iter().take(MAX_RELEASE_JOBS) {
-        // The list entry outlives its job only between the job's end and the entry's removal.
-        let Some(job) = store.get_job(id).await? else {
-            continue;
-        };
+    // The list entry outlives its job only between the job's end and the entry's removal.
+    for job in read.into_iter().flatten() {
         match job.state {
             JobState::Running => out.running += 1,
             JobState::Cancelling => out.cancelling += 1,
