@@ -196,6 +196,8 @@ async fn status_shows_running_release_jobs_flags_a_stalled_one_and_clears_when_t
     use wxopen::clock::{Clock, SystemClock};
     use wxopen::model::{JobState, TargetState, TargetUpdate};
     use wxopen::store::ReleaseStore;
+    // Built before the clock is read: a build of a minute would age the jobs past "7h 00m".
+    tokio::task::spawn_blocking(binary).await.unwrap();
     let stack = stack_with(&[MP1]).await;
     let base = stack.gateway.base_url.clone();
     let now = SystemClock.now();
