@@ -441,11 +441,22 @@ impl HandlerTimings {
 /// lets its next invocation run until it has waited `after` times (each a store, WeChat, hook
 /// or bus call in flight), then drops it there, mid-way, and answers what API Gateway answers
 /// for a timed-out function (503). The soak plans them; nothing else does.
+///
+/// One request (the same body: WeChat resends a push byte for byte) is cut short at most once:
+/// a timeout is one invocation's fate, not an outage, and WeChat's next attempt finds a
+/// function that runs. Without this rule the planned aborts, taken by whatever invocations come
+/// first, could take all of one push's attempts and WeChat would give the push up, which no
+/// deployment can survive.
 #[derive(Debug, Clone, Default)]
 pub struct HandlerAborts(Arc<std::sync::Mutex<Aborts>>);
 
-/// Planned aborts (function, waits before the cut) and how many happened.
-type Aborts = (Vec<(&'static str, u32)>, u64);
+/// Planned aborts (function, waits before the cut), how many happened, and the requests cut
+/// short (hashes of their bodies).
+type Aborts = (
+    Vec<(&'static str, u32)>,
+    HashMap<String, u64>,
+    std::collections::HashSet<u64>,
+);
 
 impl HandlerAborts {
     /// The next invocation of `function` is dropped at its `after`-th wait (at least the first).
@@ -462,20 +473,30 @@ impl HandlerAborts {
         }
     }
 
-    /// Invocations dropped so far.
-    pub fn fired(&self) -> u64 {
-        self.0.lock().map(|g| g.1).unwrap_or_default()
+    /// Invocations of `function` dropped so far.
+    pub fn fired(&self, function: &str) -> u64 {
+        self.0
+            .lock()
+            .map(|g| g.1.get(function).copied().unwrap_or_default())
+            .unwrap_or_default()
     }
 
-    fn take(&self, function: &str) -> Option<u32> {
+    /// The planned abort for this invocation of `function`, if any: none for a request already
+    /// cut short once.
+    fn take(&self, function: &str, body: &[u8]) -> Option<u32> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         let mut g = self.0.lock().ok()?;
         let i = g.0.iter().position(|(f, _)| *f == function)?;
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(body);
+        if !g.2.insert(hash) {
+            return None;
+        }
         Some(g.0.remove(i).1)
     }
 
-    fn count(&self) {
+    fn count(&self, function: &str) {
         if let Ok(mut g) = self.0.lock() {
-            g.1 += 1;
+            *g.1.entry(function.to_string()).or_default() += 1;
         }
     }
 }
@@ -552,11 +573,12 @@ pub async fn start<C: CredentialsProvider + 'static>(
                             body: Bytes| {
             let (timings, aborts) = (timings.clone(), aborts.clone());
             async move {
+                let abort = aborts.take(function, &body);
                 let req = to_lambda(method, &uri, headers, query, path, body);
-                if let Some(after) = aborts.take(function) {
+                if let Some(after) = abort {
                     let resp = cut_short(after, apps.dispatch(function, req)).await;
                     return to_axum(resp.unwrap_or_else(|| {
-                        aborts.count();
+                        aborts.count(function);
                         timed_out()
                     }));
                 }

@@ -223,8 +223,8 @@ pub struct Observed {
     pub sign_ins_neither: Vec<String>,
     /// The fleet release's end (none when no release ran).
     pub fleet: Option<fleet::FleetSeen>,
-    /// Message pushes WeChat saw answered with something other than 200.
-    pub pushes_not_answered: u64,
+    /// Message pushes WeChat saw answered with something other than 200 (what it saw of each).
+    pub pushes_not_answered: Vec<String>,
     /// Messages WeChat delivered again because an attempt failed or outlived its 5 s deadline
     /// (the first perhaps still running).
     pub past_wechats_deadline: BTreeSet<String>,
@@ -290,6 +290,11 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
             .expect("http client"),
     };
     day.seed_merchants().await;
+    eprintln!(
+        "soak: {} merchants seeded at {:.0} s",
+        config.merchants,
+        started.elapsed().as_secs_f64()
+    );
     if config.faults {
         stack.ops.1.set(config.seed, config.dynamodb_fault_ppm);
     }
@@ -298,7 +303,13 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     let ticks = config.ticks.max(1);
     let bus_down_tick = day.rng.random_range(0..ticks);
     for tick in 0..ticks {
+        if config.faults && day.rng.random_bool(0.5) {
+            // A component-events invocation timing out on the ticket push: WeChat pushes again.
+            let after = day.rng.random_range(1..4);
+            stack.gateway.aborts.plan("component-events", after);
+        }
         day.stack.push_ticket().await;
+        stack.gateway.aborts.clear();
         day.scheduled_run(tick).await;
         day.reauthorize().await;
         let share = |n: usize| n / ticks + usize::from(tick < n % ticks);
@@ -309,6 +320,14 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
         day.release(tick).await;
         day.cancellations(share(config.cancellations)).await;
         day.collect().await;
+        eprintln!(
+            "soak: tick {}/{ticks} done at {:.0} s: {} messages, {} gateway calls, {} sign-ins so far",
+            tick + 1,
+            started.elapsed().as_secs_f64(),
+            day.seen.messages.len(),
+            day.seen.gateway_statuses.values().sum::<u64>(),
+            day.sign_in_seq,
+        );
     }
     // The end of the day: WeChat and AWS well again, the last re-authorizations, two more
     // scheduled runs (the second picks up what the first recovered), everything read.
@@ -326,7 +345,11 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     day.finish_release().await;
     day.seen.faults.insert(
         "message_handler_killed_mid_way",
-        stack.gateway.aborts.fired(),
+        stack.gateway.aborts.fired("message-events"),
+    );
+    day.seen.faults.insert(
+        "ticket_handler_killed_mid_way",
+        stack.gateway.aborts.fired("component-events"),
     );
     day.collect().await;
     if let Some(f) = &day.fleet {
@@ -633,12 +656,19 @@ impl Day<'_> {
                         ),
                         Err(_) => (0, Value::Null),
                     };
-                    let in_flight = r["repeats"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let repeats = r["repeats"].as_array().cloned().unwrap_or_default();
+                    let in_flight = repeats
+                        .iter()
                         .any(|d| d["elapsed_attempts"].as_u64() > Some(1));
-                    (content, s != 200 || r["status"] != 200, in_flight)
+                    // What WeChat saw of each delivery: status after how many attempts.
+                    let not_answered = (s != 200 || r["status"] != 200).then(|| {
+                        let trail: Vec<String> = repeats
+                            .iter()
+                            .map(|d| format!("{} after {}", d["status"], d["elapsed_attempts"]))
+                            .collect();
+                        format!("{content}: control {s}, deliveries [{}]", trail.join(", "))
+                    });
+                    (content, not_answered, in_flight)
                 })
                 .buffer_unordered(c)
                 .collect::<Vec<_>>()
@@ -650,7 +680,7 @@ impl Day<'_> {
             // Lambda timeouts: some invocations dropped at a seeded wait, mid-way.
             // Those not yet done (a planned one the invocation outran is planned again).
             let total = u64::try_from(self.config.handler_aborts).unwrap_or_default();
-            let left = total.saturating_sub(stack.gateway.aborts.fired());
+            let left = total.saturating_sub(stack.gateway.aborts.fired("message-events"));
             let k = left.min(total.div_ceil(u64::try_from(self.config.ticks.max(1)).unwrap_or(1)));
             for _ in 0..k {
                 let after = self.rng.random_range(1..5);
@@ -667,7 +697,7 @@ impl Day<'_> {
         answers.extend(self.measured("message", units, send(rest)).await);
         stack.gateway.aborts.clear();
         for (content, not_answered, in_flight) in answers {
-            self.seen.pushes_not_answered += u64::from(not_answered);
+            self.seen.pushes_not_answered.extend(not_answered);
             if in_flight {
                 self.seen.past_wechats_deadline.insert(content);
             }

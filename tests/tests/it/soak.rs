@@ -53,6 +53,10 @@ async fn a_short_day_under_faults_holds_every_invariant() {
         f["faults_injected"]["message_handler_killed_mid_way"].as_u64() > Some(0),
         "{f}"
     );
+    assert!(
+        f["faults_injected"]["ticket_handler_killed_mid_way"].as_u64() > Some(0),
+        "{f}"
+    );
 }
 
 /// A deployment whose scheduled run never sweeps the outbox loses the events recorded while
