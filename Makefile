@@ -56,17 +56,17 @@ dev: $(STAMP)
 
 ## test: the full suite (unit, moto-backed adapter and handler tests, sandbox e2e, wechatpy interop,
 ##    the sign-in page in headless Chromium).
-##    Three phases on the shared moto: everything else; the token-lifecycle tests (their refresh
+##    Three phases: everything else, on one moto; the token-lifecycle tests (their refresh
 ##    leases are seconds long, so a moto slowed by other tests breaks them); the heavy runs (the
-##    shortened soak days, the 200-target fleet releases).
+##    shortened soak days, the 200-target fleet releases) side by side, each on its own moto.
 TIMED_TESTS := tokens::
 HEAVY_TESTS := soak:: e2e::releases::
 test: $(STAMP) browser
 	@$(WITH_MOTO) cargo test --workspace --locked -- --test-threads=$(TEST_THREADS) $(foreach t,$(TIMED_TESTS) $(HEAVY_TESTS),--skip $(t)) && \
 	  echo "== the token-lifecycle tests: $(TIMED_TESTS)" && \
-	  cargo test --workspace --locked -- --test-threads=2 $(TIMED_TESTS) && \
-	  echo "== the heavy runs: $(HEAVY_TESTS)" && \
-	  cargo test --locked -p wxopen-tests -- --test-threads=2 $(HEAVY_TESTS)
+	  cargo test --workspace --locked -- --test-threads=2 $(TIMED_TESTS)
+	@echo "== the heavy runs, side by side, each on its own moto: $(HEAVY_TESTS)"
+	@scripts/test-side-by-side.sh 2 $(HEAVY_TESTS)
 
 ## lint: formatting, clippy (warnings are errors), template lint.
 lint: $(STAMP)
@@ -85,6 +85,7 @@ bench: $(STAMP)
 
 ## soak: a compressed day under seeded faults (SOAK_SEED=, SOAK_MERCHANTS=, SOAK_MESSAGES=, ...), then
 ##    the same work over 100 merchants; prints every invariant and the figures, exits 1 naming a broken one.
+##    SOAK_BROKEN=no_outbox_sweep or no_audit_poll runs a deliberately broken deployment (it must fail).
 soak: $(STAMP)
 	cargo build -q --locked -p wxopen-tests --bin wxopen-soak
 	@$(WITH_MOTO) target/debug/wxopen-soak full --compare 100

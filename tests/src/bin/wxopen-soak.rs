@@ -5,6 +5,8 @@
 //! change any figure, `SOAK_SEED` the seed), and with `--compare N` the same work again over `N`
 //! merchants, to show what grows with work and what stays flat in total merchants. Prints each
 //! invariant with its count, then the figures as JSON; exits 1 naming any broken invariant.
+//! `SOAK_BROKEN=no_outbox_sweep|no_audit_poll` runs a deliberately broken deployment instead (the
+//! check must then fail, naming what it broke).
 
 use std::process::ExitCode;
 

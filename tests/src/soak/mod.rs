@@ -177,6 +177,11 @@ impl SoakConfig {
         if let Some(v) = get("SOAK_FAULTS") {
             self.faults = v.trim() != "0";
         }
+        match get("SOAK_BROKEN").as_deref().map(str::trim) {
+            Some("no_outbox_sweep") => self.broken = Some(Broken::NoOutboxSweep),
+            Some("no_audit_poll") => self.broken = Some(Broken::NoAuditPoll),
+            _ => {}
+        }
         self
     }
 }
