@@ -10,11 +10,18 @@
 
 use std::process::ExitCode;
 
-use wxopen_tests::soak::{self, SoakConfig};
+use wxopen_tests::soak::{self, Broken, SoakConfig};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // A misspelt broken build would run the sound deployment and pass: refuse it instead.
+    if let Ok(name) = std::env::var("SOAK_BROKEN")
+        && Broken::from_name(&name).is_none()
+    {
+        eprintln!("SOAK_BROKEN={name:?}: expected one of {:?}", Broken::NAMES);
+        return ExitCode::from(2);
+    }
     let seed = 21;
     let base = match args.first().map(String::as_str) {
         Some("small") => SoakConfig::small(seed),

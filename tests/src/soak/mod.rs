@@ -87,11 +87,25 @@ pub struct SoakConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broken {
     /// The scheduled run never sweeps the outbox: events recorded while EventBridge was down
-    /// are never published (breaks `events_delivered_once_per_message`).
+    /// are never published (breaks `events_delivered_at_least_once`).
     NoOutboxSweep,
     /// The scheduled run never polls overdue audits: a release target whose audit push was lost
     /// stays `submitted` (breaks `every_release_target_final_and_matching_the_sandbox`).
     NoAuditPoll,
+}
+
+impl Broken {
+    /// The names `SOAK_BROKEN` takes.
+    pub const NAMES: [&'static str; 2] = ["no_outbox_sweep", "no_audit_poll"];
+
+    /// The broken deployment `SOAK_BROKEN` names, if it names one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim() {
+            "no_outbox_sweep" => Some(Self::NoOutboxSweep),
+            "no_audit_poll" => Some(Self::NoAuditPoll),
+            _ => None,
+        }
+    }
 }
 
 impl SoakConfig {
@@ -177,10 +191,8 @@ impl SoakConfig {
         if let Some(v) = get("SOAK_FAULTS") {
             self.faults = v.trim() != "0";
         }
-        match get("SOAK_BROKEN").as_deref().map(str::trim) {
-            Some("no_outbox_sweep") => self.broken = Some(Broken::NoOutboxSweep),
-            Some("no_audit_poll") => self.broken = Some(Broken::NoAuditPoll),
-            _ => {}
+        if let Some(broken) = get("SOAK_BROKEN").as_deref().and_then(Broken::from_name) {
+            self.broken = Some(broken);
         }
         self
     }
@@ -1012,5 +1024,30 @@ impl Day<'_> {
         self.stack
             .control(Method::DELETE, "pushes", json!({}))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_broken_name_names_a_distinct_deployment_and_nothing_else_does() {
+        let named: Vec<_> = Broken::NAMES.iter().map(|n| Broken::from_name(n)).collect();
+        assert_eq!(
+            named,
+            [Some(Broken::NoOutboxSweep), Some(Broken::NoAuditPoll)]
+        );
+        for other in [
+            "",
+            "no_sweep",
+            "NO_AUDIT_POLL",
+            "no_outbox_sweep,no_audit_poll",
+        ] {
+            assert_eq!(Broken::from_name(other), None, "{other:?}");
+        }
+        let config = SoakConfig::small(21)
+            .with_overrides(|k| (k == "SOAK_BROKEN").then(|| " no_audit_poll ".to_owned()));
+        assert_eq!(config.broken, Some(Broken::NoAuditPoll));
     }
 }
