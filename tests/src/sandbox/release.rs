@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::actors::user;
 use super::push::{self, AuthPush, F};
-use super::util::{openid, xml_field};
+use super::util::{msg_id, openid, xml_field};
 
 /// WeChat waits 5 s for a passive reply.
 pub const REPLY_DEADLINE: Duration = Duration::from_secs(5);
@@ -105,7 +105,7 @@ pub async fn run(
         "text",
         vec![
             ("Content", F::Text("TESTCOMPONENT_MSG_TYPE_TEXT".into())),
-            ("MsgId", F::Num("6000000000000000001".into())),
+            ("MsgId", F::Num(msg_id())),
         ],
     )
     .await;
@@ -122,6 +122,8 @@ pub async fn run(
     //    "<code>_from_api" sent with the authorizer token obtained through api_query_auth.
     let code = shared.lock().new_auth_code(appid);
     let started = Instant::now();
+    // One MsgId for both deliveries when WeChat delivers it again while the first runs.
+    let query_msg_id = msg_id();
     let query = || {
         message(
             shared,
@@ -129,7 +131,7 @@ pub async fn run(
             "text",
             vec![
                 ("Content", F::Text(format!("QUERY_AUTH_CODE:{code}"))),
-                ("MsgId", F::Num("6000000000000000002".into())),
+                ("MsgId", F::Num(query_msg_id.clone())),
             ],
         )
     };

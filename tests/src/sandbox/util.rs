@@ -14,6 +14,16 @@ pub fn real_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A message's `MsgId`: 19 random digits, as WeChat's are (each message its own, so a platform
+/// deduplicating on it sees a new message, and a retry carries the same one).
+pub fn msg_id() -> String {
+    format!(
+        "{}{}",
+        random_from(b"123456789", 1),
+        random_from(b"0123456789", 18)
+    )
+}
+
 /// `len` random characters from `alphabet`.
 pub fn random_from(alphabet: &[u8], len: usize) -> String {
     let mut bytes = vec![0u8; len];

@@ -253,6 +253,21 @@ pub struct Observed {
     pub secrets: BTreeSet<String>,
     /// Handler time of the two callbacks, microseconds.
     pub callback_micros: Vec<u32>,
+    /// WeChat's full-network release test, run once a tick.
+    pub release_tests: Vec<ReleaseTestRun>,
+}
+
+/// One run of WeChat's full-network release test robot (全网发布) against its test account.
+#[derive(Debug, Clone)]
+pub struct ReleaseTestRun {
+    /// The `QUERY_AUTH_CODE` push delivered twice at once (a retry while the first runs).
+    pub retried_while_running: bool,
+    /// message-events invocations killed mid-way during the run.
+    pub killed: u64,
+    /// All three cases answered as the robot expects, in time.
+    pub passed: bool,
+    /// `<code>_from_api` customer-service messages the sandbox received for the run's code.
+    pub from_api_sends: u64,
 }
 
 struct Day<'a> {
@@ -336,6 +351,7 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
         day.sign_ins(share(config.sign_ins)).await;
         day.release(tick).await;
         day.cancellations(share(config.cancellations)).await;
+        day.release_test(tick).await;
         day.collect().await;
         eprintln!(
             "soak: tick {}/{ticks} done at {:.0} s: {} messages, {} gateway calls, {} sign-ins so far",
@@ -360,10 +376,18 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     day.scheduled_run(ticks).await;
     day.scheduled_run(ticks + 1).await;
     day.finish_release().await;
+    let release_test_kills: u64 = day.seen.release_tests.iter().map(|r| r.killed).sum();
     day.seen.faults.insert(
         "message_handler_killed_mid_way",
-        stack.gateway.aborts.fired("message-events"),
+        stack
+            .gateway
+            .aborts
+            .fired("message-events")
+            .saturating_sub(release_test_kills),
     );
+    day.seen
+        .faults
+        .insert("release_test_handler_killed_mid_way", release_test_kills);
     day.seen.faults.insert(
         "ticket_handler_killed_mid_way",
         stack.gateway.aborts.fired("component-events"),
@@ -697,7 +721,9 @@ impl Day<'_> {
             // Lambda timeouts: some invocations dropped at a seeded wait, mid-way.
             // Those not yet done (a planned one the invocation outran is planned again).
             let total = u64::try_from(self.config.handler_aborts).unwrap_or_default();
-            let left = total.saturating_sub(stack.gateway.aborts.fired("message-events"));
+            let release_test_kills: u64 = self.seen.release_tests.iter().map(|r| r.killed).sum();
+            let fired = stack.gateway.aborts.fired("message-events");
+            let left = total.saturating_sub(fired.saturating_sub(release_test_kills));
             let k = left.min(total.div_ceil(u64::try_from(self.config.ticks.max(1)).unwrap_or(1)));
             for _ in 0..k {
                 let after = self.rng.random_range(1..5);
@@ -964,6 +990,51 @@ impl Day<'_> {
             assert_eq!(s, 200, "cancel {appid}: {v}");
             self.cancelled.push(appid);
         }
+    }
+
+    /// WeChat's full-network release test robot, once a tick, against its test account: the
+    /// `QUERY_AUTH_CODE` push delivered twice at once on even ticks (a retry while the first
+    /// runs), on odd ticks a message-events invocation killed mid-way (a Lambda timeout).
+    /// `<code>_from_api` must go out at most once per code (`from_api_sent_at_most_once_per_code`).
+    async fn release_test(&mut self, tick: usize) {
+        let stack = self.stack;
+        let retried = tick.is_multiple_of(2);
+        let kill = self.config.faults && !retried;
+        if kill {
+            let after = self.rng.random_range(1..4);
+            stack.gateway.aborts.plan("message-events", after);
+        }
+        // The first run authorizes the test account (one code), and every run's QUERY_AUTH_CODE
+        // is one more: each exchanged once (`code_exchanged_once_per_authorization`).
+        self.seen.authorizations += if self.seen.release_tests.is_empty() {
+            2
+        } else {
+            1
+        };
+        let fired = stack.gateway.aborts.fired("message-events");
+        let (status, v) = self
+            .measured(
+                "release_test",
+                1,
+                stack.control(
+                    Method::POST,
+                    "release-test/run",
+                    json!({ "retry_while_running": retried }),
+                ),
+            )
+            .await;
+        stack.gateway.aborts.clear();
+        assert_eq!(status, 200, "release test: {v}");
+        self.seen.release_tests.push(ReleaseTestRun {
+            retried_while_running: retried,
+            killed: stack
+                .gateway
+                .aborts
+                .fired("message-events")
+                .saturating_sub(fired),
+            passed: v["passed"] == true,
+            from_api_sends: v["custom_sends"].as_u64().unwrap_or_default(),
+        });
     }
 
     async fn reauthorize(&mut self) {

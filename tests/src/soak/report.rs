@@ -281,6 +281,26 @@ pub fn check(
         &exchanges,
         "api_query_auth answered once per authorization or re-authorization",
     ));
+    let doubled_sends: Vec<String> = seen
+        .release_tests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.from_api_sends > 1)
+        .map(|(i, r)| format!("run {}: {} sends of one code", i + 1, r.from_api_sends))
+        .collect();
+    let runs = &seen.release_tests;
+    inv.push(invariant(
+        "from_api_sent_at_most_once_per_code",
+        len(runs.len()),
+        &doubled_sends,
+        &format!(
+            "full-network release test runs: {} with QUERY_AUTH_CODE delivered twice at once, {} with an invocation killed mid-way; {} passed, {} `_from_api` messages sent",
+            runs.iter().filter(|r| r.retried_while_running).count(),
+            runs.iter().filter(|r| r.killed > 0).count(),
+            runs.iter().filter(|r| r.passed).count(),
+            runs.iter().map(|r| r.from_api_sends).sum::<u64>(),
+        ),
+    ));
     let sign_ins_attempted: u64 = seen.sign_ins.values().map(|f| f.attempted).sum();
     let mut unreported: Vec<String> = seen
         .sign_ins

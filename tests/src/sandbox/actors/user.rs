@@ -11,7 +11,7 @@ use super::super::Shared;
 use super::super::push::{self, F, Outgoing};
 use super::super::reply::{Fail, Outcome, bad, bad_request, ok, required};
 use super::super::state::{Kind, Merchant, State as World};
-use super::super::util::{openid, random_from, str_field};
+use super::super::util::{msg_id, openid, random_from, str_field};
 
 struct MessagePush {
     appid: String,
@@ -130,11 +130,7 @@ pub async fn message(shared: &Arc<Shared>, obj: Map<String, Value>) -> Outcome {
         let m = acted_on(&mut st, &appid)?;
         m.follow(&user, now, "ADD_SCENE_OTHERS", "");
         let id = openid(&m.appid, &user);
-        let msg_id = format!(
-            "{}{}",
-            random_from(b"123456789", 1),
-            random_from(b"0123456789", 18)
-        );
+        let msg_id = msg_id();
         let xml = push::message_xml(
             &m.user_name,
             &id,
