@@ -12,9 +12,11 @@ threads=$1; shift
 logs=target/side-by-side
 mkdir -p "$logs"
 pids=()
+filters=("$@")
 names=()
-for filter in "$@"; do
+for filter in "${filters[@]}"; do
   name=$(printf '%s' "$filter" | tr -c 'A-Za-z0-9_' '-')
+  names+=("$name")
   (
     set -e
     export STATE=target/local-aws-$name
@@ -26,14 +28,12 @@ for filter in "$@"; do
     echo "== $filter: passed in $(( $(date +%s) - start )) s"
   ) >"$logs/$name.log" 2>&1 &
   pids+=($!)
-  names+=("$filter")
 done
 failed=()
 for i in "${!pids[@]}"; do
-  name=$(printf '%s' "${names[$i]}" | tr -c 'A-Za-z0-9_' '-')
-  if wait "${pids[$i]}"; then status=passed; else status=FAILED; failed+=("${names[$i]}"); fi
-  echo "== ${names[$i]} ($status, on its own moto):"
-  cat "$logs/$name.log"
+  if wait "${pids[$i]}"; then status=passed; else status=FAILED; failed+=("${filters[$i]}"); fi
+  echo "== ${filters[$i]} ($status, on its own moto):"
+  cat "$logs/${names[$i]}.log"
 done
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "side by side: FAILED: ${failed[*]}"

@@ -95,16 +95,19 @@ pub enum Broken {
 }
 
 impl Broken {
-    /// The names `SOAK_BROKEN` takes.
-    pub const NAMES: [&'static str; 2] = ["no_outbox_sweep", "no_audit_poll"];
+    /// Each broken deployment by the name `SOAK_BROKEN` gives it.
+    pub const BY_NAME: [(&'static str, Self); 2] = [
+        ("no_outbox_sweep", Self::NoOutboxSweep),
+        ("no_audit_poll", Self::NoAuditPoll),
+    ];
 
     /// The broken deployment `SOAK_BROKEN` names, if it names one.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name.trim() {
-            "no_outbox_sweep" => Some(Self::NoOutboxSweep),
-            "no_audit_poll" => Some(Self::NoAuditPoll),
-            _ => None,
-        }
+        let name = name.trim();
+        Self::BY_NAME
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
     }
 }
 
@@ -376,15 +379,11 @@ pub async fn run(config: &SoakConfig) -> SoakReport {
     day.scheduled_run(ticks).await;
     day.scheduled_run(ticks + 1).await;
     day.finish_release().await;
-    let release_test_kills: u64 = day.seen.release_tests.iter().map(|r| r.killed).sum();
-    day.seen.faults.insert(
-        "message_handler_killed_mid_way",
-        stack
-            .gateway
-            .aborts
-            .fired("message-events")
-            .saturating_sub(release_test_kills),
-    );
+    let message_kills = day.message_handler_kills();
+    day.seen
+        .faults
+        .insert("message_handler_killed_mid_way", message_kills);
+    let release_test_kills = day.seen.release_tests.iter().map(|r| r.killed).sum();
     day.seen
         .faults
         .insert("release_test_handler_killed_mid_way", release_test_kills);
@@ -721,9 +720,7 @@ impl Day<'_> {
             // Lambda timeouts: some invocations dropped at a seeded wait, mid-way.
             // Those not yet done (a planned one the invocation outran is planned again).
             let total = u64::try_from(self.config.handler_aborts).unwrap_or_default();
-            let release_test_kills: u64 = self.seen.release_tests.iter().map(|r| r.killed).sum();
-            let fired = stack.gateway.aborts.fired("message-events");
-            let left = total.saturating_sub(fired.saturating_sub(release_test_kills));
+            let left = total.saturating_sub(self.message_handler_kills());
             let k = left.min(total.div_ceil(u64::try_from(self.config.ticks.max(1)).unwrap_or(1)));
             for _ in 0..k {
                 let after = self.rng.random_range(1..5);
@@ -992,6 +989,17 @@ impl Day<'_> {
         }
     }
 
+    /// message-events invocations killed mid-way while the day's messages were sent (those killed
+    /// during a release test run are that run's).
+    fn message_handler_kills(&self) -> u64 {
+        let in_release_tests: u64 = self.seen.release_tests.iter().map(|r| r.killed).sum();
+        self.stack
+            .gateway
+            .aborts
+            .fired("message-events")
+            .saturating_sub(in_release_tests)
+    }
+
     /// WeChat's full-network release test robot, once a tick, against its test account: the
     /// `QUERY_AUTH_CODE` push delivered twice at once on even ticks (a retry while the first
     /// runs), on odd ticks a message-events invocation killed mid-way (a Lambda timeout).
@@ -1104,7 +1112,10 @@ mod tests {
 
     #[test]
     fn every_broken_name_names_a_distinct_deployment_and_nothing_else_does() {
-        let named: Vec<_> = Broken::NAMES.iter().map(|n| Broken::from_name(n)).collect();
+        let named: Vec<_> = Broken::BY_NAME
+            .iter()
+            .map(|(n, _)| Broken::from_name(n))
+            .collect();
         assert_eq!(
             named,
             [Some(Broken::NoOutboxSweep), Some(Broken::NoAuditPoll)]
